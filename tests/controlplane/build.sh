@@ -17,9 +17,8 @@ log() { printf '[build-control-plane] %s\n' "$*" >&2; }
 build_in_wrapper() {
   local out=$1 ldflags=$2 extra=$3; shift 3
   local work; work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
   printf 'module mcp-operator.dev/controlplane-build\n\ngo 1.26\n%s\n' "$extra" >"$work/go.mod"
-  (cd "$work" && go get "$@" >/dev/null)
+  (cd "$work" && go get "$@" 2>"$work/go-get.log") || { cat "$work/go-get.log" >&2; return 1; }
   mkdir -p "$out.partial"
   local pkg
   for pkg in "$@"; do
@@ -27,6 +26,7 @@ build_in_wrapper() {
     log "go build ${pkg}"
     (cd "$work" && go build -ldflags "$ldflags" -o "$out.partial/$(basename "$pkg")" "$pkg")
   done
+  rm -rf "$work"
 }
 
 # Moves a finished build into place atomically, so an interrupted build is never taken as done.

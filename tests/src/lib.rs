@@ -1,1 +1,68 @@
-//! mcp-testenv
+//! `mcp-testenv`: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+//! built from their Go modules) plus a process kubelet that runs each container as a local
+//! process with its own network namespace and pod IP, all inside a private network of the test
+//! run. See `docs/testing.md`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mcp_testenv::Error> {
+//! let env = mcp_testenv::TestEnv::builder()
+//!     .image("python:3", ["python3", "-m", "http.server"])
+//!     .start()
+//!     .await?;
+//! let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::default_namespaced(env.client());
+//! # Ok(()) }
+//! ```
+
+pub mod binaries;
+pub mod certs;
+pub mod controlplane;
+mod env;
+pub mod images;
+pub mod kubelet;
+pub mod process;
+pub mod sandbox;
+
+pub use env::{TestEnv, TestEnvBuilder, join_network_command};
+pub use images::ImageMap;
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found: run tests/controlplane/build.sh to build the control plane")]
+    MissingBinary(PathBuf),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start {0}: {1}")]
+    Spawn(String, std::io::Error),
+    #[error("{name} exited ({status}); last lines of its log:\n{log}")]
+    ProcessExited {
+        name: String,
+        status: String,
+        log: String,
+    },
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    #[error("certificates: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("invalid image map entry {0:?}: expected IMAGE=COMMAND")]
+    ImageMap(String),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.as_ref().display().to_string(),
+            source,
+        }
+    }
+}

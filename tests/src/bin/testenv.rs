@@ -1,1 +1,122 @@
-fn main() {}
+//! `testenv`: the test environment for people and scripts.
+//!
+//! `testenv up --kubeconfig PATH [--image-map IMAGE=COMMAND]...` starts the control plane and the
+//! process kubelet, prints `ready` once `kubectl --kubeconfig PATH` works, and stops cleanly on
+//! SIGINT or SIGTERM. `testenv exec --kubeconfig PATH -- COMMAND...` runs a command inside that
+//! environment's network, where pod IPs are reachable.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use mcp_testenv::{ImageMap, TestEnv};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A real Kubernetes control plane whose pods run as local processes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the environment and keep it up until SIGINT or SIGTERM.
+    Up {
+        /// Where to write the admin kubeconfig.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: PathBuf,
+        /// IMAGE=COMMAND: run containers of IMAGE as COMMAND (its entrypoint). Repeatable.
+        #[arg(long = "image-map", value_name = "IMAGE=COMMAND")]
+        image_map: Vec<String>,
+        /// Keep the environment's files (PKI, etcd data, logs) here instead of a temporary
+        /// directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run COMMAND inside the environment that `up` started with this kubeconfig.
+    Exec {
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up {
+            kubeconfig,
+            image_map,
+            dir,
+        } => up(kubeconfig, image_map, dir),
+        Command::Exec {
+            kubeconfig,
+            command,
+        } => exec(&kubeconfig, &command),
+    }
+}
+
+/// The file beside the kubeconfig that tells `exec` where the environment's network is.
+fn netns_file(kubeconfig: &Path) -> PathBuf {
+    let mut name = kubeconfig.as_os_str().to_owned();
+    name.push(".netns");
+    PathBuf::from(name)
+}
+
+fn up(kubeconfig: PathBuf, image_map: Vec<String>, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut images = ImageMap::default();
+    for spec in &image_map {
+        images.insert_spec(spec)?;
+    }
+    let kubeconfig = std::path::absolute(&kubeconfig)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut builder = TestEnv::builder().images(images).kubeconfig(&kubeconfig);
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(&dir)?;
+            builder = builder.dir(std::path::absolute(dir)?);
+        }
+        let env = builder
+            .start()
+            .await
+            .context("starting the test environment")?;
+        let marker = netns_file(&kubeconfig);
+        std::fs::write(&marker, env.netns_path().as_os_str().as_encoded_bytes())?;
+        eprintln!(
+            "control plane up in {:.1}s; files in {}",
+            env.started_in().as_secs_f64(),
+            env.dir().display()
+        );
+        println!("ready");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("stopping");
+        let _ = std::fs::remove_file(&marker);
+        drop(env);
+        anyhow::Ok(())
+    })
+}
+
+fn exec(kubeconfig: &Path, command: &[String]) -> anyhow::Result<()> {
+    let marker = netns_file(&std::path::absolute(kubeconfig)?);
+    let netns = std::fs::read_to_string(&marker).with_context(|| {
+        format!(
+            "no environment is up for {} (no {})",
+            kubeconfig.display(),
+            marker.display()
+        )
+    })?;
+    let Some((program, args)) = command.split_first() else {
+        bail!("no command given");
+    };
+    let mut cmd = mcp_testenv::join_network_command(Path::new(&netns), program, kubeconfig);
+    let err = cmd.args(args).exec();
+    bail!("cannot run {program}: {err}")
+}

@@ -1,0 +1,68 @@
+//! Where the control plane's binaries live: built by `tests/controlplane/build.sh` into the cache
+//! directory, one folder per component and version (`tests/versions.env`).
+
+use std::path::PathBuf;
+
+use crate::Error;
+
+const VERSIONS: &str = include_str!("../versions.env");
+
+/// A version from `tests/versions.env`, e.g. `version("KUBERNETES_VERSION")`.
+pub fn version(key: &str) -> &'static str {
+    VERSIONS
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .unwrap_or_else(|| panic!("tests/versions.env has no {key}"))
+}
+
+/// The cache directory: `$MCP_OPERATOR_CACHE`, else `~/.cache/mcp-operator`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MCP_OPERATOR_CACHE") {
+        return dir.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cache/mcp-operator")
+}
+
+/// Paths of the control plane's executables.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub etcd: PathBuf,
+    pub kube_apiserver: PathBuf,
+    pub kube_controller_manager: PathBuf,
+    pub kubectl: PathBuf,
+    pub helm: PathBuf,
+}
+
+impl Binaries {
+    /// Finds the binaries of the pinned versions, or says how to build them.
+    pub fn locate() -> Result<Self, Error> {
+        let cache = cache_dir();
+        let k8s = cache.join(format!("kubernetes-v{}", version("KUBERNETES_VERSION")));
+        let bins = Binaries {
+            etcd: cache
+                .join(format!("etcd-v{}", version("ETCD_VERSION")))
+                .join("etcd"),
+            kube_apiserver: k8s.join("kube-apiserver"),
+            kube_controller_manager: k8s.join("kube-controller-manager"),
+            kubectl: k8s.join("kubectl"),
+            helm: cache
+                .join(format!("helm-v{}", version("HELM_VERSION")))
+                .join("helm"),
+        };
+        for path in [
+            &bins.etcd,
+            &bins.kube_apiserver,
+            &bins.kube_controller_manager,
+            &bins.kubectl,
+            &bins.helm,
+        ] {
+            if !path.is_file() {
+                return Err(Error::MissingBinary(path.clone()));
+            }
+        }
+        Ok(bins)
+    }
+}
