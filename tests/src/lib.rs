@@ -21,6 +21,7 @@ pub mod images;
 pub mod kubelet;
 pub mod process;
 pub mod sandbox;
+pub mod wait;
 
 pub use env::{TestEnv, TestEnvBuilder, join_network_command};
 pub use images::ImageMap;
