@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project on this machine, as root (the test environment creates
+# network namespaces). Expensive builds are cached under ~/.cache/mcp-operator, so a second run
+# only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm)"
+bash tests/controlplane/build.sh
+
+step "official MCP clients for the mcp-server tests"
+bash mcp-server/tests/clients/setup.sh >/dev/null
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
