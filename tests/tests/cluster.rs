@@ -440,3 +440,77 @@ async fn containers_get_env_volumes_hostname_and_expanded_args() {
     assert_eq!(file("mode.txt").await, "fast");
     assert_eq!(file("arg.txt").await, "ada-fast");
 }
+
+#[tokio::test]
+async fn failing_liveness_probe_restarts_the_container() {
+    let env = env().await;
+    let pods: Api<Pod> = Api::default_namespaced(env.client());
+    let pod: Pod = from(json!({
+        "metadata": {"name": "unhealthy"},
+        "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "web", "image": "python", "args": ["8080"],
+            // Nothing listens on 8081: the probe fails from its first run.
+            "livenessProbe": {"httpGet": {"path": "/", "port": 8081}, "periodSeconds": 1, "failureThreshold": 2},
+        }]},
+    }));
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = until(
+        "a restart caused by the liveness probe",
+        TIMEOUT,
+        || async {
+            let p = pods.get("unhealthy").await.unwrap();
+            let cs = p
+                .status
+                .and_then(|s| s.container_statuses)
+                .and_then(|c| c.into_iter().next());
+            match cs {
+                Some(c) if c.restart_count >= 1 => Ok(c),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    let last = status
+        .last_state
+        .and_then(|s| s.terminated)
+        .expect("last state");
+    // Stopped with SIGTERM: 128 + 15, as a container runtime reports it.
+    assert_eq!(last.exit_code, 143);
+}
+
+#[tokio::test]
+async fn deletion_waits_for_the_grace_period_before_killing() {
+    let env = env().await;
+    let pods: Api<Pod> = Api::default_namespaced(env.client());
+    let marker = "stubborn-grace-marker";
+    let pod: Pod = from(json!({
+        "metadata": {"name": "stubborn"},
+        "spec": {"terminationGracePeriodSeconds": 3, "containers": [{
+            "name": "main", "image": "busybox",
+            "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done", marker],
+        }]},
+    }));
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    until("the container to run", TIMEOUT, || async {
+        let n = count(marker);
+        if n == 1 { Ok(()) } else { Err(n) }
+    })
+    .await;
+    let deleted_at = std::time::Instant::now();
+    pods.delete("stubborn", &DeleteParams::default())
+        .await
+        .unwrap();
+    until("the pod object to be gone", TIMEOUT, || async {
+        match pods.get_opt("stubborn").await.unwrap() {
+            None => Ok(()),
+            Some(p) => Err(p.metadata.deletion_timestamp),
+        }
+    })
+    .await;
+    let took = deleted_at.elapsed();
+    assert!(
+        took >= Duration::from_millis(2900),
+        "ignored SIGTERM, killed after the grace period, not before: {took:?}"
+    );
+    assert_eq!(count(marker), 0, "the process is gone with the pod");
+}
