@@ -1,0 +1,151 @@
+//! The MCP handshake that gates readiness, and how new versions roll out.
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The MCP handshake the operator performs against every pod before it receives traffic, and
+/// periodically afterwards.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.timeoutSeconds <= self.periodSeconds")
+        .message("probe.timeoutSeconds must not exceed probe.periodSeconds, or handshakes to one pod overlap")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct ProbeSpec {
+    /// Seconds between handshakes with a ready pod.
+    #[serde(default = "default_period_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub period_seconds: i32,
+
+    /// Seconds one handshake may take.
+    #[serde(default = "default_timeout_seconds")]
+    #[schemars(range(min = 1, max = 300))]
+    pub timeout_seconds: i32,
+
+    /// Failed handshakes in a row before a pod is taken out of the Service (and a new
+    /// revision is aborted).
+    #[serde(default = "default_failure_threshold")]
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_threshold: i32,
+
+    /// MCP protocol version the handshake asks for. `auto` tries the newest protocol era and
+    /// falls back to the older one.
+    #[serde(default)]
+    pub protocol_version: ProtocolVersion,
+
+    /// Tool names `tools/list` must contain for a handshake to succeed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub required_tools: Vec<String>,
+
+    /// Bearer token the handshake sends, for servers that require authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret_ref: Option<SecretKeyRef>,
+}
+
+/// MCP protocol versions the handshake can ask for.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ProtocolVersion {
+    /// Try `server/discover` (2026-07-28), fall back to `initialize`.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// Legacy HTTP+SSE era.
+    #[serde(rename = "2024-11-05")]
+    V2024_11_05,
+    /// First Streamable HTTP revision.
+    #[serde(rename = "2025-03-26")]
+    V2025_03_26,
+    /// Streamable HTTP with `MCP-Protocol-Version` headers.
+    #[serde(rename = "2025-06-18")]
+    V2025_06_18,
+    /// Latest `initialize`-era revision.
+    #[serde(rename = "2025-11-25")]
+    V2025_11_25,
+    /// Stateless era (`server/discover`).
+    #[serde(rename = "2026-07-28")]
+    V2026_07_28,
+}
+
+/// A key of a Secret in the app's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+impl Default for ProbeSpec {
+    fn default() -> Self {
+        Self {
+            period_seconds: default_period_seconds(),
+            timeout_seconds: default_timeout_seconds(),
+            failure_threshold: default_failure_threshold(),
+            protocol_version: ProtocolVersion::default(),
+            required_tools: Vec::new(),
+            bearer_token_secret_ref: None,
+        }
+    }
+}
+
+fn default_period_seconds() -> i32 {
+    30
+}
+
+fn default_timeout_seconds() -> i32 {
+    5
+}
+
+fn default_failure_threshold() -> i32 {
+    3
+}
+
+/// How a new version replaces the old one, and how old pods let go of their streams.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Seconds a new revision has to pass its handshakes before it is aborted.
+    #[serde(default = "default_progress_deadline_seconds")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub progress_deadline_seconds: i32,
+
+    /// Re-apply the last good revision when a new one is aborted.
+    #[serde(default = "default_auto_rollback")]
+    pub auto_rollback: bool,
+
+    /// Seconds a terminating pod keeps serving its open SSE streams before it is asked to
+    /// stop. Sets a preStop delay and the pod's termination grace period.
+    #[serde(default = "default_drain_seconds")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub drain_seconds: i32,
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        Self {
+            progress_deadline_seconds: default_progress_deadline_seconds(),
+            auto_rollback: default_auto_rollback(),
+            drain_seconds: default_drain_seconds(),
+        }
+    }
+}
+
+fn default_progress_deadline_seconds() -> i32 {
+    600
+}
+
+fn default_auto_rollback() -> bool {
+    true
+}
+
+fn default_drain_seconds() -> i32 {
+    30
+}

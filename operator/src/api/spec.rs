@@ -1,0 +1,280 @@
+//! `McpAppSpec`, the resource's root type, and the rules that span several of its fields.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AutoscalingSpec, GatewaySpec, IngressSpec, McpAppStatus, ProbeSpec, RolloutSpec, SecretsSpec,
+    SessionSpec, SseSpec,
+};
+
+/// An MCP server running on Kubernetes: its pods, Service, optional Ingress or HTTPRoute,
+/// autoscaling and disruption budget, kept healthy by real MCP handshakes.
+// Each printer column repeats `type_ = "..."`; clippy reads that as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "mcp-operator.dev",
+    version = "v1alpha1",
+    kind = "McpApp",
+    namespaced,
+    status = "McpAppStatus",
+    derive = "PartialEq",
+    shortname = "mcpapp",
+    category = "mcp",
+    doc = "McpApp runs a Model Context Protocol server: pods gated on a real MCP handshake, a Service, optional Ingress or Gateway API route with SSE-safe timeouts and session stickiness, and autoscaling.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the app answers MCP handshakes"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.replicas",
+        description = "Pods the app currently runs"
+    ),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".status.url",
+        description = "Where MCP clients connect"
+    ),
+    printcolumn(
+        name = "Protocol",
+        type_ = "string",
+        json_path = ".status.server.protocolVersion",
+        description = "MCP protocol version negotiated in the last good handshake"
+    ),
+    printcolumn(
+        name = "Tools",
+        type_ = "integer",
+        json_path = ".status.server.tools",
+        description = "Tools the server listed in the last good handshake"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))")
+        .message("set either replicas or autoscaling, not both: with autoscaling the HorizontalPodAutoscaler owns the replica count")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!(has(self.ingress) && has(self.gateway))")
+        .message("set either ingress or gateway, not both: an app is exposed by one Ingress or one HTTPRoute")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("self.transport != 'stdio' || (has(self.command) && size(self.command) > 0)")
+        .message("transport stdio needs command: the stdio MCP server to run, for example [\"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("self.transport != 'stdio' || has(self.image)")
+        .message("transport stdio needs image: the image that contains the stdio MCP server's command")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.podLabels) || !self.podLabels.exists(k, k in ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/managed-by'])")
+        .message("podLabels must not set app.kubernetes.io/name, app.kubernetes.io/instance or app.kubernetes.io/managed-by: the operator selects the app's pods by them")
+        .reason(Reason::FieldValueForbidden),
+)]
+pub struct McpAppSpec {
+    /// Container image of the MCP server. Defaults to the companion `mcp-server` image released
+    /// with the operator, which serves built-in demo tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+
+    /// When the kubelet pulls the image. Defaults to Kubernetes' rule (Always for `:latest`,
+    /// IfNotPresent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+
+    /// Secrets holding registry credentials for the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// Entrypoint override. With `transport: stdio` this is the stdio server to run under the
+    /// bridge, and is required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+
+    /// Arguments to the entrypoint (or to the stdio command).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+
+    /// Environment variables of the MCP server container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// Port the MCP server listens on inside the pod.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// HTTP path of the MCP endpoint (Streamable HTTP). The legacy `sse` transport serves
+    /// `/sse` and `/messages` instead.
+    #[serde(default = "default_path")]
+    #[schemars(
+        regex(pattern = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"),
+        length(max = 255)
+    )]
+    pub path: String,
+
+    /// CPU and memory requests and limits of the MCP server container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Pod scheduling constraints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// ServiceAccount the pods run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// Extra annotations on every pod.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// Extra labels on every pod. The operator's selector labels (`app.kubernetes.io/name`,
+    /// `app.kubernetes.io/instance`, `app.kubernetes.io/managed-by`) cannot be overridden.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// How the image speaks MCP.
+    #[serde(default)]
+    pub transport: Transport,
+
+    /// Secrets exposed to the server as environment variables or files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsSpec>,
+
+    /// Session stickiness: keeps every request of an MCP session on the pod that holds it.
+    #[serde(default)]
+    pub session: SessionSpec,
+
+    /// Exposes the app through an Ingress. Mutually exclusive with `gateway`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// Exposes the app through a Gateway API HTTPRoute. Mutually exclusive with `ingress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySpec>,
+
+    /// Timeouts that keep long-lived SSE streams open through proxies.
+    #[serde(default)]
+    pub sse: SseSpec,
+
+    /// Fixed number of pods. Mutually exclusive with `autoscaling`; 1 when neither is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+
+    /// Scales the pods with a HorizontalPodAutoscaler. Mutually exclusive with `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+
+    /// The MCP handshake that gates every pod's readiness.
+    #[serde(default)]
+    pub probe: ProbeSpec,
+
+    /// How new versions roll out, drain and roll back.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+}
+
+/// How the image speaks MCP.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Transport {
+    /// The image serves MCP Streamable HTTP at `path`.
+    #[default]
+    #[serde(rename = "streamable-http")]
+    StreamableHttp,
+    /// The image serves the legacy 2024-11-05 HTTP+SSE transport (`GET /sse`, `POST /messages`).
+    #[serde(rename = "sse")]
+    Sse,
+    /// The image speaks MCP on stdin/stdout: the operator runs `command` under the companion
+    /// `mcp-server bridge`, which serves it over HTTP.
+    #[serde(rename = "stdio")]
+    Stdio,
+}
+
+/// When the kubelet pulls the image (the Kubernetes `imagePullPolicy`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ImagePullPolicy {
+    /// Pull on every pod start.
+    Always,
+    /// Pull only when the node lacks the image.
+    IfNotPresent,
+    /// Never pull; the image must be on the node.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The value Kubernetes expects in a container's `imagePullPolicy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+fn default_port() -> i32 {
+    8080
+}
+
+fn default_path() -> String {
+    "/mcp".to_owned()
+}
+
+impl Default for McpAppSpec {
+    /// The spec the API server stores for `spec: {}`: every default applied.
+    fn default() -> Self {
+        Self {
+            image: None,
+            image_pull_policy: None,
+            image_pull_secrets: Vec::new(),
+            command: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            port: default_port(),
+            path: default_path(),
+            resources: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            affinity: None,
+            service_account_name: None,
+            pod_annotations: BTreeMap::new(),
+            pod_labels: BTreeMap::new(),
+            transport: Transport::default(),
+            secrets: None,
+            session: SessionSpec::default(),
+            ingress: None,
+            gateway: None,
+            sse: SseSpec::default(),
+            replicas: None,
+            autoscaling: None,
+            probe: ProbeSpec::default(),
+            rollout: RolloutSpec::default(),
+        }
+    }
+}
