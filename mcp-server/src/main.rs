@@ -1,5 +1,16 @@
-//! `mcp-server`: the companion MCP endpoint (placeholder until its own issue lands).
+//! The `mcp-server` binary.
 
-fn main() {
-    println!("mcp-server {}", env!("CARGO_PKG_VERSION"));
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = mcp_server::config::Cli::parse();
+    mcp_server::telemetry::init(cli.server.log_format, &cli.server.log);
+    match mcp_server::server::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "mcp-server failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

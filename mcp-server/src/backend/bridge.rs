@@ -1,0 +1,488 @@
+//! The stdio bridge: serves a stdio MCP server over the HTTP transports.
+//!
+//! Process model: one child process per MCP session. A stdio server is written for exactly one
+//! client, so sharing one child would mix clients' ids, capabilities, subscriptions and
+//! server-to-client requests; a child per session needs no id rewriting and keeps every message
+//! byte-for-byte as the client and child wrote it (only line breaks, which are insignificant
+//! whitespace in JSON, are removed so a message fits on one stdio line).
+//!
+//! When a child exits, every request it had not answered gets a JSON-RPC error (-32603), and the
+//! child is restarted with the client's own `initialize` and `notifications/initialized` replayed
+//! (the replayed response is swallowed), so the session carries on; state the child kept in
+//! memory is lost. After `max_restarts` exits the session ends and the client gets 404 for it, as
+//! for any ended session, and starts a new one.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::sync::CancellationToken;
+
+use super::{BackendError, CHANNEL_DEPTH, Conversation, Outbound};
+use crate::message::jsonrpc::INTERNAL_ERROR;
+use crate::message::{Kind, Message, RequestId, RpcError};
+use crate::metrics::Metrics;
+
+/// What to run and how to look after it.
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    pub command: String,
+    pub args: Vec<String>,
+    /// Restarts allowed per session before the session is ended.
+    pub max_restarts: u32,
+    /// How long the readiness probe waits for the child's `initialize` answer.
+    pub handshake_timeout: Duration,
+    /// Longest stdout line accepted from the child.
+    pub max_line_bytes: usize,
+}
+
+pub struct Bridge {
+    config: BridgeConfig,
+    ready: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+/// A running child: its process, a writer task feeding stdin, and its stdout lines.
+struct ChildIo {
+    process: Child,
+    stdin: mpsc::Sender<String>,
+    lines: FramedRead<ChildStdout, LinesCodec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error(transparent)]
+    Spawn(#[from] BackendError),
+    #[error("no answer to initialize within {0:?}")]
+    Timeout(Duration),
+    #[error("the child exited before answering initialize")]
+    Exited,
+}
+
+impl Bridge {
+    pub fn new(config: BridgeConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            ready: AtomicBool::new(false),
+            metrics,
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Probes the command in the background until one child answers `initialize`, so `/readyz`
+    /// reports ready only once the bridged server really works.
+    pub fn probe_until_ready(self: &Arc<Self>, shutdown: CancellationToken) {
+        let bridge = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            while !bridge.is_ready() {
+                match bridge.probe().await {
+                    Ok(()) => {
+                        tracing::info!(command = %bridge.config.command, "bridged server answered its handshake");
+                        bridge.ready.store(true, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, command = %bridge.config.command, "bridged server not ready");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        });
+    }
+
+    async fn probe(&self) -> Result<(), ProbeError> {
+        let mut child = self.spawn()?;
+        let request = json!({
+            "jsonrpc": "2.0",
+            "id": "mcp-server-readiness",
+            "method": "initialize",
+            "params": {
+                "protocolVersion": crate::message::version::LATEST_HANDSHAKE.as_str(),
+                "capabilities": {},
+                "clientInfo": { "name": "mcp-server-readiness", "version": env!("CARGO_PKG_VERSION") },
+            },
+        });
+        let _ = child.stdin.send(request.to_string()).await;
+        let answered = async {
+            while let Some(line) = child.lines.next().await {
+                let Ok(line) = line else { continue };
+                if let Ok(m) = Message::parse(&line)
+                    && m.is_response()
+                    && m.id().map(RequestId::as_json) == Some("\"mcp-server-readiness\"")
+                {
+                    return Ok(());
+                }
+            }
+            Err(ProbeError::Exited)
+        };
+        let result = tokio::time::timeout(self.config.handshake_timeout, answered)
+            .await
+            .unwrap_or(Err(ProbeError::Timeout(self.config.handshake_timeout)));
+        let _ = child.process.start_kill();
+        let _ = child.process.wait().await;
+        result
+    }
+
+    fn spawn(&self) -> Result<ChildIo, BackendError> {
+        let spawn_error = |source| BackendError::Spawn {
+            command: self.config.command.clone(),
+            source,
+        };
+        let mut process = Command::new(&self.config.command)
+            .args(&self.config.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            // The child's logs belong with ours.
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_error)?;
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(spawn_error(std::io::Error::other(
+                "child has no stdio pipes",
+            )));
+        };
+        let (stdin_tx, stdin_rx) = mpsc::channel(CHANNEL_DEPTH);
+        // Writing happens on its own task: a child blocked writing stdout must never stop us
+        // from reading it.
+        tokio::spawn(write_lines(stdin, stdin_rx));
+        Ok(ChildIo {
+            process,
+            stdin: stdin_tx,
+            lines: FramedRead::new(
+                stdout,
+                LinesCodec::new_with_max_length(self.config.max_line_bytes),
+            ),
+        })
+    }
+
+    /// Starts a child for a new session.
+    pub async fn open(self: &Arc<Self>) -> Result<Conversation, BackendError> {
+        let child = self.spawn()?;
+        let (to_backend, inbox) = mpsc::channel(CHANNEL_DEPTH);
+        let (outbox, from_backend) = mpsc::channel(CHANNEL_DEPTH);
+        let end = CancellationToken::new();
+        let session = BridgedSession {
+            bridge: Arc::clone(self),
+            outbox,
+            in_flight: HashSet::new(),
+            progress_owner: HashMap::new(),
+            initialize: None,
+            initialized: None,
+            swallow: None,
+        };
+        tokio::spawn(session.run(child, inbox, end.clone()));
+        Ok(Conversation {
+            to_backend,
+            from_backend,
+            end,
+        })
+    }
+}
+
+async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::Receiver<String>) {
+    while let Some(mut line) = lines.recv().await {
+        line.push('\n');
+        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            // The child is gone; its exit is noticed on the stdout side.
+            break;
+        }
+    }
+}
+
+/// One session's view of its child.
+struct BridgedSession {
+    bridge: Arc<Bridge>,
+    outbox: mpsc::Sender<Outbound>,
+    /// Client requests the child has not answered yet.
+    in_flight: HashSet<RequestId>,
+    /// Progress tokens of in-flight requests, so progress reaches the request's own stream.
+    progress_owner: HashMap<String, RequestId>,
+    /// The client's handshake, replayed to a restarted child.
+    initialize: Option<Message>,
+    initialized: Option<Message>,
+    /// The id of a replayed `initialize`, whose answer the client must not see twice.
+    swallow: Option<RequestId>,
+}
+
+enum Step {
+    Continue,
+    ChildExited,
+    Stop,
+}
+
+impl BridgedSession {
+    async fn run(
+        mut self,
+        mut child: ChildIo,
+        mut inbox: mpsc::Receiver<Message>,
+        end: CancellationToken,
+    ) {
+        let mut restarts = 0;
+        loop {
+            let step = tokio::select! {
+                () = end.cancelled() => Step::Stop,
+                m = inbox.recv() => match m {
+                    Some(m) => self.forward_to_child(m, &child).await,
+                    None => Step::Stop,
+                },
+                line = child.lines.next() => match line {
+                    Some(Ok(line)) => self.forward_to_client(&line).await,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "skipping unreadable output from the bridged server");
+                        Step::Continue
+                    }
+                    None => Step::ChildExited,
+                },
+            };
+            match step {
+                Step::Continue => {}
+                Step::Stop => break,
+                Step::ChildExited => {
+                    let status = child.process.wait().await;
+                    tracing::warn!(?status, restarts, "bridged server exited");
+                    self.fail_in_flight(&status).await;
+                    if restarts >= self.bridge.config.max_restarts {
+                        break;
+                    }
+                    restarts += 1;
+                    self.bridge.metrics.child_restarts.inc();
+                    let backoff = Duration::from_millis(100 * 2u64.pow(restarts.min(6)));
+                    tokio::select! {
+                        () = end.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    match self.bridge.spawn() {
+                        Ok(next) => {
+                            child = next;
+                            self.replay_handshake(&child).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not restart the bridged server");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let _ = child.process.start_kill();
+        let _ = child.process.wait().await;
+    }
+
+    async fn forward_to_child(&mut self, message: Message, child: &ChildIo) -> Step {
+        match message.kind() {
+            Kind::Request { id, method } => {
+                self.in_flight.insert(id.clone());
+                if let Some(token) = message.params().pointer("/_meta/progressToken") {
+                    self.progress_owner.insert(token.to_string(), id.clone());
+                }
+                if method == "initialize" {
+                    self.initialize = Some(message.clone());
+                }
+            }
+            Kind::Notification { method } if method == "notifications/initialized" => {
+                self.initialized = Some(message.clone());
+            }
+            Kind::Notification { .. } | Kind::Response { .. } => {}
+        }
+        // A failed send means the child is exiting; its stdout EOF handles the rest.
+        let _ = child.stdin.send(message.text().to_owned()).await;
+        Step::Continue
+    }
+
+    async fn forward_to_client(&mut self, line: &str) -> Step {
+        if line.trim().is_empty() {
+            return Step::Continue;
+        }
+        let message = match Message::parse(line) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "bridged server wrote a line that is not JSON-RPC");
+                return Step::Continue;
+            }
+        };
+        let mut related = None;
+        match message.kind() {
+            Kind::Response { id } => {
+                if self.swallow.as_ref() == Some(id) {
+                    self.swallow = None;
+                    return Step::Continue;
+                }
+                self.in_flight.remove(id);
+                self.progress_owner.retain(|_, owner| owner != id);
+                related = Some(id.clone());
+            }
+            Kind::Notification { method } if method == "notifications/progress" => {
+                related = message
+                    .params()
+                    .get("progressToken")
+                    .and_then(|t| self.progress_owner.get(&t.to_string()))
+                    .cloned();
+            }
+            Kind::Notification { .. } | Kind::Request { .. } => {}
+        }
+        match self.outbox.send(Outbound { message, related }).await {
+            Ok(()) => Step::Continue,
+            Err(_) => Step::Stop,
+        }
+    }
+
+    async fn fail_in_flight(&mut self, status: &std::io::Result<std::process::ExitStatus>) {
+        let reason = match status {
+            Ok(s) => format!("the bridged server exited ({s}) before answering"),
+            Err(e) => format!("the bridged server was lost before answering: {e}"),
+        };
+        self.progress_owner.clear();
+        for id in std::mem::take(&mut self.in_flight) {
+            let error = RpcError::new(INTERNAL_ERROR, reason.clone())
+                .with_data(json!({ "reason": "child-exited" }))
+                .with_id(Some(id.clone()));
+            let _ = self
+                .outbox
+                .send(Outbound {
+                    message: error.to_message(),
+                    related: Some(id),
+                })
+                .await;
+        }
+    }
+
+    async fn replay_handshake(&mut self, child: &ChildIo) {
+        if let Some(init) = &self.initialize {
+            self.swallow = init.id().cloned();
+            let _ = child.stdin.send(init.text().to_owned()).await;
+        }
+        if let Some(note) = &self.initialized {
+            let _ = child.stdin.send(note.text().to_owned()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn bridge_for(script: &str, max_restarts: u32) -> Arc<Bridge> {
+        Bridge::new(
+            BridgeConfig {
+                command: "sh".into(),
+                args: vec!["-c".into(), script.into()],
+                max_restarts,
+                handshake_timeout: Duration::from_secs(5),
+                max_line_bytes: 1 << 20,
+            },
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    async fn next(conv: &mut Conversation) -> Value {
+        let out = tokio::time::timeout(Duration::from_secs(5), conv.from_backend.recv())
+            .await
+            .expect("backend answered in time")
+            .expect("backend still running");
+        serde_json::from_str(out.message.text()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn lines_pass_through_unchanged_in_both_directions() {
+        // `cat` answers every line with itself: requests come back as requests, byte for byte.
+        let bridge = bridge_for("exec cat", 0);
+        let mut conv = bridge.open().await.unwrap();
+        let text = r#"{"jsonrpc":"2.0","id":1.50,"method":"vendor/x","params":{"n":12345678901234567890},"extra":true}"#;
+        conv.to_backend
+            .send(Message::parse(text).unwrap())
+            .await
+            .unwrap();
+        let out = conv.from_backend.recv().await.unwrap();
+        assert_eq!(out.message.text(), text);
+        conv.end.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_crashed_child_fails_pending_requests_and_is_restarted_with_the_handshake() {
+        // The child answers initialize, then dies on any other request; a restarted child sees
+        // the replayed initialize first.
+        let script = r#"
+            read -r line
+            id=$(printf '%s' "$line" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+            printf '{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"t","version":"1"}}}\n' "$id"
+            read -r line
+            read -r line
+            exit 3
+        "#;
+        let bridge = bridge_for(script, 1);
+        let mut conv = bridge.open().await.unwrap();
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
+        conv.to_backend
+            .send(Message::parse(init).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(next(&mut conv).await["id"], 1);
+        let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        conv.to_backend
+            .send(Message::parse(initialized).unwrap())
+            .await
+            .unwrap();
+        let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x"}}"#;
+        conv.to_backend
+            .send(Message::parse(call).unwrap())
+            .await
+            .unwrap();
+        let failed = next(&mut conv).await;
+        assert_eq!(failed["id"], 2);
+        assert_eq!(failed["error"]["code"], INTERNAL_ERROR);
+        // The restarted child's answer to the replayed initialize is not shown to the client;
+        // it dies again after two more lines, and with no restarts left the session ends.
+        conv.to_backend
+            .send(Message::parse(call).unwrap())
+            .await
+            .unwrap();
+        let failed = next(&mut conv).await;
+        assert_eq!(failed["id"], 2);
+        let end = tokio::time::timeout(Duration::from_secs(5), conv.from_backend.recv()).await;
+        assert!(
+            matches!(end, Ok(None)),
+            "session must end after the last restart"
+        );
+        assert_eq!(bridge.metrics.child_restarts.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn readiness_needs_an_answered_handshake() {
+        let silent = bridge_for("sleep 30", 0);
+        let err = tokio::time::timeout(Duration::from_secs(10), async {
+            let b = Bridge::new(
+                BridgeConfig {
+                    handshake_timeout: Duration::from_millis(300),
+                    ..silent.config.clone()
+                },
+                Arc::new(Metrics::new()),
+            );
+            b.probe().await
+        })
+        .await
+        .unwrap();
+        assert!(matches!(err, Err(ProbeError::Timeout(_))));
+        let echoing = bridge_for(
+            r#"read -r line; printf '{"jsonrpc":"2.0","id":"mcp-server-readiness","result":{}}\n'; sleep 5"#,
+            0,
+        );
+        assert!(echoing.probe().await.is_ok());
+    }
+}

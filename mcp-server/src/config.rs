@@ -1,0 +1,192 @@
+//! Command-line flags and their environment-variable equivalents.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// An MCP endpoint: built-in demo tools by default, or any stdio MCP server bridged to HTTP.
+///
+/// Serves Streamable HTTP at /mcp (revisions 2025-03-26, 2025-06-18, 2025-11-25, and stateless
+/// 2026-07-28 requests in built-in mode), the legacy HTTP+SSE transport at GET /sse +
+/// POST /messages (2024-11-05), and /healthz, /readyz and /metrics for operations.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-server", version, about, long_about)]
+#[command(
+    after_help = "Examples:\n  mcp-server                          built-in tools on 0.0.0.0:8080\n  mcp-server bridge -- npx -y @modelcontextprotocol/server-everything\n  MCP_LISTEN=127.0.0.1:9000 mcp-server --log-format json"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Serve a stdio MCP server over HTTP: `mcp-server bridge -- COMMAND [ARGS...]`.
+    ///
+    /// Each MCP session gets its own child process. A child that exits is restarted with the
+    /// session's handshake replayed; its unanswered requests fail with JSON-RPC error -32603.
+    Bridge(BridgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BridgeArgs {
+    /// Restarts of a session's child before the session is ended.
+    #[arg(long, env = "MCP_BRIDGE_MAX_RESTARTS", default_value_t = 3)]
+    pub max_restarts: u32,
+
+    /// Seconds the readiness probe waits for the child to answer `initialize`.
+    #[arg(long, env = "MCP_BRIDGE_HANDSHAKE_TIMEOUT", default_value_t = 30)]
+    pub handshake_timeout: u64,
+
+    /// The stdio server to run, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND [ARGS]...")]
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How POST answers are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResponseMode {
+    /// Plain JSON when the answer is ready quickly with nothing to stream first; otherwise an
+    /// SSE stream (progress, server requests, or a slow answer that needs keep-alives).
+    Auto,
+    /// Always an SSE stream (every message gets an event id and can be resumed).
+    Sse,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on (port 0 picks a free port, printed on stdout).
+    #[arg(
+        long,
+        env = "MCP_LISTEN",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Seconds between SSE keep-alive comments.
+    #[arg(long, env = "MCP_KEEP_ALIVE", default_value_t = 15, global = true)]
+    pub keep_alive: u64,
+
+    /// Seconds to let in-flight requests finish after SIGTERM before exiting.
+    #[arg(long, env = "MCP_DRAIN_SECONDS", default_value_t = 10, global = true)]
+    pub drain_seconds: u64,
+
+    /// Log output format.
+    #[arg(long, env = "MCP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing env-filter syntax, e.g. `info` or `mcp_server=debug`).
+    #[arg(long, env = "MCP_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// File with accepted bearer tokens, one per line. Without it, no authentication.
+    #[arg(long, env = "MCP_AUTH_TOKEN_FILE", global = true)]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Largest accepted request body in bytes (larger ones get 413).
+    #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Most concurrent MCP sessions (503 with Retry-After when full). Default: 10000 built-in,
+    /// 100 in bridge mode (each bridged session is a process).
+    #[arg(long, env = "MCP_MAX_SESSIONS", global = true)]
+    pub max_sessions: Option<usize>,
+
+    /// Seconds without requests or open streams after which a session is closed.
+    #[arg(
+        long,
+        env = "MCP_SESSION_IDLE_SECONDS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub session_idle_seconds: u64,
+
+    /// Browser origins allowed to call the server (comma-separated, `*` for any). Requests
+    /// without an Origin header are always allowed. Default: loopback origins only.
+    #[arg(
+        long,
+        env = "MCP_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names accepted in the Host header (comma-separated, `*` for any). Default: any
+    /// host, or only loopback names when listening on a loopback address.
+    #[arg(long, env = "MCP_ALLOWED_HOSTS", value_delimiter = ',', global = true)]
+    pub allowed_hosts: Vec<String>,
+
+    /// How POST answers are sent.
+    #[arg(long, env = "MCP_RESPONSE_MODE", value_enum, default_value_t = ResponseMode::Auto, global = true)]
+    pub response_mode: ResponseMode,
+
+    /// Messages kept per session for resuming broken SSE streams with Last-Event-ID.
+    #[arg(long, env = "MCP_EVENT_HISTORY", default_value_t = 256, global = true)]
+    pub event_history: usize,
+}
+
+impl ServerArgs {
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive.max(1))
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_seconds.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bridge_takes_the_command_after_a_double_dash() {
+        let cli = Cli::try_parse_from([
+            "mcp-server",
+            "bridge",
+            "--max-restarts",
+            "1",
+            "--",
+            "node",
+            "s.js",
+            "--flag",
+        ])
+        .unwrap();
+        let Some(Mode::Bridge(b)) = cli.mode else {
+            panic!("bridge mode expected")
+        };
+        assert_eq!(b.command, ["node", "s.js", "--flag"]);
+        assert_eq!(b.max_restarts, 1);
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let cli = Cli::try_parse_from(["mcp-server"]).unwrap();
+        assert!(cli.mode.is_none());
+        assert_eq!(cli.server.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(cli.server.keep_alive, 15);
+        assert_eq!(cli.server.max_body_bytes, 4 * 1024 * 1024);
+    }
+}

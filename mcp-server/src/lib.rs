@@ -1,0 +1,14 @@
+//! `mcp-server`: an MCP endpoint with built-in demo tools, or a bridge serving any stdio MCP
+//! server over Streamable HTTP and the legacy HTTP+SSE transport.
+//!
+//! Layers, from the wire inwards: [`transport`] (HTTP routing, sessions, SSE), [`message`]
+//! (JSON-RPC framing and protocol revisions, no I/O) and [`backend`] (built-in tools, stdio
+//! bridge). [`server`] wires them together from the [`config`].
+
+pub mod backend;
+pub mod config;
+pub mod message;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;
+pub mod transport;

@@ -1,0 +1,142 @@
+//! Start-up and shutdown: builds the backend and router from the configuration, listens, and on
+//! SIGTERM (or Ctrl-C) drains: `/readyz` fails, standalone streams close, new connections are
+//! refused, and in-flight requests get up to `--drain-seconds` to finish.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::backend::Backend;
+use crate::backend::bridge::{Bridge, BridgeConfig};
+use crate::backend::builtin::Builtin;
+use crate::config::{Cli, Mode};
+use crate::metrics::Metrics;
+use crate::transport::guard::{AllowList, OriginPolicy};
+use crate::transport::{AppState, Lifecycle, Settings, auth, router, sessions::Sessions};
+
+/// Bridged sessions are processes, so their default cap is lower.
+const DEFAULT_MAX_SESSIONS_BUILTIN: usize = 10_000;
+const DEFAULT_MAX_SESSIONS_BRIDGE: usize = 100;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = cli.server;
+    let metrics = Arc::new(Metrics::new());
+    let lifecycle = Arc::new(Lifecycle::default());
+
+    let (backend, default_max) = match cli.mode {
+        None => (
+            Backend::Builtin(Arc::new(Builtin::new())),
+            DEFAULT_MAX_SESSIONS_BUILTIN,
+        ),
+        Some(Mode::Bridge(bridge)) => {
+            let (command, command_args) = bridge
+                .command
+                .split_first()
+                .context("bridge mode needs a command after `--`")?;
+            let bridge = Bridge::new(
+                BridgeConfig {
+                    command: command.clone(),
+                    args: command_args.to_vec(),
+                    max_restarts: bridge.max_restarts,
+                    handshake_timeout: std::time::Duration::from_secs(bridge.handshake_timeout),
+                    max_line_bytes: args.max_body_bytes,
+                },
+                Arc::clone(&metrics),
+            );
+            bridge.probe_until_ready(lifecycle.streams_closing.clone());
+            (Backend::Bridge(bridge), DEFAULT_MAX_SESSIONS_BRIDGE)
+        }
+    };
+
+    let sessions = Sessions::new(
+        args.max_sessions.unwrap_or(default_max),
+        args.session_idle(),
+        args.event_history.max(1),
+        Arc::clone(&metrics),
+    );
+    sessions.reap_idle(lifecycle.streams_closing.clone());
+
+    let tokens = args
+        .auth_token_file
+        .as_deref()
+        .map(auth::Tokens::load)
+        .transpose()?
+        .map(Arc::new);
+    let loopback = args.listen.ip().is_loopback();
+    let origins = OriginPolicy {
+        origins: AllowList::from_flag(&args.allowed_origins, AllowList::loopback()),
+        hosts: AllowList::from_flag(
+            &args.allowed_hosts,
+            if loopback {
+                AllowList::loopback()
+            } else {
+                AllowList::Any
+            },
+        ),
+    };
+    let app = AppState {
+        backend,
+        sessions: Arc::clone(&sessions),
+        metrics,
+        settings: Arc::new(Settings {
+            keep_alive: args.keep_alive(),
+            response_mode: args.response_mode,
+            max_body_bytes: args.max_body_bytes,
+        }),
+        lifecycle: Arc::clone(&lifecycle),
+    };
+    let service = router(app, origins, tokens);
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    // The one line on stdout: tests and wrappers read the bound address (port 0 picks one).
+    println!("mcp-server listening on {local}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(address = %local, "listening");
+
+    let drain_lifecycle = Arc::clone(&lifecycle);
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested; draining");
+        drain_lifecycle.begin_drain();
+    });
+    let drain = args.drain();
+    let deadline = async {
+        lifecycle.streams_closing.cancelled().await;
+        tokio::time::sleep(drain).await;
+    };
+    tokio::select! {
+        result = server => result.context("server failed")?,
+        () = deadline => tracing::warn!(seconds = drain.as_secs(), "drain time is up; closing remaining connections"),
+    }
+    sessions.close_all();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,145 @@
+//! The 2024-11-05 HTTP+SSE transport: `GET /sse` opens a session whose one stream carries every
+//! server message, announced by an `endpoint` event naming `POST /messages?sessionId=...`, where
+//! the client sends its messages. The session lives as long as that stream.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use super::AppState;
+use super::headers::{self, EVENT_STREAM};
+use super::reply::{self, rpc_error};
+use super::session::TransportKind;
+use super::sessions::{CreateError, Sessions};
+use super::streamable::service_unavailable;
+use crate::message::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
+use crate::message::{Message, RpcError, parse_body};
+
+/// Ends the session when its stream is dropped (the client disconnected or the server stops).
+struct EndWithStream {
+    sessions: Arc<Sessions>,
+    id: String,
+}
+
+impl Drop for EndWithStream {
+    fn drop(&mut self) {
+        self.sessions.remove(&self.id);
+    }
+}
+
+pub async fn connect(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !headers::accepts(&headers, EVENT_STREAM) {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            RpcError::new(INVALID_REQUEST, "Accept must include text/event-stream"),
+        );
+    }
+    if app.lifecycle.is_draining() {
+        return service_unavailable("the server is shutting down");
+    }
+    let session = match app
+        .sessions
+        .create(&app.backend, TransportKind::Legacy)
+        .await
+    {
+        Ok(s) => s,
+        Err(e @ CreateError::Full(_)) => return service_unavailable(&e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "could not start a session");
+            return rpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RpcError::new(INTERNAL_ERROR, e.to_string()),
+            );
+        }
+    };
+    tracing::info!(session = %session.id, "legacy SSE session started");
+    let rx = session.attach_stream(None);
+    let guard = EndWithStream {
+        sessions: Arc::clone(&app.sessions),
+        id: session.id.clone(),
+    };
+    let events = reply::channel_stream(rx)
+        .map(move |event| {
+            let _ends_session = &guard;
+            event
+        })
+        .boxed();
+    let endpoint = sse::Event::default()
+        .event("endpoint")
+        .data(format!("/messages?sessionId={}", session.id));
+    reply::event_stream(
+        &app,
+        events,
+        Some(app.lifecycle.streams_closing.clone()),
+        false,
+        Some(endpoint),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct Target {
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+}
+
+pub async fn post(
+    State(app): State<AppState>,
+    Query(target): Query<Target>,
+    body: Bytes,
+) -> Response {
+    let Some(id) = target.session_id else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            RpcError::new(INVALID_REQUEST, "sessionId query parameter is required"),
+        );
+    };
+    let Some(session) = app
+        .sessions
+        .get(&id)
+        .filter(|s| s.kind == TransportKind::Legacy)
+    else {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            RpcError::new(INVALID_REQUEST, "unknown or ended session"),
+        );
+    };
+    let payload = match parse_body(&body) {
+        Ok(p) => p,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e),
+    };
+    let messages = payload.into_messages();
+    let ids: Vec<_> = messages
+        .iter()
+        .filter(|m| m.is_request())
+        .filter_map(|m| m.id().cloned())
+        .collect();
+    for method in messages
+        .iter()
+        .filter(|m| m.is_request())
+        .filter_map(Message::method)
+    {
+        app.metrics.count_rpc(method);
+    }
+    if let Err(e) = session.expect_on_standalone(&ids) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            RpcError::new(INVALID_REQUEST, e.to_string()),
+        );
+    }
+    session.touch();
+    for message in messages {
+        if session.send(message).await.is_err() {
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                RpcError::new(INVALID_REQUEST, "the session has ended"),
+            );
+        }
+    }
+    (StatusCode::ACCEPTED, "Accepted").into_response()
+}

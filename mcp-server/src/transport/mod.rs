@@ -1,0 +1,140 @@
+//! The HTTP transport: routing, sessions and SSE streams for Streamable HTTP, the legacy HTTP+SSE
+//! transport and stateless requests, plus the operations endpoints. The router is assembled here,
+//! in one place, with limits, authentication, origin checks, metrics and tracing as tower layers.
+
+pub mod auth;
+pub mod guard;
+pub mod headers;
+pub mod legacy;
+pub mod ops;
+pub mod reply;
+pub mod session;
+pub mod sessions;
+pub mod stateless;
+pub mod streamable;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::backend::Backend;
+use crate::config::ResponseMode;
+use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+
+/// Settings the handlers read.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub keep_alive: Duration,
+    pub response_mode: ResponseMode,
+    pub max_body_bytes: usize,
+}
+
+/// Shutdown state: once draining, no new sessions start, `/readyz` fails, and standalone streams
+/// close so that connections can finish.
+#[derive(Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+    pub streams_closing: CancellationToken,
+}
+
+impl Lifecycle {
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.streams_closing.cancel();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub backend: Backend,
+    pub sessions: Arc<sessions::Sessions>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<Settings>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// The complete HTTP service.
+pub fn router(
+    app: AppState,
+    origins: guard::OriginPolicy,
+    tokens: Option<Arc<auth::Tokens>>,
+) -> Router {
+    let mut mcp = Router::new()
+        .route(
+            "/mcp",
+            get(streamable::get)
+                .post(streamable::post)
+                .delete(streamable::delete),
+        )
+        .route("/sse", get(legacy::connect))
+        .route("/messages", post(legacy::post));
+    if let Some(tokens) = tokens {
+        mcp = mcp.layer(middleware::from_fn_with_state(tokens, auth::require_bearer));
+    }
+    let mcp = mcp
+        .layer(middleware::from_fn_with_state(
+            Arc::new(origins),
+            guard::check_origin_and_host,
+        ))
+        // Bodies are buffered whole, so the limit applies before any parsing: 413 when exceeded.
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(app.settings.max_body_bytes));
+    let ops = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    Router::new()
+        .merge(mcp)
+        .merge(ops)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app.metrics),
+            record_metrics,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Counts every request by method, route and status, and times it to the response head.
+async fn record_metrics(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let response = next.run(request).await;
+    metrics
+        .http_latency
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}

@@ -1,0 +1,193 @@
+//! Turning backend answers into HTTP responses: JSON-RPC errors with the right status, plain JSON
+//! answers, and SSE streams with event ids and keep-alives.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{self, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::AppState;
+use super::session::Event;
+use crate::config::ResponseMode;
+use crate::message::jsonrpc::INTERNAL_ERROR;
+use crate::message::{Message, RpcError};
+
+/// How long `auto` mode waits for a complete answer before switching to an SSE stream, so slow
+/// calls get keep-alives and resumability instead of a silent connection.
+const JSON_WINDOW: Duration = Duration::from_secs(1);
+
+/// A request refused before it reached a backend: an HTTP status with a JSON-RPC error body.
+pub struct Rejection {
+    status: StatusCode,
+    error: Box<RpcError>,
+}
+
+impl Rejection {
+    pub fn new(status: StatusCode, error: RpcError) -> Self {
+        Self {
+            status,
+            error: Box::new(error),
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        rpc_error(self.status, *self.error)
+    }
+}
+
+/// A JSON-RPC error as the whole HTTP response.
+pub fn rpc_error(status: StatusCode, error: RpcError) -> Response {
+    json_body(status, error.to_response().to_string())
+}
+
+fn json_body(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(super::headers::JSON),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Messages as one JSON body: an array for a batch, the message itself otherwise.
+fn json_messages(status: StatusCode, messages: &[Message], batch: bool) -> Response {
+    let body = match messages {
+        [single] if !batch => single.text().to_owned(),
+        many => {
+            let parts: Vec<&str> = many.iter().map(Message::text).collect();
+            format!("[{}]", parts.join(","))
+        }
+    };
+    json_body(status, body)
+}
+
+/// Events from an unbounded channel, as a stream.
+pub fn channel_stream(rx: mpsc::UnboundedReceiver<Event>) -> BoxStream<'static, Event> {
+    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
+}
+
+/// What the answer to a POST looks like.
+pub struct Answer {
+    /// Responses expected before the exchange is complete.
+    pub expected: usize,
+    pub batch: bool,
+    /// 2026-07-28 maps JSON-RPC errors onto HTTP statuses; session revisions answer 200.
+    pub status_from_error: bool,
+    /// Whether SSE events carry ids (resumable streams only).
+    pub event_ids: bool,
+}
+
+/// Answers a POST from its stream of events: JSON when the answer is complete quickly with
+/// nothing streamed before it (in `auto` mode), an SSE stream otherwise.
+pub async fn answer(
+    app: &AppState,
+    mut events: BoxStream<'static, Event>,
+    shape: Answer,
+) -> Response {
+    let mut first = Vec::new();
+    if app.settings.response_mode == ResponseMode::Auto {
+        let deadline = tokio::time::Instant::now() + JSON_WINDOW;
+        let mut responses = 0;
+        loop {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(event)) => {
+                    let is_response = event.message.is_response();
+                    first.push(event);
+                    if !is_response {
+                        break;
+                    }
+                    responses += 1;
+                    if responses == shape.expected {
+                        return complete_json(&first, &shape);
+                    }
+                }
+                Ok(None) if !first.is_empty() => return complete_json(&first, &shape),
+                Ok(None) => {
+                    return rpc_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        RpcError::new(INTERNAL_ERROR, "the session ended before answering"),
+                    );
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    event_stream(
+        app,
+        stream::iter(first).chain(events).boxed(),
+        None,
+        shape.event_ids,
+        None,
+    )
+}
+
+fn complete_json(events: &[Event], shape: &Answer) -> Response {
+    let messages: Vec<Message> = events.iter().map(|e| e.message.clone()).collect();
+    let status = match (&messages[..], shape.status_from_error) {
+        ([single], true) => status_for(single),
+        _ => StatusCode::OK,
+    };
+    json_messages(status, &messages, shape.batch)
+}
+
+/// The HTTP status for a stateless answer: method-not-found is 404, request and parameter
+/// problems are 400.
+fn status_for(message: &Message) -> StatusCode {
+    use crate::message::jsonrpc::*;
+    let code = serde_json::from_str::<serde_json::Value>(message.text())
+        .ok()
+        .and_then(|v| v.pointer("/error/code").and_then(serde_json::Value::as_i64));
+    match code {
+        Some(METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        Some(
+            PARSE_ERROR
+            | INVALID_REQUEST
+            | INVALID_PARAMS
+            | HEADER_MISMATCH
+            | UNSUPPORTED_PROTOCOL_VERSION,
+        ) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
+/// An SSE response. `stop` ends it early (shutdown); `prelude` is sent first (the legacy
+/// transport's `endpoint` event). The stream counts in the active-streams gauge while open.
+pub fn event_stream(
+    app: &AppState,
+    events: BoxStream<'static, Event>,
+    stop: Option<CancellationToken>,
+    event_ids: bool,
+    prelude: Option<sse::Event>,
+) -> Response {
+    let guard = app.metrics.open_stream();
+    let body = events.map(move |event| {
+        let _counted = &guard;
+        let sse_event = sse::Event::default()
+            .event("message")
+            .data(event.message.text());
+        let sse_event = if event_ids {
+            sse_event.id(event.id.to_string())
+        } else {
+            sse_event
+        };
+        Ok::<_, Infallible>(sse_event)
+    });
+    let body = stream::iter(prelude.map(Ok)).chain(body);
+    let body = match stop {
+        Some(stop) => body.take_until(stop.cancelled_owned()).boxed(),
+        None => body.boxed(),
+    };
+    Sse::new(body)
+        .keep_alive(KeepAlive::new().interval(app.settings.keep_alive))
+        .into_response()
+}

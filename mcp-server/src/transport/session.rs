@@ -1,0 +1,493 @@
+//! One MCP session's routing: which SSE stream each backend message goes to, event ids, and the
+//! bounded history that lets a client resume a broken stream with `Last-Event-ID`.
+//!
+//! Every client request is tied to the stream its POST opened; the response closes that stream
+//! once all of the POST's requests are answered. Messages tied to a request (progress) follow it;
+//! other server messages go to the standalone stream (GET, or the legacy `/sse` stream), and a
+//! server request with no standalone stream falls back to the newest open request stream, so a
+//! client that never opened a GET stream still sees it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use tokio::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Outbound;
+use crate::message::jsonrpc::INTERNAL_ERROR;
+use crate::message::{Message, RequestId, Revision, RpcError};
+
+pub type StreamId = u64;
+/// The GET stream of Streamable HTTP, or the one stream of a legacy session.
+pub const STANDALONE: StreamId = 0;
+
+/// A message as sent on a stream, with its session-unique event id.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: u64,
+    pub message: Message,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    Streamable,
+    /// 2024-11-05 HTTP+SSE: everything travels on the one `/sse` stream.
+    Legacy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the session has ended")]
+    Gone,
+    #[error("request id {0:?} is already awaiting a response in this session")]
+    DuplicateId(RequestId),
+}
+
+struct Slot {
+    tx: Option<mpsc::UnboundedSender<Event>>,
+    /// Requests on this stream still awaiting their response.
+    outstanding: usize,
+}
+
+struct Logged {
+    event: Event,
+    stream: StreamId,
+    delivered: bool,
+}
+
+#[derive(Default)]
+struct Routes {
+    next_event: u64,
+    next_stream: StreamId,
+    awaiting: HashMap<RequestId, StreamId>,
+    streams: HashMap<StreamId, Slot>,
+    history: VecDeque<Logged>,
+}
+
+pub struct Session {
+    pub id: String,
+    pub kind: TransportKind,
+    to_backend: mpsc::Sender<Message>,
+    /// Cancelled when the session ends; the backend stops with it.
+    end: CancellationToken,
+    /// The protocol version the backend's `initialize` answer chose.
+    revision: OnceLock<String>,
+    routes: Mutex<Routes>,
+    last_active: Mutex<Instant>,
+    history_limit: usize,
+}
+
+impl Session {
+    pub fn new(
+        id: String,
+        kind: TransportKind,
+        to_backend: mpsc::Sender<Message>,
+        end: CancellationToken,
+        history_limit: usize,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            to_backend,
+            end,
+            revision: OnceLock::new(),
+            routes: Mutex::new(Routes {
+                next_stream: STANDALONE + 1,
+                ..Routes::default()
+            }),
+            last_active: Mutex::new(Instant::now()),
+            history_limit,
+        }
+    }
+
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        // A panic while holding this lock cannot leave routes half-updated in a way that matters
+        // more than losing the session, so a poisoned lock is simply taken over.
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn ended(&self) -> &CancellationToken {
+        &self.end
+    }
+
+    pub fn revision(&self) -> Option<&str> {
+        self.revision.get().map(String::as_str)
+    }
+
+    pub fn set_revision(&self, revision: &str) {
+        let _ = self.revision.set(revision.to_owned());
+    }
+
+    /// Batches are allowed unless the negotiated revision forbids them.
+    pub fn allows_batches(&self) -> bool {
+        self.revision()
+            .and_then(Revision::parse)
+            .is_none_or(Revision::allows_batches)
+    }
+
+    pub fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Idle: no open stream and no request for `idle`.
+    pub fn is_idle(&self, now: Instant, idle: std::time::Duration) -> bool {
+        let last = *self.last_active.lock().unwrap_or_else(|p| p.into_inner());
+        let streaming = self
+            .routes()
+            .streams
+            .values()
+            .any(|s| s.tx.as_ref().is_some_and(|tx| !tx.is_closed()));
+        !streaming && now.duration_since(last) >= idle
+    }
+
+    /// Hands a client message to the backend.
+    pub async fn send(&self, message: Message) -> Result<(), SessionError> {
+        if self.end.is_cancelled() {
+            return Err(SessionError::Gone);
+        }
+        self.to_backend
+            .send(message)
+            .await
+            .map_err(|_| SessionError::Gone)
+    }
+
+    /// Opens the stream a POST answers on, expecting responses to `ids`.
+    pub fn open_request_stream(
+        &self,
+        ids: &[RequestId],
+    ) -> Result<mpsc::UnboundedReceiver<Event>, SessionError> {
+        let mut routes = self.routes();
+        if let Some(dup) = ids.iter().find(|id| routes.awaiting.contains_key(*id)) {
+            return Err(SessionError::DuplicateId(dup.clone()));
+        }
+        let stream = routes.next_stream;
+        routes.next_stream += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        routes.streams.insert(
+            stream,
+            Slot {
+                tx: Some(tx),
+                outstanding: ids.len(),
+            },
+        );
+        for id in ids {
+            routes.awaiting.insert(id.clone(), stream);
+        }
+        Ok(rx)
+    }
+
+    /// Legacy transport: responses to `ids` travel on the standalone stream.
+    pub fn expect_on_standalone(&self, ids: &[RequestId]) -> Result<(), SessionError> {
+        let mut routes = self.routes();
+        if let Some(dup) = ids.iter().find(|id| routes.awaiting.contains_key(*id)) {
+            return Err(SessionError::DuplicateId(dup.clone()));
+        }
+        for id in ids {
+            routes.awaiting.insert(id.clone(), STANDALONE);
+        }
+        Ok(())
+    }
+
+    /// Attaches a GET stream. Without `last_event` it becomes the standalone stream and first
+    /// receives what was queued for it while none was open. With `last_event` it resumes the
+    /// stream that event was sent on: the events after it are replayed, and if that stream is
+    /// still expecting messages, they continue on this connection.
+    pub fn attach_stream(&self, last_event: Option<u64>) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut routes = self.routes();
+        let resumed = last_event.and_then(|last| {
+            routes
+                .history
+                .iter()
+                .find(|l| l.event.id == last)
+                .map(|l| (l.stream, last))
+        });
+        let (stream, replay_after) = match resumed {
+            Some((stream, last)) => (stream, Some(last)),
+            None => (STANDALONE, None),
+        };
+        for logged in routes.history.iter_mut().filter(|l| l.stream == stream) {
+            let wanted = match replay_after {
+                Some(last) => logged.event.id > last,
+                None => !logged.delivered,
+            };
+            if wanted && tx.send(logged.event.clone()).is_ok() {
+                logged.delivered = true;
+            }
+        }
+        if stream == STANDALONE {
+            let slot = routes.streams.entry(STANDALONE).or_insert(Slot {
+                tx: None,
+                outstanding: 0,
+            });
+            // A newer GET replaces an older one; the older connection ends.
+            slot.tx = Some(tx);
+        } else if let Some(slot) = routes.streams.get_mut(&stream) {
+            slot.tx = Some(tx);
+        }
+        // Otherwise the resumed stream had finished: the replay is all there is and `tx` drops
+        // here, ending the response.
+        rx
+    }
+
+    /// Puts a backend message on the stream it belongs to.
+    pub fn route(&self, out: Outbound) {
+        let mut routes = self.routes();
+        let is_response = out.message.is_response();
+        let target = if let Some(id) = out.message.id().filter(|_| is_response) {
+            match routes.awaiting.remove(id) {
+                Some(stream) => stream,
+                None => {
+                    // An answer to a request that was cancelled or never made: nobody waits.
+                    tracing::debug!(session = %self.id, ?id, "dropping response nobody awaits");
+                    return;
+                }
+            }
+        } else if let Some(stream) = out.related.as_ref().and_then(|r| routes.awaiting.get(r)) {
+            *stream
+        } else if out.message.is_request() && !routes.has_live(STANDALONE) {
+            routes.newest_live_request_stream().unwrap_or(STANDALONE)
+        } else {
+            STANDALONE
+        };
+        routes.deliver(target, out.message, is_response, self.history_limit);
+    }
+
+    /// Answers every awaited request with an error, when the backend is gone for good.
+    pub fn fail_awaiting(&self, reason: &str) {
+        let mut routes = self.routes();
+        let ids: Vec<RequestId> = routes.awaiting.keys().cloned().collect();
+        for id in ids {
+            let error = RpcError::new(INTERNAL_ERROR, reason).with_id(Some(id.clone()));
+            if let Some(stream) = routes.awaiting.remove(&id) {
+                routes.deliver(stream, error.to_message(), true, self.history_limit);
+            }
+        }
+    }
+
+    /// Ends the session: the backend stops and every stream closes.
+    pub fn close(&self) {
+        self.end.cancel();
+        self.routes().streams.clear();
+    }
+}
+
+impl Routes {
+    fn has_live(&self, stream: StreamId) -> bool {
+        self.streams
+            .get(&stream)
+            .and_then(|s| s.tx.as_ref())
+            .is_some_and(|tx| !tx.is_closed())
+    }
+
+    fn newest_live_request_stream(&self) -> Option<StreamId> {
+        self.streams
+            .iter()
+            .filter(|(id, s)| **id != STANDALONE && s.outstanding > 0)
+            .filter(|(id, _)| self.has_live(**id))
+            .map(|(id, _)| *id)
+            .max()
+    }
+
+    fn deliver(&mut self, stream: StreamId, message: Message, is_response: bool, limit: usize) {
+        let event = Event {
+            id: self.next_event,
+            message,
+        };
+        self.next_event += 1;
+        let slot = self.streams.entry(stream).or_insert(Slot {
+            tx: None,
+            outstanding: 0,
+        });
+        let delivered = match &slot.tx {
+            Some(tx) => tx.send(event.clone()).is_ok(),
+            None => false,
+        };
+        if !delivered {
+            // The client went away; the event waits in the history for a resuming GET.
+            slot.tx = None;
+        }
+        if is_response {
+            slot.outstanding = slot.outstanding.saturating_sub(1);
+            if slot.outstanding == 0 && stream != STANDALONE {
+                // All of this POST's requests are answered: dropping the sender ends its stream.
+                self.streams.remove(&stream);
+            }
+        }
+        self.history.push_back(Logged {
+            event,
+            stream,
+            delivered,
+        });
+        while self.history.len() > limit {
+            self.history.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        let (tx, _rx) = mpsc::channel(8);
+        Session::new(
+            "s".into(),
+            TransportKind::Streamable,
+            tx,
+            CancellationToken::new(),
+            16,
+        )
+    }
+
+    fn msg(text: &str) -> Message {
+        Message::parse(text).unwrap()
+    }
+
+    fn request_id(n: u64) -> RequestId {
+        msg(&format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"x"}}"#))
+            .id()
+            .unwrap()
+            .clone()
+    }
+
+    fn response(n: u64) -> Outbound {
+        Outbound::unrelated(msg(&format!(
+            r#"{{"jsonrpc":"2.0","id":{n},"result":{{}}}}"#
+        )))
+    }
+
+    fn progress_for(n: u64) -> Outbound {
+        Outbound {
+            message: msg(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#),
+            related: Some(request_id(n)),
+        }
+    }
+
+    #[test]
+    fn responses_go_to_the_requesting_stream_which_then_ends() {
+        let s = session();
+        let mut a = s.open_request_stream(&[request_id(1)]).unwrap();
+        let mut b = s.open_request_stream(&[request_id(2)]).unwrap();
+        s.route(progress_for(2));
+        s.route(response(2));
+        s.route(response(1));
+        assert_eq!(a.try_recv().unwrap().message.id(), Some(&request_id(1)));
+        assert!(a.try_recv().is_err() && a.is_closed());
+        assert_eq!(
+            b.try_recv().unwrap().message.method(),
+            Some("notifications/progress")
+        );
+        assert_eq!(b.try_recv().unwrap().message.id(), Some(&request_id(2)));
+    }
+
+    #[test]
+    fn a_batch_stream_stays_open_until_every_request_is_answered() {
+        let s = session();
+        let mut rx = s
+            .open_request_stream(&[request_id(1), request_id(2)])
+            .unwrap();
+        s.route(response(2));
+        assert!(!rx.is_closed());
+        s.route(response(1));
+        assert_eq!(rx.try_recv().unwrap().message.id(), Some(&request_id(2)));
+        assert_eq!(rx.try_recv().unwrap().message.id(), Some(&request_id(1)));
+        assert!(rx.try_recv().is_err() && rx.is_closed());
+    }
+
+    #[test]
+    fn duplicate_request_ids_are_refused() {
+        let s = session();
+        let _rx = s.open_request_stream(&[request_id(1)]).unwrap();
+        assert!(matches!(
+            s.open_request_stream(&[request_id(1)]),
+            Err(SessionError::DuplicateId(_))
+        ));
+    }
+
+    #[test]
+    fn a_broken_request_stream_is_resumed_from_the_last_event_id() {
+        let s = session();
+        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap();
+        s.route(progress_for(1));
+        let seen = rx.try_recv().unwrap().id;
+        drop(rx); // the connection breaks
+        s.route(progress_for(1));
+        let mut resumed = s.attach_stream(Some(seen));
+        s.route(response(1));
+        assert_eq!(
+            resumed.try_recv().unwrap().message.method(),
+            Some("notifications/progress")
+        );
+        assert_eq!(
+            resumed.try_recv().unwrap().message.id(),
+            Some(&request_id(1))
+        );
+        assert!(resumed.try_recv().is_err() && resumed.is_closed());
+    }
+
+    #[test]
+    fn messages_queued_without_a_get_stream_arrive_when_one_opens() {
+        let s = session();
+        s.route(Outbound::unrelated(msg(
+            r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+        )));
+        let mut get = s.attach_stream(None);
+        assert_eq!(
+            get.try_recv().unwrap().message.method(),
+            Some("notifications/tools/list_changed")
+        );
+        // Already delivered: a later GET does not see it again.
+        let mut again = s.attach_stream(None);
+        assert!(again.try_recv().is_err());
+    }
+
+    #[test]
+    fn server_requests_use_a_request_stream_when_no_get_stream_is_open() {
+        let s = session();
+        let mut post = s.open_request_stream(&[request_id(1)]).unwrap();
+        s.route(Outbound::unrelated(msg(
+            r#"{"jsonrpc":"2.0","id":"srv-1","method":"elicitation/create"}"#,
+        )));
+        assert_eq!(
+            post.try_recv().unwrap().message.method(),
+            Some("elicitation/create")
+        );
+        let mut get = s.attach_stream(None);
+        s.route(Outbound::unrelated(msg(
+            r#"{"jsonrpc":"2.0","id":"srv-2","method":"sampling/createMessage"}"#,
+        )));
+        assert_eq!(
+            get.try_recv().unwrap().message.method(),
+            Some("sampling/createMessage")
+        );
+    }
+
+    #[test]
+    fn a_gone_backend_fails_every_awaited_request() {
+        let s = session();
+        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap();
+        s.fail_awaiting("backend ended");
+        let v: serde_json::Value =
+            serde_json::from_str(rx.try_recv().unwrap().message.text()).unwrap();
+        assert_eq!(v["error"]["code"], INTERNAL_ERROR);
+        assert!(rx.is_closed());
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let s = session();
+        for _ in 0..100 {
+            s.route(Outbound::unrelated(msg(
+                r#"{"jsonrpc":"2.0","method":"n"}"#,
+            )));
+        }
+        let mut get = s.attach_stream(None);
+        let mut n = 0;
+        while get.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, 16);
+    }
+}

@@ -1,0 +1,84 @@
+//! Stateless 2026-07-28 requests on `/mcp`: one POST, one request, no session. Each request is
+//! admitted by its envelope (see [`crate::message::envelope`]) and answered by the built-in
+//! backend directly; a bridge has no stateless backend and says which revisions it does speak.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use futures::stream;
+
+use super::AppState;
+use super::headers;
+use super::reply::{self, Answer, rpc_error};
+use super::session::Event;
+use crate::message::envelope::{self, MirroredHeaders};
+use crate::message::jsonrpc::INVALID_REQUEST;
+use crate::message::version::HANDSHAKE_REVISIONS;
+use crate::message::{Payload, RpcError};
+
+pub async fn post(app: &AppState, headers: &HeaderMap, payload: Payload) -> Response {
+    let Payload::Single(message) = payload else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            RpcError::new(
+                INVALID_REQUEST,
+                "JSON-RPC batches are not allowed in protocol revision 2026-07-28",
+            ),
+        );
+    };
+    let (Some(id), Some(method)) = (message.id().cloned(), message.method()) else {
+        // Notifications and stray responses have nothing to act on without a session.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let params = message.params();
+    let mirrored = MirroredHeaders {
+        protocol_version: headers::text(headers, headers::PROTOCOL_VERSION),
+        method: headers::text(headers, headers::METHOD),
+        name: headers::text(headers, headers::NAME),
+    };
+    let Some(builtin) = app.backend.stateless() else {
+        let requested = params
+            .pointer(&format!(
+                "/_meta/{}",
+                envelope::PROTOCOL_VERSION_KEY.replace('/', "~1")
+            ))
+            .and_then(|v| v.as_str())
+            .or(mirrored.protocol_version)
+            .unwrap_or_default();
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            envelope::unsupported_version(requested, &HANDSHAKE_REVISIONS).with_id(Some(id)),
+        );
+    };
+    if let Err(e) = envelope::admit(method, &params, mirrored, envelope::stateless_revisions()) {
+        return rpc_error(StatusCode::BAD_REQUEST, e.with_id(Some(id)));
+    }
+    let mut answers = builtin.answer_one(message);
+    let mut next_id = 0;
+    let events = stream::poll_fn(move |cx| answers.poll_recv(cx))
+        .map(move |out| {
+            next_id += 1;
+            Event {
+                id: next_id,
+                message: out.message,
+            }
+        })
+        .boxed();
+    let shape = Answer {
+        expected: 1,
+        batch: false,
+        status_from_error: true,
+        // The stateless revision has no resumption, so events need no ids.
+        event_ids: false,
+    };
+    reply::answer(app, events, shape).await
+}
+
+/// The stateless revision has no GET stream and no sessions to delete.
+pub fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static("POST"))],
+    )
+        .into_response()
+}

@@ -1,0 +1,327 @@
+//! Streamable HTTP at `/mcp` (2025-03-26, 2025-06-18, 2025-11-25): POST carries client messages
+//! and answers them as JSON or SSE, GET opens the stream for server-initiated messages (or resumes
+//! a broken one with `Last-Event-ID`), DELETE ends the session.
+//!
+//! Stateless 2026-07-28 requests share the endpoint and are handed to [`super::stateless`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::headers::{self, EVENT_STREAM, JSON};
+use super::reply::{self, Answer, Rejection, rpc_error};
+use super::session::{Session, SessionError, TransportKind};
+use super::sessions::CreateError;
+use super::{AppState, stateless};
+use crate::message::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
+use crate::message::{Message, Payload, Revision, RpcError, envelope, parse_body};
+
+/// How long an `initialize` may take (a bridged child has to start and answer).
+const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn bad_request(message: impl Into<String>) -> Response {
+    invalid(StatusCode::BAD_REQUEST, message).into_response()
+}
+
+fn invalid(status: StatusCode, message: impl Into<String>) -> Rejection {
+    Rejection::new(status, RpcError::new(INVALID_REQUEST, message))
+}
+
+pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !headers::is_json_body(&headers) {
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RpcError::new(INVALID_REQUEST, "Content-Type must be application/json"),
+        );
+    }
+    if !(headers::accepts(&headers, JSON) && headers::accepts(&headers, EVENT_STREAM)) {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            RpcError::new(
+                INVALID_REQUEST,
+                "Accept must include application/json and text/event-stream",
+            ),
+        );
+    }
+    let payload = match parse_body(&body) {
+        Ok(p) => p,
+        Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e),
+    };
+    for method in payload
+        .messages()
+        .iter()
+        .filter(|m| m.is_request())
+        .filter_map(Message::method)
+    {
+        app.metrics.count_rpc(method);
+    }
+    let version = headers::text(&headers, headers::PROTOCOL_VERSION);
+    let session_id = headers::text(&headers, headers::SESSION_ID);
+    if is_stateless(version, session_id, &payload) {
+        return stateless::post(&app, &headers, payload).await;
+    }
+    if payload
+        .messages()
+        .iter()
+        .any(|m| m.method() == Some("initialize"))
+    {
+        return initialize(&app, payload).await;
+    }
+    let session = match find_session(&app, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    if payload.is_batch() && !session.allows_batches() {
+        return bad_request(format!(
+            "JSON-RPC batches are not allowed in protocol revision {}",
+            session.revision().unwrap_or_default()
+        ));
+    }
+    session.touch();
+    deliver(&app, &session, payload).await
+}
+
+/// A request is stateless when it names the stateless revision in its header, or carries a
+/// per-request protocol version in `_meta` without belonging to a session.
+fn is_stateless(version: Option<&str>, session: Option<&str>, payload: &Payload) -> bool {
+    if version
+        .and_then(Revision::parse)
+        .is_some_and(Revision::is_stateless)
+    {
+        return true;
+    }
+    session.is_none()
+        && !payload.is_batch()
+        && payload
+            .messages()
+            .iter()
+            .all(|m| m.method() != Some("initialize") && envelope::names_a_version(&m.params()))
+}
+
+/// Looks up the session a request names and checks its protocol-version header.
+fn find_session(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, Rejection> {
+    let Some(id) = headers::text(headers, headers::SESSION_ID) else {
+        return Err(invalid(
+            StatusCode::BAD_REQUEST,
+            "Mcp-Session-Id header is required",
+        ));
+    };
+    let Some(session) = app
+        .sessions
+        .get(id)
+        .filter(|s| s.kind == TransportKind::Streamable)
+    else {
+        return Err(invalid(
+            StatusCode::NOT_FOUND,
+            "unknown or ended session; initialize a new one",
+        ));
+    };
+    if let Some(version) = headers::text(headers, headers::PROTOCOL_VERSION) {
+        // Without the header a client is taken to speak 2025-03-26, as the transport specifies.
+        if Revision::parse(version).is_none() {
+            return Err(invalid(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unsupported MCP-Protocol-Version {version:?}; supported: {}",
+                    crate::message::version::all_names().join(", ")
+                ),
+            ));
+        }
+        if session
+            .revision()
+            .is_some_and(|negotiated| negotiated != version)
+        {
+            return Err(invalid(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "MCP-Protocol-Version {version:?} differs from the negotiated {:?}",
+                    session.revision().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(session)
+}
+
+/// Hands messages to the session's backend and answers with whatever the requests produce.
+async fn deliver(app: &AppState, session: &Session, payload: Payload) -> Response {
+    let batch = payload.is_batch();
+    let messages = payload.into_messages();
+    let ids: Vec<_> = messages
+        .iter()
+        .filter(|m| m.is_request())
+        .filter_map(|m| m.id().cloned())
+        .collect();
+    // The stream is opened before anything is sent, so no answer can arrive ahead of it.
+    let events = if ids.is_empty() {
+        None
+    } else {
+        match session.open_request_stream(&ids) {
+            Ok(rx) => Some(rx),
+            Err(e @ SessionError::DuplicateId(_)) => return bad_request(e.to_string()),
+            Err(SessionError::Gone) => return gone(),
+        }
+    };
+    for message in messages {
+        if session.send(message).await.is_err() {
+            return gone();
+        }
+    }
+    match events {
+        // Only notifications and responses: accepted, nothing to answer.
+        None => StatusCode::ACCEPTED.into_response(),
+        Some(rx) => {
+            let shape = Answer {
+                expected: ids.len(),
+                batch,
+                status_from_error: false,
+                event_ids: true,
+            };
+            reply::answer(app, reply::channel_stream(rx), shape).await
+        }
+    }
+}
+
+fn gone() -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        RpcError::new(INVALID_REQUEST, "the session has ended"),
+    )
+}
+
+/// Starts a session: the backend answers `initialize` and the answer carries the session id.
+async fn initialize(app: &AppState, payload: Payload) -> Response {
+    let Payload::Single(init) = payload else {
+        return bad_request("initialize must not be part of a JSON-RPC batch");
+    };
+    let Some(id) = init.id().cloned() else {
+        return bad_request("initialize must be a request");
+    };
+    if app.lifecycle.is_draining() {
+        return service_unavailable("the server is shutting down");
+    }
+    let session = match app
+        .sessions
+        .create(&app.backend, TransportKind::Streamable)
+        .await
+    {
+        Ok(s) => s,
+        Err(e @ CreateError::Full(_)) => return service_unavailable(&e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "could not start a session");
+            return rpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RpcError::new(INTERNAL_ERROR, e.to_string()).with_id(Some(id)),
+            );
+        }
+    };
+    let answered = async {
+        let mut rx = session
+            .open_request_stream(std::slice::from_ref(&id))
+            .ok()?;
+        session.send(init).await.ok()?;
+        rx.recv().await
+    };
+    let answer = tokio::time::timeout(INITIALIZE_TIMEOUT, answered)
+        .await
+        .ok()
+        .flatten();
+    let Some(answer) = answer else {
+        app.sessions.remove(&session.id);
+        return rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            RpcError::new(INTERNAL_ERROR, "the server did not answer initialize").with_id(Some(id)),
+        );
+    };
+    let negotiated = answer.message.result().and_then(|r| {
+        r.get("protocolVersion")
+            .and_then(|v| v.as_str().map(str::to_owned))
+    });
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+        answer.message.text().to_owned(),
+    )
+        .into_response();
+    match negotiated {
+        Some(version) => {
+            session.set_revision(&version);
+            if let Ok(value) = HeaderValue::from_str(&session.id) {
+                response.headers_mut().insert(headers::SESSION_ID, value);
+            }
+            tracing::info!(session = %session.id, %version, "session started");
+        }
+        // A failed initialize leaves no session behind.
+        None => {
+            app.sessions.remove(&session.id);
+        }
+    }
+    response
+}
+
+pub fn service_unavailable(message: &str) -> Response {
+    let mut response = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        RpcError::new(INTERNAL_ERROR, message.to_owned()),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// GET opens the standalone stream, or resumes a broken stream from `Last-Event-ID`.
+pub async fn get(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if !headers::accepts(&headers, EVENT_STREAM) {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            RpcError::new(INVALID_REQUEST, "Accept must include text/event-stream"),
+        );
+    }
+    if stateless_header(&headers) {
+        return stateless::method_not_allowed();
+    }
+    let session = match find_session(&app, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let last_event = match headers::text(&headers, headers::LAST_EVENT_ID) {
+        None => None,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return bad_request("Last-Event-ID is not an event id of this server"),
+        },
+    };
+    session.touch();
+    let rx = session.attach_stream(last_event);
+    reply::event_stream(
+        &app,
+        reply::channel_stream(rx),
+        Some(app.lifecycle.streams_closing.clone()),
+        true,
+        None,
+    )
+}
+
+/// DELETE ends the session.
+pub async fn delete(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if stateless_header(&headers) {
+        return stateless::method_not_allowed();
+    }
+    let session = match find_session(&app, &headers) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    app.sessions.remove(&session.id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn stateless_header(headers: &HeaderMap) -> bool {
+    headers::text(headers, headers::PROTOCOL_VERSION)
+        .and_then(Revision::parse)
+        .is_some_and(Revision::is_stateless)
+}
