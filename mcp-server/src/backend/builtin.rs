@@ -166,10 +166,8 @@ impl Builtin {
         let params = request.params();
         let message = match self.answer(method, &params, flavor, &progress).await {
             Ok(mut result) => {
-                if flavor == Flavor::Stateless
-                    && let Some(obj) = result.as_object_mut()
-                {
-                    obj.insert("resultType".into(), json!("complete"));
+                if flavor == Flavor::Stateless {
+                    stamp_stateless(method, &mut result);
                 }
                 Message::response(&id, result)
             }
@@ -238,8 +236,6 @@ impl Builtin {
             "capabilities": Self::capabilities(),
             "serverInfo": self.server_info(),
             "instructions": Self::INSTRUCTIONS,
-            "cacheScope": "public",
-            "ttlMs": 300_000,
             "_meta": { SERVER_INFO_KEY: self.server_info() },
         })
     }
@@ -274,6 +270,32 @@ impl Builtin {
             self.server_version
         );
         Ok(json!({ "contents": [{ "uri": ABOUT_URI, "mimeType": "text/plain", "text": text }] }))
+    }
+}
+
+/// How long a client may cache list and read answers under 2026-07-28: the built-in catalogue
+/// never changes while the process runs.
+const CACHE_TTL_MS: u64 = 300_000;
+
+/// 2026-07-28 results say what kind of result they are, and cacheable ones say for how long and
+/// for whom they may be cached.
+fn stamp_stateless(method: &str, result: &mut Value) {
+    let Some(obj) = result.as_object_mut() else {
+        return;
+    };
+    obj.insert("resultType".into(), json!("complete"));
+    let cacheable = matches!(
+        method,
+        "server/discover"
+            | "tools/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "prompts/list"
+    );
+    if cacheable {
+        obj.insert("ttlMs".into(), json!(CACHE_TTL_MS));
+        obj.insert("cacheScope".into(), json!("public"));
     }
 }
 

@@ -3,6 +3,8 @@
 # Python `mcp` package) into a cache outside the repository, keyed by the lockfiles' hashes, so a
 # warm run does nothing. Prints the cache directory on its last line.
 #
+# With --check, installs nothing: prints the cache directory if it is complete, else fails.
+#
 # Environment:
 #   MCP_CLIENTS_CACHE   parent directory of the cache (default: $XDG_CACHE_HOME or ~/.cache,
 #                       then mcp-operator/)
@@ -17,6 +19,10 @@ dir="$base/clients-$hash"
 if [[ -f "$dir/.complete" ]]; then
     echo "$dir"
     exit 0
+fi
+if [[ "${1:-}" == "--check" ]]; then
+    echo "MCP test clients are not installed in $dir; run mcp-server/tests/clients/setup.sh" >&2
+    exit 1
 fi
 
 # A half-finished install from an interrupted run is rebuilt from scratch.

@@ -1,0 +1,166 @@
+//! The built-in mode, driven by the official TypeScript and Python clients over Streamable HTTP,
+//! the legacy HTTP+SSE transport, and (Python) the stateless 2026-07-28 revision.
+
+mod common;
+
+use common::{Server, run_client};
+use serde_json::Value;
+
+/// What every client must have seen from the built-in tools, whatever the transport.
+fn assert_builtin_exchange(out: &Value, echo: &str, sum: &str) {
+    assert_eq!(
+        out["tools"],
+        serde_json::json!(["add", "echo", "sleep", "time"]),
+        "{out}"
+    );
+    assert_eq!(out["echo"], echo);
+    assert_eq!(out["add"], sum);
+    let time = out["time"].as_str().expect("time is text");
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
+    assert_eq!(out["sleep"], "slept 1 seconds");
+    let progress: Vec<f64> = out["progress"]
+        .as_array()
+        .expect("progress list")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "sleep should report progress: {progress:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress must increase: {progress:?}"
+    );
+    assert!(
+        progress.iter().all(|p| *p > 0.0 && *p <= 1.0),
+        "{progress:?}"
+    );
+    assert_eq!(out["resources"], serde_json::json!(["mcp-server://about"]));
+    assert!(
+        out["resourceText"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("mcp-server ")
+    );
+    assert_eq!(out["prompts"], serde_json::json!(["greet"]));
+    assert_eq!(out["unknownToolError"]["code"], -32602);
+    assert_eq!(out["badArgumentError"]["code"], -32602);
+}
+
+#[test]
+fn typescript_client_uses_every_builtin_capability_over_streamable_http() {
+    let server = Server::start(&[]);
+    let out = run_client(
+        "node",
+        &[
+            "ts_client.cjs",
+            "streamable",
+            &server.url("/mcp"),
+            "builtin",
+        ],
+    );
+    assert_builtin_exchange(&out, "hello from typescript", "42");
+    assert_eq!(out["protocolVersion"], "2025-11-25");
+    assert_eq!(out["serverInfo"]["name"], "mcp-server");
+    assert_eq!(out["promptText"], "Please greet Ada warmly.");
+}
+
+#[test]
+fn typescript_client_uses_every_builtin_capability_over_legacy_sse() {
+    let server = Server::start(&[]);
+    let out = run_client(
+        "node",
+        &["ts_client.cjs", "sse", &server.url("/sse"), "builtin"],
+    );
+    assert_builtin_exchange(&out, "hello from typescript", "42");
+    assert_eq!(out["serverInfo"]["name"], "mcp-server");
+}
+
+#[test]
+fn typescript_client_works_when_every_answer_is_an_sse_stream() {
+    let server = Server::start(&["--response-mode", "sse"]);
+    let out = run_client(
+        "node",
+        &[
+            "ts_client.cjs",
+            "streamable",
+            &server.url("/mcp"),
+            "builtin",
+        ],
+    );
+    assert_builtin_exchange(&out, "hello from typescript", "42");
+}
+
+#[test]
+fn python_client_uses_every_builtin_capability_over_streamable_http() {
+    let server = Server::start(&[]);
+    let out = run_client(
+        "python",
+        &["py_client.py", "streamable", &server.url("/mcp"), "builtin"],
+    );
+    assert_builtin_exchange(&out, "hello from python", "3.75");
+    assert_eq!(out["protocolVersion"], "2025-11-25");
+    assert_eq!(out["promptText"], "Please greet Grace warmly.");
+}
+
+#[test]
+fn python_client_uses_every_builtin_capability_over_legacy_sse() {
+    let server = Server::start(&[]);
+    let out = run_client(
+        "python",
+        &["py_client.py", "sse", &server.url("/sse"), "builtin"],
+    );
+    assert_builtin_exchange(&out, "hello from python", "3.75");
+}
+
+#[test]
+fn python_client_speaks_stateless_2026_07_28_after_server_discover() {
+    let server = Server::start(&[]);
+    let out = run_client(
+        "python",
+        &[
+            "py_client.py",
+            "streamable",
+            &server.url("/mcp"),
+            "stateless",
+        ],
+    );
+    assert_eq!(out["supportedVersions"], serde_json::json!(["2026-07-28"]));
+    assert_builtin_exchange(&out, "hello from python", "3.75");
+}
+
+#[test]
+fn official_clients_authenticate_with_a_bearer_token() {
+    let dir = std::env::temp_dir().join(format!("mcp-server-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "s3cret-token\n").expect("token file");
+    let server = Server::start(&["--auth-token-file", tokens.to_str().expect("utf-8 path")]);
+    let ts = run_client(
+        "node",
+        &[
+            "ts_client.cjs",
+            "streamable",
+            &server.url("/mcp"),
+            "builtin",
+            "s3cret-token",
+        ],
+    );
+    assert_eq!(ts["echo"], "hello from typescript");
+    let py = run_client(
+        "python",
+        &[
+            "py_client.py",
+            "sse",
+            &server.url("/sse"),
+            "builtin",
+            "s3cret-token",
+        ],
+    );
+    assert_eq!(py["echo"], "hello from python");
+    std::fs::remove_dir_all(&dir).ok();
+}

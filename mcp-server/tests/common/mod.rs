@@ -1,0 +1,339 @@
+//! Shared harness for the integration tests: starts the real `mcp-server` binary on a free
+//! loopback port, speaks raw HTTP/1.1 to it, and runs the official client scripts installed by
+//! `tests/clients/setup.sh`.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// The cache the official clients were installed into. Fails the test, saying what to run, when
+/// they are missing: these tests must never pass without having run the clients.
+pub fn installed_clients() -> PathBuf {
+    if let Ok(dir) = std::env::var("MCP_TEST_CLIENTS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let output = Command::new("bash")
+        .arg(clients_dir().join("setup.sh"))
+        .arg("--check")
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "the official MCP test clients are not installed: run `bash mcp-server/tests/clients/setup.sh` \
+         first ({})",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    PathBuf::from(dir)
+}
+
+/// A running `mcp-server`, stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-server"));
+        // Flags given before a subcommand apply to it too (they are global).
+        command
+            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("mcp-server starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("mcp-server prints its address");
+        let addr = line
+            .trim()
+            .strip_prefix("mcp-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Polls `/readyz` until it answers 200.
+    pub fn wait_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.request("GET", "/readyz", &[], "").status == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("mcp-server did not become ready within {limit:?}");
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        http(&self.addr, method, path, headers, body)
+    }
+
+    /// POSTs a JSON-RPC body to `/mcp` with the headers a well-behaved client sends.
+    pub fn post_mcp(&self, extra: &[(&str, &str)], body: &str) -> Reply {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
+        headers.extend_from_slice(extra);
+        self.request("POST", "/mcp", &headers, body)
+    }
+
+    /// Runs `initialize` at `version` (+ `notifications/initialized`) and returns the session id.
+    pub fn initialize(&self, version: &str) -> String {
+        let reply = self.post_mcp(
+            &[],
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{version}","capabilities":{{}},"clientInfo":{{"name":"raw","version":"1"}}}}}}"#
+            ),
+        );
+        assert_eq!(reply.status, 200, "initialize failed: {}", reply.body);
+        let session = reply
+            .header("mcp-session-id")
+            .expect("a session id")
+            .to_owned();
+        let note = self.post_mcp(
+            &[
+                ("Mcp-Session-Id", &session),
+                ("MCP-Protocol-Version", version),
+            ],
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        assert_eq!(note.status, 202);
+        session
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response read to its end.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The JSON messages of an SSE body, in order.
+    pub fn sse_messages(&self) -> Vec<Value> {
+        sse_events(&self.body)
+            .into_iter()
+            .map(|(_, data)| data)
+            .collect()
+    }
+}
+
+/// `(id, data)` of each SSE event carrying data.
+pub fn sse_events(body: &str) -> Vec<(Option<String>, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut id = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            let value = serde_json::from_str(&data).ok()?;
+            Some((id, value))
+        })
+        .collect()
+}
+
+/// One HTTP/1.1 request on its own connection, read until the server closes it.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut stream = open(addr, method, path, headers, body);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("response is readable");
+    parse_response(&raw)
+}
+
+/// Sends a request and returns the connection, for reading a stream bit by bit.
+pub fn open(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("server accepts connections");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout can be set");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream
+        .write_all(request.as_bytes())
+        .expect("request is sent");
+    stream
+}
+
+/// Reads from a streaming response until `done` holds for what arrived so far (or times out).
+pub fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                seen.extend_from_slice(&buf[..n]);
+                if done(&String::from_utf8_lossy(&seen)) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+pub fn parse_response(raw: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        body.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    body
+}
+
+/// Runs an official client script and returns the JSON it printed.
+pub fn run_client(program: &str, args: &[&str]) -> Value {
+    let clients = installed_clients();
+    let script = clients_dir().join(args[0]);
+    let (exe, node_path) = match program {
+        "node" => ("node".to_owned(), clients.join("node_modules")),
+        "python" => (
+            clients
+                .join("venv/bin/python")
+                .to_string_lossy()
+                .into_owned(),
+            PathBuf::new(),
+        ),
+        other => panic!("unknown client runtime {other}"),
+    };
+    let output = Command::new(exe)
+        .arg(&script)
+        .args(&args[1..])
+        .env("NODE_PATH", node_path)
+        .output()
+        .expect("client runtime starts");
+    assert!(
+        output.status.success(),
+        "{} {:?} failed ({}):\nstdout: {}\nstderr: {}",
+        program,
+        args,
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("client printed no JSON ({e}): {stdout}"))
+}
