@@ -24,7 +24,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::backend::Backend;
 use crate::config::ResponseMode;
@@ -103,7 +104,9 @@ pub fn router(
             Arc::clone(&app.metrics),
             record_metrics,
         ))
-        .layer(TraceLayer::new_for_http())
+        // 5xx answers here are expected states (not ready, full, draining) and are logged where
+        // they arise when they are real faults, so the trace layer reports them quietly.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(app)
 }
 

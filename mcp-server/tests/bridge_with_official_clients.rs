@@ -1,0 +1,167 @@
+//! Bridge mode: a stdio server built with the official TypeScript SDK, served over HTTP and
+//! driven by the official TypeScript and Python clients; plus byte-faithful passthrough and
+//! readiness checked over raw HTTP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, clients_dir, installed_clients, run_client};
+use serde_json::Value;
+
+/// Starts `mcp-server bridge -- node stdio_server.cjs` and waits until the child answered its
+/// readiness handshake.
+fn bridge_to_sdk_server() -> Server {
+    let clients = installed_clients();
+    let node_path = clients.join("node_modules");
+    let script = clients_dir().join("stdio_server.cjs");
+    let server = Server::start_with_env(
+        &["bridge", "--", "node", script.to_str().expect("utf-8 path")],
+        &[("NODE_PATH", node_path.to_str().expect("utf-8 path"))],
+    );
+    server.wait_ready(Duration::from_secs(30));
+    server
+}
+
+fn assert_bridged_exchange(out: &Value, echo: &str, elicited_color: &str) {
+    assert_eq!(
+        out["tools"],
+        serde_json::json!(["ask_color", "countdown", "crash", "echo", "summarize"]),
+        "{out}"
+    );
+    assert_eq!(out["echo"], echo);
+    // Server-to-client requests reached the client and its answers reached the child.
+    let elicited = out["elicited"].as_str().unwrap_or_default();
+    assert!(
+        elicited.starts_with(&format!(
+            "accept: {elicited_color} (asked: Favourite colour?)"
+        )),
+        "{elicited}"
+    );
+    assert!(
+        out["sampled"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sampled: summarize "),
+        "{out}"
+    );
+    assert_eq!(out["countdown"], "liftoff");
+    let progress: Vec<f64> = out["progress"]
+        .as_array()
+        .map(|p| p.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        progress,
+        [1.0, 2.0, 3.0],
+        "progress reached the client's request"
+    );
+    // The child's death fails the call in flight; the session goes on with a restarted child.
+    assert_eq!(out["crashError"]["code"], -32603, "{out}");
+    assert_eq!(out["afterCrash"], "still here");
+}
+
+#[test]
+fn typescript_client_reaches_a_bridged_sdk_server_over_streamable_http() {
+    let server = bridge_to_sdk_server();
+    let out = run_client(
+        "node",
+        &["ts_client.cjs", "streamable", &server.url("/mcp"), "bridge"],
+    );
+    assert_bridged_exchange(&out, "through the bridge", "teal");
+    assert_eq!(out["serverInfo"]["name"], "bridged-ts-server");
+    let metrics = server.request("GET", "/metrics", &[], "").body;
+    assert!(
+        metrics.contains("mcp_server_child_restarts_total 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn typescript_client_reaches_a_bridged_sdk_server_over_legacy_sse() {
+    let server = bridge_to_sdk_server();
+    let out = run_client(
+        "node",
+        &["ts_client.cjs", "sse", &server.url("/sse"), "bridge"],
+    );
+    assert_bridged_exchange(&out, "through the bridge", "teal");
+}
+
+#[test]
+fn python_client_reaches_a_bridged_sdk_server_over_streamable_http() {
+    let server = bridge_to_sdk_server();
+    let out = run_client(
+        "python",
+        &["py_client.py", "streamable", &server.url("/mcp"), "bridge"],
+    );
+    assert_bridged_exchange(&out, "python through the bridge", "amber");
+    assert_eq!(out["serverInfo"]["name"], "bridged-ts-server");
+}
+
+#[test]
+fn python_client_reaches_a_bridged_sdk_server_over_legacy_sse() {
+    let server = bridge_to_sdk_server();
+    let out = run_client(
+        "python",
+        &["py_client.py", "sse", &server.url("/sse"), "bridge"],
+    );
+    assert_bridged_exchange(&out, "python through the bridge", "amber");
+}
+
+#[test]
+fn unknown_methods_and_fields_reach_the_child_byte_for_byte() {
+    let script = clients_dir().join("raw_echo_server.py");
+    let server = Server::start(&[
+        "bridge",
+        "--",
+        "python3",
+        script.to_str().expect("utf-8 path"),
+    ]);
+    server.wait_ready(Duration::from_secs(20));
+    let session = server.initialize("2025-06-18");
+    let sent = r#"{"jsonrpc":"2.0","id":"v-1","method":"vendor/frobnicate","params":{"big":123456789012345678901234567890,"float":1.50,"nested":{"ünïcode":"\u00e9"}},"x-extension":[true,null]}"#;
+    let reply = server.post_mcp(&[("Mcp-Session-Id", &session)], sent);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The child reports the exact line it read.
+    assert_eq!(reply.json()["result"]["received"], sent);
+}
+
+#[test]
+fn a_bridge_is_not_ready_until_its_child_answers_the_handshake() {
+    let server = Server::start(&["bridge", "--", "sleep", "30"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let reply = server.request("GET", "/readyz", &[], "");
+    assert_eq!(reply.status, 503, "a silent child is not ready");
+    assert_eq!(
+        server.request("GET", "/healthz", &[], "").status,
+        200,
+        "but the process is alive"
+    );
+}
+
+#[test]
+fn stateless_requests_to_a_bridge_are_told_which_revisions_it_speaks() {
+    let script = clients_dir().join("raw_echo_server.py");
+    let server = Server::start(&[
+        "bridge",
+        "--",
+        "python3",
+        script.to_str().expect("utf-8 path"),
+    ]);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let reply = server.post_mcp(
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "server/discover"),
+        ],
+        body,
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["code"], -32022);
+    let supported = reply.json()["error"]["data"]["supported"].clone();
+    assert!(
+        supported
+            .as_array()
+            .is_some_and(|s| s.iter().any(|v| v == "2025-11-25")),
+        "{supported}"
+    );
+}
