@@ -4,3 +4,4 @@
 //! - [`build`]: pure functions from an `McpApp` to the objects the operator owns.
 
 pub mod api;
+pub mod build;

@@ -1,0 +1,827 @@
+//! The app's Deployment: pods gated on the MCP handshake, hardened to Pod Security "restricted",
+//! rolled out without ever dropping below the serving capacity.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment},
+        core::v1::{
+            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+            Lifecycle, LifecycleHandler, PodReadinessGate, PodSecurityContext, PodSpec,
+            PodTemplateSpec, Probe, SeccompProfile, SecurityContext, SleepAction, TCPSocketAction,
+            Volume, VolumeMount,
+        },
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+
+use super::{
+    BuildError, BuildInputs, bridge,
+    meta::{labels, owned_meta, selector_labels},
+    secrets::secret_wiring,
+};
+use crate::api::{HANDSHAKE_CONDITION, McpApp, Transport};
+
+/// Name of the container that runs the MCP server.
+pub const MCP_CONTAINER: &str = "mcp";
+/// Pod template annotation holding the Secrets' checksum: a change rolls the pods.
+pub const SECRETS_CHECKSUM_ANNOTATION: &str = "mcp-operator.dev/secrets-checksum";
+/// Seconds a pod gets after its drain delay to shut down on SIGTERM.
+pub const SHUTDOWN_GRACE_SECONDS: i64 = 15;
+
+/// The non-root user and group pods run as, whatever the image's USER: many MCP server images
+/// (node, python) default to root, which Pod Security "restricted" refuses.
+const RUN_AS_ID: i64 = 65532;
+const TMP_VOLUME: &str = "tmp";
+const HTTP_PORT: &str = "http";
+
+/// The app's Deployment. With `spec.autoscaling` it carries no `replicas`, so a server-side
+/// apply never takes the count back from the HorizontalPodAutoscaler.
+pub fn deployment(app: &McpApp, inputs: &BuildInputs) -> Result<Deployment, BuildError> {
+    let spec = &app.spec;
+    Ok(Deployment {
+        metadata: owned_meta(app, BTreeMap::new())?,
+        spec: DeploymentSpec {
+            replicas: match spec.autoscaling {
+                Some(_) => None,
+                None => Some(spec.replicas.unwrap_or(1)),
+            },
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(app)),
+                match_expressions: None,
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                // Old pods keep serving until new ones pass their handshake.
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::String("25%".into())),
+                }),
+            }),
+            progress_deadline_seconds: Some(spec.rollout.progress_deadline_seconds),
+            template: pod_template(app, inputs),
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    })
+}
+
+fn pod_template(app: &McpApp, inputs: &BuildInputs) -> PodTemplateSpec {
+    let spec = &app.spec;
+    let mut pod_labels = spec.pod_labels.clone();
+    pod_labels.extend(labels(app));
+    let mut annotations = spec.pod_annotations.clone();
+    annotations.insert(
+        "kubectl.kubernetes.io/default-container".into(),
+        MCP_CONTAINER.into(),
+    );
+    if let (Some(secrets), Some(checksum)) = (&spec.secrets, &inputs.secrets_checksum)
+        && secrets.restart_on_change
+    {
+        annotations.insert(SECRETS_CHECKSUM_ANNOTATION.into(), checksum.clone());
+    }
+
+    let secrets = secret_wiring(spec.secrets.as_ref());
+    let stdio = spec.transport == Transport::Stdio;
+    let mut volumes = vec![Volume {
+        name: TMP_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    let mut init_containers = Vec::new();
+    if stdio {
+        volumes.push(bridge::volume());
+        init_containers.push(bridge::install_container(
+            &inputs.companion_image,
+            container_security(),
+        ));
+    }
+    volumes.extend(secrets.volumes.iter().cloned());
+
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            init_containers: (!init_containers.is_empty()).then_some(init_containers),
+            containers: vec![mcp_container(app, inputs, &secrets)],
+            volumes: Some(volumes),
+            // The pod takes traffic only after the operator's MCP handshake succeeded.
+            readiness_gates: Some(vec![PodReadinessGate {
+                condition_type: HANDSHAKE_CONDITION.into(),
+            }]),
+            termination_grace_period_seconds: Some(
+                i64::from(spec.rollout.drain_seconds) + SHUTDOWN_GRACE_SECONDS,
+            ),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(RUN_AS_ID),
+                run_as_group: Some(RUN_AS_ID),
+                fs_group: Some(RUN_AS_ID),
+                seccomp_profile: Some(runtime_default_seccomp()),
+                ..PodSecurityContext::default()
+            }),
+            service_account_name: spec.service_account_name.clone(),
+            image_pull_secrets: (!spec.image_pull_secrets.is_empty())
+                .then(|| spec.image_pull_secrets.clone()),
+            node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+            tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+            affinity: spec.affinity.clone(),
+            ..PodSpec::default()
+        }),
+    }
+}
+
+fn mcp_container(
+    app: &McpApp,
+    inputs: &BuildInputs,
+    secrets: &super::secrets::SecretWiring,
+) -> Container {
+    let spec = &app.spec;
+    let stdio = spec.transport == Transport::Stdio;
+    // The companion serves when it bridges stdio or when no image is given.
+    let companion_serves = stdio || spec.image.is_none();
+
+    let (command, args) = if stdio {
+        (Some(bridge::bridged_command(app)), spec.args.clone())
+    } else {
+        (
+            (!spec.command.is_empty()).then(|| spec.command.clone()),
+            spec.args.clone(),
+        )
+    };
+
+    let mut ours = Vec::new();
+    if companion_serves {
+        ours.extend(bridge::companion_env(app));
+    }
+    if stdio {
+        // npx, uvx and pip need a writable home for their caches; the root filesystem is not.
+        ours.push(EnvVar {
+            name: "HOME".into(),
+            value: Some("/tmp".into()),
+            value_from: None,
+        });
+    }
+    let env = user_env_wins(ours, &spec.env, &secrets.env);
+
+    let mut mounts = vec![VolumeMount {
+        name: TMP_VOLUME.into(),
+        mount_path: "/tmp".into(),
+        ..VolumeMount::default()
+    }];
+    if stdio {
+        mounts.push(bridge::app_mount());
+    }
+    mounts.extend(secrets.mounts.iter().cloned());
+
+    let (readiness_probe, liveness_probe) = if companion_serves {
+        (
+            Some(http_probe("/readyz", 5)),
+            Some(http_probe("/healthz", 10)),
+        )
+    } else {
+        // Any HTTP server accepts connections once it is up; whether it speaks MCP is the
+        // handshake's job.
+        let tcp = Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String(HTTP_PORT.into()),
+                host: None,
+            }),
+            period_seconds: Some(5),
+            ..Probe::default()
+        };
+        (Some(tcp), None)
+    };
+
+    Container {
+        name: MCP_CONTAINER.into(),
+        image: Some(
+            spec.image
+                .clone()
+                .unwrap_or_else(|| inputs.companion_image.clone()),
+        ),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_owned()),
+        command,
+        args: (!args.is_empty()).then_some(args),
+        env: (!env.is_empty()).then_some(env),
+        env_from: (!secrets.env_from.is_empty()).then(|| secrets.env_from.clone()),
+        ports: Some(vec![ContainerPort {
+            name: Some(HTTP_PORT.into()),
+            container_port: spec.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(mounts),
+        readiness_probe,
+        liveness_probe,
+        lifecycle: (spec.rollout.drain_seconds > 0).then(|| Lifecycle {
+            // Endpoints drop the pod at once; open SSE streams get this long before SIGTERM.
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: i64::from(spec.rollout.drain_seconds),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        security_context: Some(container_security()),
+        ..Container::default()
+    }
+}
+
+/// The operator's variables, minus any the user sets, then the user's, then Secret variables.
+fn user_env_wins(ours: Vec<EnvVar>, user: &[EnvVar], from_secrets: &[EnvVar]) -> Vec<EnvVar> {
+    let user_names: Vec<&str> = user
+        .iter()
+        .chain(from_secrets)
+        .map(|v| v.name.as_str())
+        .collect();
+    ours.into_iter()
+        .filter(|v| !user_names.contains(&v.name.as_str()))
+        .chain(user.iter().cloned())
+        .chain(from_secrets.iter().cloned())
+        .collect()
+}
+
+fn http_probe(path: &str, period_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(HTTP_PORT.into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        ..Probe::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
+}
+
+/// Pod Security "restricted" for every container, plus a read-only root filesystem.
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..SecurityContext::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{EnvVarSource, PodSpec};
+
+    use super::*;
+    use crate::api::{
+        AutoscalingSpec, ImagePullPolicy, McpAppSpec, SecretEnvFrom, SecretEnvVar, SecretFileItem,
+        SecretFiles, SecretsSpec,
+    };
+    use crate::build::fixtures::{self, app};
+
+    fn build(spec: McpAppSpec) -> Deployment {
+        deployment(&app(spec), &BuildInputs::default()).expect("a stored app builds")
+    }
+
+    fn pod(deployment: &Deployment) -> &PodSpec {
+        deployment
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .expect("a pod template has a spec")
+    }
+
+    fn container(deployment: &Deployment) -> &Container {
+        let container = &pod(deployment).containers[0];
+        assert_eq!(container.name, MCP_CONTAINER);
+        container
+    }
+
+    fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
+        container
+            .env
+            .iter()
+            .flatten()
+            .find(|v| v.name == name)
+            .and_then(|v| v.value.as_deref())
+    }
+
+    fn stdio() -> McpAppSpec {
+        McpAppSpec {
+            image: Some("node:22-alpine".into()),
+            transport: Transport::Stdio,
+            command: vec![
+                "npx".into(),
+                "-y".into(),
+                "@modelcontextprotocol/server-everything".into(),
+            ],
+            args: vec!["--verbose".into()],
+            ..McpAppSpec::default()
+        }
+    }
+
+    #[test]
+    fn every_pod_waits_for_the_mcp_handshake_gate() {
+        let gates = pod(&build(McpAppSpec::default()))
+            .readiness_gates
+            .clone()
+            .unwrap();
+        assert_eq!(
+            gates,
+            [PodReadinessGate {
+                condition_type: "mcp-operator.dev/mcp-handshake".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn rollouts_never_take_a_serving_pod_away_first() {
+        let deployment = build(McpAppSpec::default());
+        let strategy = deployment.spec.strategy.unwrap();
+        assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+        let rolling = strategy.rolling_update.unwrap();
+        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+        assert_eq!(deployment.spec.progress_deadline_seconds, Some(600));
+    }
+
+    #[test]
+    fn deployment_is_named_labelled_and_owned_by_the_app() {
+        let deployment = build(McpAppSpec::default());
+        let meta = &deployment.metadata;
+        assert_eq!(meta.name.as_deref(), Some(fixtures::NAME));
+        assert_eq!(meta.namespace.as_deref(), Some(fixtures::NAMESPACE));
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(labels["app.kubernetes.io/name"], "mcp-server");
+        assert_eq!(labels["app.kubernetes.io/instance"], fixtures::NAME);
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "mcp-operator");
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("McpApp", fixtures::NAME, fixtures::UID)
+        );
+        assert_eq!(owner.api_version, "mcp-operator.dev/v1alpha1");
+        assert_eq!(owner.controller, Some(true));
+        let selector = deployment.spec.selector.match_labels.clone().unwrap();
+        let template_labels = deployment
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .clone()
+            .unwrap();
+        assert!(
+            selector
+                .iter()
+                .all(|(k, v)| template_labels.get(k) == Some(v))
+        );
+    }
+
+    #[test]
+    fn app_read_without_uid_or_namespace_is_refused() {
+        let mut app = app(McpAppSpec::default());
+        app.metadata.uid = None;
+        assert_eq!(
+            deployment(&app, &BuildInputs::default()),
+            Err(BuildError::MissingMetadata("uid"))
+        );
+        app.metadata.namespace = None;
+        assert_eq!(
+            deployment(&app, &BuildInputs::default()),
+            Err(BuildError::MissingMetadata("namespace"))
+        );
+    }
+
+    #[test]
+    fn replicas_default_to_one_and_follow_the_spec() {
+        assert_eq!(build(McpAppSpec::default()).spec.replicas, Some(1));
+        assert_eq!(
+            build(McpAppSpec {
+                replicas: Some(4),
+                ..McpAppSpec::default()
+            })
+            .spec
+            .replicas,
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn autoscaled_deployment_leaves_replicas_to_the_hpa() {
+        let deployment = build(McpAppSpec {
+            autoscaling: Some(AutoscalingSpec::between(2, 5)),
+            ..McpAppSpec::default()
+        });
+        assert_eq!(deployment.spec.replicas, None);
+        let json = serde_json::to_value(&deployment).unwrap();
+        assert!(
+            json["spec"].get("replicas").is_none(),
+            "an apply must not carry replicas"
+        );
+    }
+
+    #[test]
+    fn pods_meet_pod_security_restricted_with_a_read_only_root_and_writable_tmp() {
+        let deployment = build(McpAppSpec::default());
+        let pod = pod(&deployment);
+        let pod_security = pod.security_context.as_ref().unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.run_as_user, Some(65532));
+        assert_eq!(
+            pod_security.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
+        let security = container(&deployment).security_context.as_ref().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security.capabilities.as_ref().unwrap().drop,
+            Some(vec!["ALL".to_owned()])
+        );
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.run_as_non_root, Some(true));
+        let tmp = container(&deployment)
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/tmp")
+            .unwrap();
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == tmp.name)
+            .unwrap();
+        assert!(volume.empty_dir.is_some());
+    }
+
+    #[test]
+    fn default_image_is_the_companion_with_its_settings_and_health_endpoints() {
+        let deployment = build(McpAppSpec::default());
+        let c = container(&deployment);
+        assert_eq!(
+            c.image.as_deref(),
+            Some(crate::api::DEFAULT_COMPANION_IMAGE)
+        );
+        assert_eq!(c.command, None);
+        assert_eq!(env_value(c, "MCP_LISTEN"), Some("0.0.0.0:8080"));
+        assert_eq!(env_value(c, "MCP_KEEP_ALIVE"), Some("15"));
+        let readiness = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+        let liveness = c
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(liveness.path.as_deref(), Some("/healthz"));
+        let port = &c.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (port.name.as_deref(), port.container_port),
+            (Some("http"), 8080)
+        );
+    }
+
+    #[test]
+    fn users_http_image_runs_unchanged_with_a_tcp_readiness_probe() {
+        let deployment = build(McpAppSpec {
+            image: Some("ghcr.io/example/weather-mcp:1.2.0".into()),
+            image_pull_policy: Some(ImagePullPolicy::IfNotPresent),
+            command: vec!["/app/server".into()],
+            args: vec!["--port".into(), "9000".into()],
+            port: 9000,
+            ..McpAppSpec::default()
+        });
+        let c = container(&deployment);
+        assert_eq!(
+            c.image.as_deref(),
+            Some("ghcr.io/example/weather-mcp:1.2.0")
+        );
+        assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        assert_eq!(c.command, Some(vec!["/app/server".to_owned()]));
+        assert_eq!(c.args, Some(vec!["--port".to_owned(), "9000".to_owned()]));
+        assert_eq!(
+            env_value(c, "MCP_LISTEN"),
+            None,
+            "only the companion reads MCP_* settings"
+        );
+        assert!(c.readiness_probe.as_ref().unwrap().tcp_socket.is_some());
+        assert_eq!(c.liveness_probe, None);
+        assert_eq!(c.ports.as_ref().unwrap()[0].container_port, 9000);
+        assert_eq!(pod(&deployment).init_containers, None);
+    }
+
+    #[test]
+    fn stdio_runs_the_users_command_under_the_injected_bridge() {
+        let inputs = BuildInputs {
+            companion_image: "registry.local/mcp-server:9.9.9".into(),
+            ..BuildInputs::default()
+        };
+        let deployment = deployment(&app(stdio()), &inputs).unwrap();
+        let pod = pod(&deployment);
+
+        let init = &pod
+            .init_containers
+            .as_ref()
+            .expect("stdio injects an init container")[0];
+        assert_eq!(
+            init.image.as_deref(),
+            Some("registry.local/mcp-server:9.9.9")
+        );
+        assert_eq!(
+            init.command,
+            Some(vec![
+                "/usr/local/bin/mcp-server".to_owned(),
+                "install".to_owned(),
+                "/mcp-bridge/mcp-server".to_owned()
+            ])
+        );
+        assert_eq!(
+            init.security_context
+                .as_ref()
+                .unwrap()
+                .read_only_root_filesystem,
+            Some(true)
+        );
+        let init_mount = &init.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!(
+            (init_mount.mount_path.as_str(), init_mount.read_only),
+            ("/mcp-bridge", None)
+        );
+
+        let c = container(&deployment);
+        assert_eq!(c.image.as_deref(), Some("node:22-alpine"));
+        assert_eq!(
+            c.command,
+            Some(
+                [
+                    "/mcp-bridge/mcp-server",
+                    "bridge",
+                    "--",
+                    "npx",
+                    "-y",
+                    "@modelcontextprotocol/server-everything"
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            )
+        );
+        assert_eq!(c.args, Some(vec!["--verbose".to_owned()]));
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/mcp-bridge")
+            .unwrap();
+        assert_eq!(mount.read_only, Some(true));
+        assert_eq!(mount.name, init_mount.name);
+        assert!(
+            pod.volumes
+                .iter()
+                .flatten()
+                .any(|v| v.name == mount.name && v.empty_dir.is_some())
+        );
+        assert_eq!(env_value(c, "MCP_LISTEN"), Some("0.0.0.0:8080"));
+        assert_eq!(env_value(c, "HOME"), Some("/tmp"));
+        assert_eq!(
+            c.readiness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/readyz")
+        );
+    }
+
+    #[test]
+    fn users_env_overrides_the_operators_defaults() {
+        let mut spec = stdio();
+        spec.env = vec![EnvVar {
+            name: "HOME".into(),
+            value: Some("/data".into()),
+            value_from: None,
+        }];
+        let deployment = build(spec);
+        let homes: Vec<_> = container(&deployment)
+            .env
+            .iter()
+            .flatten()
+            .filter(|v| v.name == "HOME")
+            .collect();
+        assert_eq!(homes.len(), 1);
+        assert_eq!(homes[0].value.as_deref(), Some("/data"));
+    }
+
+    #[test]
+    fn secrets_arrive_as_env_vars_env_from_and_read_only_files() {
+        let deployment = build(McpAppSpec {
+            secrets: Some(SecretsSpec {
+                env_from: vec![SecretEnvFrom {
+                    secret_name: "github".into(),
+                    prefix: Some("GITHUB_".into()),
+                }],
+                env: vec![SecretEnvVar {
+                    name: "API_TOKEN".into(),
+                    secret_name: "weather-api".into(),
+                    key: "token".into(),
+                }],
+                files: vec![SecretFiles {
+                    secret_name: "client-cert".into(),
+                    mount_path: "/etc/mcp/tls".into(),
+                    items: vec![SecretFileItem {
+                        key: "tls.crt".into(),
+                        path: "cert.pem".into(),
+                    }],
+                }],
+                restart_on_change: false,
+            }),
+            ..McpAppSpec::default()
+        });
+        let c = container(&deployment);
+        let token = c
+            .env
+            .iter()
+            .flatten()
+            .find(|v| v.name == "API_TOKEN")
+            .unwrap();
+        let selector = token
+            .value_from
+            .as_ref()
+            .and_then(|s: &EnvVarSource| s.secret_key_ref.as_ref())
+            .unwrap();
+        assert_eq!(
+            (selector.name.as_str(), selector.key.as_str()),
+            ("weather-api", "token")
+        );
+        let from = &c.env_from.as_ref().unwrap()[0];
+        assert_eq!(from.prefix.as_deref(), Some("GITHUB_"));
+        assert_eq!(from.secret_ref.as_ref().unwrap().name, "github");
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/etc/mcp/tls")
+            .unwrap();
+        assert_eq!(mount.read_only, Some(true));
+        let volume = pod(&deployment)
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
+        let secret = volume.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("client-cert"));
+        let item = &secret.items.as_ref().unwrap()[0];
+        assert_eq!(
+            (item.key.as_str(), item.path.as_str()),
+            ("tls.crt", "cert.pem")
+        );
+    }
+
+    fn checksum_annotation(restart_on_change: bool, checksum: Option<&str>) -> Option<String> {
+        let app = app(McpAppSpec {
+            secrets: Some(SecretsSpec {
+                env_from: vec![SecretEnvFrom {
+                    secret_name: "github".into(),
+                    prefix: None,
+                }],
+                restart_on_change,
+                ..SecretsSpec::default()
+            }),
+            ..McpAppSpec::default()
+        });
+        let inputs = BuildInputs {
+            secrets_checksum: checksum.map(str::to_owned),
+            ..BuildInputs::default()
+        };
+        let deployment = deployment(&app, &inputs).unwrap();
+        let annotations = deployment
+            .spec
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap();
+        annotations.get(SECRETS_CHECKSUM_ANNOTATION).cloned()
+    }
+
+    #[test]
+    fn secret_checksum_rolls_the_pods_only_when_asked() {
+        assert_eq!(
+            checksum_annotation(true, Some("abc123")).as_deref(),
+            Some("abc123")
+        );
+        assert_eq!(checksum_annotation(false, Some("abc123")), None);
+        assert_eq!(checksum_annotation(true, None), None);
+    }
+
+    #[test]
+    fn draining_keeps_streams_for_drain_seconds_then_allows_a_clean_shutdown() {
+        let mut spec = McpAppSpec::default();
+        spec.rollout.drain_seconds = 120;
+        let deployment = build(spec);
+        assert_eq!(
+            pod(&deployment).termination_grace_period_seconds,
+            Some(120 + SHUTDOWN_GRACE_SECONDS)
+        );
+        let pre_stop = container(&deployment)
+            .lifecycle
+            .as_ref()
+            .unwrap()
+            .pre_stop
+            .as_ref()
+            .unwrap();
+        assert_eq!(pre_stop.sleep.as_ref().map(|s| s.seconds), Some(120));
+    }
+
+    #[test]
+    fn zero_drain_seconds_sets_no_pre_stop_hook() {
+        let mut spec = McpAppSpec::default();
+        spec.rollout.drain_seconds = 0;
+        let deployment = build(spec);
+        assert_eq!(container(&deployment).lifecycle, None);
+        assert_eq!(
+            pod(&deployment).termination_grace_period_seconds,
+            Some(SHUTDOWN_GRACE_SECONDS)
+        );
+    }
+
+    #[test]
+    fn scheduling_and_pod_metadata_are_passed_through() {
+        use k8s_openapi::api::core::v1::{LocalObjectReference, Toleration};
+        let deployment = build(McpAppSpec {
+            node_selector: [("kubernetes.io/arch".to_owned(), "arm64".to_owned())].into(),
+            tolerations: vec![Toleration {
+                key: Some("dedicated".into()),
+                operator: Some("Exists".into()),
+                ..Toleration::default()
+            }],
+            service_account_name: Some("weather".into()),
+            image_pull_secrets: vec![LocalObjectReference {
+                name: "regcred".into(),
+            }],
+            pod_annotations: [("prometheus.io/scrape".to_owned(), "true".to_owned())].into(),
+            pod_labels: [("team".to_owned(), "search".to_owned())].into(),
+            ..McpAppSpec::default()
+        });
+        let pod = pod(&deployment);
+        assert_eq!(
+            pod.node_selector.as_ref().unwrap()["kubernetes.io/arch"],
+            "arm64"
+        );
+        assert_eq!(
+            pod.tolerations.as_ref().unwrap()[0].key.as_deref(),
+            Some("dedicated")
+        );
+        assert_eq!(pod.service_account_name.as_deref(), Some("weather"));
+        assert_eq!(pod.image_pull_secrets.as_ref().unwrap()[0].name, "regcred");
+        let meta = deployment.spec.template.metadata.as_ref().unwrap();
+        assert_eq!(
+            meta.annotations.as_ref().unwrap()["prometheus.io/scrape"],
+            "true"
+        );
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "search");
+        assert_eq!(labels["app.kubernetes.io/instance"], fixtures::NAME);
+    }
+
+    #[test]
+    fn building_twice_gives_identical_objects() {
+        let app = app(stdio());
+        let inputs = BuildInputs {
+            secrets_checksum: Some("x".into()),
+            ..BuildInputs::default()
+        };
+        let first = serde_json::to_string(&deployment(&app, &inputs).unwrap()).unwrap();
+        let second = serde_json::to_string(&deployment(&app, &inputs).unwrap()).unwrap();
+        assert_eq!(first, second);
+    }
+}

@@ -1,0 +1,192 @@
+//! Pure functions from an `McpApp` to the objects the operator owns: no I/O, no clock, no
+//! randomness, so the same inputs always give byte-identical objects and a server-side apply of
+//! an unchanged app writes nothing.
+//!
+//! Every object carries apiVersion and kind, the app's namespace, a deterministic name (the
+//! app's), the operator's labels and a controller owner reference, ready for
+//! `Patch::Apply` with [`FIELD_MANAGER`]. What a builder cannot know from the McpApp alone (the
+//! IngressClass's controller, the Secrets' checksum, the companion image) comes in through
+//! [`BuildInputs`], read by the reconciler.
+
+mod backend_config;
+mod bridge;
+mod deployment;
+mod dialects;
+mod hpa;
+mod http_route;
+mod ingress;
+mod meta;
+mod pdb;
+mod secrets;
+mod service;
+mod url;
+
+#[cfg(test)]
+mod fixtures;
+
+use k8s_openapi::api::{
+    apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler, core::v1::Service,
+    networking::v1::Ingress, policy::v1::PodDisruptionBudget,
+};
+use kube::api::DynamicObject;
+
+use crate::api::{DEFAULT_COMPANION_IMAGE, McpApp};
+
+pub use backend_config::{BACKEND_CONFIG_API, backend_config};
+pub use bridge::{BRIDGE_BINARY, BRIDGE_VOLUME_PATH, COMPANION_BINARY};
+pub use deployment::{
+    MCP_CONTAINER, SECRETS_CHECKSUM_ANNOTATION, SHUTDOWN_GRACE_SECONDS, deployment,
+};
+pub use dialects::{AFFINITY_COOKIE, IngressDialect, resolve_dialect};
+pub use hpa::horizontal_pod_autoscaler;
+pub use http_route::{HTTP_ROUTE_API, http_route};
+pub use ingress::ingress;
+pub use meta::{labels, selector_labels};
+pub use pdb::{can_run_more_than_one_pod, pod_disruption_budget};
+pub use service::{SERVICE_PORT, service};
+pub use url::{external_url, service_url};
+
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "mcp-operator";
+
+/// What the builders need besides the McpApp itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildInputs {
+    /// Image of the companion `mcp-server`: run when `spec.image` is unset, and copied into the
+    /// pod as the stdio bridge.
+    pub companion_image: String,
+
+    /// `spec.controller` of the IngressClass named by `spec.ingress.className` (or of the
+    /// cluster's default IngressClass). `None` when it was not found: the dialect is then guessed
+    /// from the class name, else the generic one is used.
+    pub ingress_controller: Option<String>,
+
+    /// Checksum of the data of every Secret in `spec.secrets` (see
+    /// [`crate::api::SecretsSpec::secret_names`]). Put on the pod template when
+    /// `secrets.restartOnChange` is set, so a Secret change rolls the pods.
+    pub secrets_checksum: Option<String>,
+
+    /// Whether the installed HTTPRoute CRD has `rules[].sessionPersistence` (experimental
+    /// channel). Without it, cookie stickiness is left to the Service.
+    pub gateway_session_persistence: bool,
+}
+
+impl Default for BuildInputs {
+    fn default() -> Self {
+        Self {
+            companion_image: DEFAULT_COMPANION_IMAGE.to_owned(),
+            ingress_controller: None,
+            secrets_checksum: None,
+            gateway_session_persistence: false,
+        }
+    }
+}
+
+/// Why an McpApp cannot be turned into objects.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    /// Owner references and namespaces need an object that came from the API server.
+    #[error("McpApp has no metadata.{0}; build from an object read from the API server")]
+    MissingMetadata(&'static str),
+}
+
+/// Every object an McpApp should own right now. `None` means the object must not exist: the
+/// reconciler deletes one it created earlier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedObjects {
+    pub deployment: Deployment,
+    pub service: Service,
+    pub ingress: Option<Ingress>,
+    /// GKE BackendConfig (`cloud.google.com/v1`), only with the GCE ingress dialect.
+    pub backend_config: Option<DynamicObject>,
+    /// Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`).
+    pub http_route: Option<DynamicObject>,
+    pub horizontal_pod_autoscaler: Option<HorizontalPodAutoscaler>,
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
+}
+
+/// Builds every object the app should own.
+pub fn owned_objects(app: &McpApp, inputs: &BuildInputs) -> Result<OwnedObjects, BuildError> {
+    let dialect = app.spec.ingress.as_ref().map(|ingress| {
+        resolve_dialect(
+            inputs.ingress_controller.as_deref(),
+            ingress.class_name.as_deref(),
+        )
+    });
+    Ok(OwnedObjects {
+        deployment: deployment(app, inputs)?,
+        service: service(app, dialect)?,
+        ingress: ingress(app, dialect)?,
+        backend_config: backend_config(app, dialect)?,
+        http_route: http_route(app, inputs.gateway_session_persistence)?,
+        horizontal_pod_autoscaler: horizontal_pod_autoscaler(app)?,
+        pod_disruption_budget: pod_disruption_budget(app)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{AutoscalingSpec, McpAppSpec};
+    use fixtures::{app, app_with_ingress};
+
+    #[test]
+    fn a_minimal_app_owns_a_deployment_and_a_service_only() {
+        let objects = owned_objects(&app(McpAppSpec::default()), &BuildInputs::default()).unwrap();
+        assert_eq!(objects.ingress, None);
+        assert_eq!(objects.backend_config, None);
+        assert_eq!(objects.http_route, None);
+        assert_eq!(objects.horizontal_pod_autoscaler, None);
+        assert_eq!(objects.pod_disruption_budget, None);
+    }
+
+    #[test]
+    fn ingress_class_controller_picks_the_dialect_for_ingress_service_and_backend_config() {
+        let inputs = BuildInputs {
+            ingress_controller: Some("k8s.io/ingress-gce".into()),
+            ..BuildInputs::default()
+        };
+        // The class name says nginx, but the IngressClass's controller is what serves it.
+        let objects = owned_objects(&app_with_ingress(Some("nginx")), &inputs).unwrap();
+        assert!(objects.backend_config.is_some());
+        let service_annotations = objects.service.metadata.annotations.unwrap();
+        assert!(service_annotations.contains_key("cloud.google.com/backend-config"));
+        let ingress_annotations = objects.ingress.unwrap().metadata.annotations.unwrap();
+        assert!(
+            !ingress_annotations
+                .keys()
+                .any(|k| k.starts_with("nginx.ingress.kubernetes.io/"))
+        );
+    }
+
+    #[test]
+    fn autoscaled_app_owns_an_hpa_and_a_budget() {
+        let app = app(McpAppSpec {
+            autoscaling: Some(AutoscalingSpec::between(2, 8)),
+            ..McpAppSpec::default()
+        });
+        let objects = owned_objects(&app, &BuildInputs::default()).unwrap();
+        assert!(objects.horizontal_pod_autoscaler.is_some());
+        assert!(objects.pod_disruption_budget.is_some());
+        assert_eq!(objects.deployment.spec.replicas, None);
+    }
+
+    #[test]
+    fn typed_objects_serialize_with_api_version_and_kind_for_server_side_apply() {
+        let objects = owned_objects(&app(McpAppSpec::default()), &BuildInputs::default()).unwrap();
+        let deployment = serde_json::to_value(&objects.deployment).unwrap();
+        assert_eq!(
+            (
+                deployment["apiVersion"].as_str(),
+                deployment["kind"].as_str()
+            ),
+            (Some("apps/v1"), Some("Deployment"))
+        );
+        let service = serde_json::to_value(&objects.service).unwrap();
+        assert_eq!(
+            (service["apiVersion"].as_str(), service["kind"].as_str()),
+            (Some("v1"), Some("Service"))
+        );
+        assert!(deployment.get("status").is_none());
+    }
+}
