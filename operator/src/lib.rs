@@ -2,6 +2,15 @@
 //!
 //! - [`api`]: the `McpApp` custom resource (types, schema, CRD).
 //! - [`build`]: pure functions from an `McpApp` to the objects the operator owns.
+//! - [`reconcile`]: the controller that applies them and reports [`status`].
+//! - [`config`], [`telemetry`], [`metrics`], [`serve`], [`leader`]: running the operator.
 
 pub mod api;
 pub mod build;
+pub mod config;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod serve;
+pub mod status;
+pub mod telemetry;

@@ -66,3 +66,20 @@ impl Binaries {
         Ok(bins)
     }
 }
+
+/// A binary of this workspace (`mcp-server`, `mcp-operator`), from the target directory the
+/// running test was built in. `cargo test --workspace` builds every package's binaries.
+pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("current executable", e))?;
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join(name))
+        .ok_or_else(|| Error::MissingWorkspaceBinary(name.into()))?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::MissingWorkspaceBinary(name.into()))
+    }
+}

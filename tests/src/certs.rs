@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use crate::Error;
@@ -25,6 +25,7 @@ pub struct Pki {
     pub service_account_pub: PathBuf,
     /// The CA certificate, admin certificate and key as PEM, for the kubeconfig.
     pub ca_pem: String,
+    pub ca_key_pem: String,
     pub admin_cert_pem: String,
     pub admin_key_pem: String,
 }
@@ -32,16 +33,7 @@ pub struct Pki {
 impl Pki {
     /// Generates the PKI into `dir`. `ips` and `dns_names` are the serving certificate's SANs.
     pub fn generate(dir: &Path, ips: &[IpAddr], dns_names: &[&str]) -> Result<Self, Error> {
-        let ca_key = KeyPair::generate()?;
-        let mut ca_params = CertificateParams::default();
-        ca_params.distinguished_name = name("mcp-testenv-ca", None);
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
+        let ca = CertifiedIssuer::self_signed(ca_params(), KeyPair::generate()?)?;
 
         let serving_key = KeyPair::generate()?;
         let mut serving = CertificateParams::default();
@@ -61,11 +53,8 @@ impl Pki {
 
         // system:masters bypasses authorization: the admin identity of tests, kubectl and the
         // controller-manager.
-        let admin_key = KeyPair::generate()?;
-        let mut admin = CertificateParams::default();
-        admin.distinguished_name = name("mcp-testenv-admin", Some("system:masters"));
-        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let admin_cert = admin.signed_by(&admin_key, &ca)?;
+        let (admin_cert_pem, admin_key_pem) =
+            client_certificate(&ca, "mcp-testenv-admin", &["system:masters"])?;
 
         let sa_key = KeyPair::generate()?;
 
@@ -79,12 +68,13 @@ impl Pki {
             service_account_key: dir.join("sa.key"),
             service_account_pub: dir.join("sa.pub"),
             ca_pem: ca.pem(),
-            admin_cert_pem: admin_cert.pem(),
-            admin_key_pem: admin_key.serialize_pem(),
+            ca_key_pem: ca.key().serialize_pem(),
+            admin_cert_pem,
+            admin_key_pem,
         };
         let files = [
             (&pki.ca_cert, pki.ca_pem.clone()),
-            (&pki.ca_key, ca.key().serialize_pem()),
+            (&pki.ca_key, pki.ca_key_pem.clone()),
             (&pki.serving_cert, serving_cert.pem()),
             (&pki.serving_key, serving_key.serialize_pem()),
             (&pki.admin_cert, pki.admin_cert_pem.clone()),
@@ -97,6 +87,46 @@ impl Pki {
         }
         Ok(pki)
     }
+}
+
+impl Pki {
+    /// A client certificate and key (PEM) for `user` in `groups`, signed by the CA.
+    pub fn user_certificate(&self, user: &str, groups: &[&str]) -> Result<(String, String), Error> {
+        // The CA's parameters are fixed, so its issuer is rebuilt from them and its key.
+        let ca = Issuer::new(ca_params(), KeyPair::from_pem(&self.ca_key_pem)?);
+        client_certificate(&ca, user, groups)
+    }
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name("mcp-testenv-ca", None);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+/// Kubernetes reads the user from the CN and the groups from the O entries.
+fn client_certificate(
+    ca: &Issuer<'_, KeyPair>,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String), Error> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, user);
+    for group in groups {
+        dn.push(DnType::OrganizationName, *group);
+    }
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, ca)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {

@@ -18,7 +18,7 @@ use crate::binaries::Binaries;
 use crate::certs::Pki;
 use crate::controlplane::{ControlPlane, Layout};
 use crate::kubelet::{self, Kubelet, KubeletConfig};
-use crate::process::log_tail;
+use crate::process::{Supervised, log_tail};
 use crate::sandbox::{GATEWAY, Sandbox};
 use crate::{Error, ImageMap};
 
@@ -78,6 +78,7 @@ pub struct TestEnv {
     kubeconfig: PathBuf,
     dir: PathBuf,
     port: u16,
+    pki: Pki,
     control_plane: Option<ControlPlane>,
     kubelet: Option<Kubelet>,
     started_in: Duration,
@@ -156,6 +157,7 @@ impl TestEnv {
             kubeconfig: opts.kubeconfig.clone().unwrap_or(kubeconfig.clone()),
             dir,
             port,
+            pki: pki.clone(),
             control_plane: None,
             kubelet: None,
             started_in: Duration::ZERO,
@@ -202,6 +204,19 @@ impl TestEnv {
     /// The admin kubeconfig: usable from the host and from inside the environment.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A kubeconfig for `user` in `groups` (a client certificate of the environment's CA), so that
+    /// a process's API requests carry its own name in the audit log. Works inside and outside.
+    pub fn kubeconfig_for(&self, user: &str, groups: &[&str]) -> Result<PathBuf, Error> {
+        let (cert_pem, key_pem) = self.pki.user_certificate(user, groups)?;
+        let cert = self.dir.join(format!("{user}.crt"));
+        let key = self.dir.join(format!("{user}.key"));
+        std::fs::write(&cert, cert_pem).map_err(|e| Error::io(&cert, e))?;
+        std::fs::write(&key, key_pem).map_err(|e| Error::io(&key, e))?;
+        let path = self.dir.join(format!("{user}.kubeconfig"));
+        write_user_kubeconfig(&path, &self.pki, self.port, &cert, &key)?;
+        Ok(path)
     }
 
     /// The directory holding the PKI, etcd's data and `logs/`.
@@ -263,6 +278,26 @@ impl TestEnv {
     /// at `127.0.0.1:{api_port}`), with `KUBECONFIG` set.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
         join_network_command(self.netns_path(), program, &self.kubeconfig)
+    }
+
+    /// Starts `program` inside the environment (pod IPs reachable, `KUBECONFIG` set), with its
+    /// output in `logs/{name}.log`; it is stopped with the environment if still running.
+    pub async fn spawn(
+        &self,
+        name: &str,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Supervised, Error> {
+        let mut cmd = crate::sandbox::command(program.as_ref());
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .envs(envs.iter().copied());
+        let log = self.dir.join("logs").join(format!("{name}.log"));
+        let name = name.to_string();
+        self.sandbox
+            .run(async move { Supervised::spawn(name, cmd, &log) })
+            .await
     }
 
     /// The last lines of every log of the environment.
@@ -387,6 +422,16 @@ async fn client_for(kubeconfig: &Path) -> Result<Client, Error> {
 
 /// Writes a kubeconfig (as JSON, which is YAML) for the admin user.
 fn write_kubeconfig(path: &Path, pki: &Pki, port: u16) -> Result<(), Error> {
+    write_user_kubeconfig(path, pki, port, &pki.admin_cert, &pki.admin_key)
+}
+
+fn write_user_kubeconfig(
+    path: &Path,
+    pki: &Pki,
+    port: u16,
+    cert: &Path,
+    key: &Path,
+) -> Result<(), Error> {
     let config = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -395,8 +440,8 @@ fn write_kubeconfig(path: &Path, pki: &Pki, port: u16) -> Result<(), Error> {
             "certificate-authority": pki.ca_cert,
         }}],
         "users": [{"name": "admin", "user": {
-            "client-certificate": pki.admin_cert,
-            "client-key": pki.admin_key,
+            "client-certificate": cert,
+            "client-key": key,
         }}],
         "contexts": [{"name": "testenv", "context": {"cluster": "testenv", "user": "admin"}}],
         "current-context": "testenv",

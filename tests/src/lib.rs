@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod binaries;
 pub mod certs;
 pub mod controlplane;
@@ -24,6 +25,7 @@ pub mod sandbox;
 pub mod wait;
 
 pub use env::{TestEnv, TestEnvBuilder, join_network_command};
+pub use binaries::workspace_binary;
 pub use images::ImageMap;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,8 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("{0} not found: run tests/controlplane/build.sh to build the control plane")]
     MissingBinary(PathBuf),
+    #[error("binary {0} of this workspace is not built: run the tests with `cargo test --workspace`")]
+    MissingWorkspaceBinary(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

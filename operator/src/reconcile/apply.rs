@@ -1,0 +1,147 @@
+//! Server-side apply of owned objects, without writes at rest.
+//!
+//! A server-side apply of an unchanged object changes nothing on the server, but it is still a
+//! PATCH request: an operator that re-applies on every reconcile writes all the time. Each object
+//! therefore carries the hash of the desired state it was last applied from; when the live object
+//! carries the hash of the current desired state, the apply is skipped.
+
+use std::fmt::Debug;
+
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
+use kube::discovery::ApiResource;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::build::FIELD_MANAGER;
+
+/// The annotation holding the hash of the desired state an object was last applied from.
+pub const APPLIED_HASH_ANNOTATION: &str = "mcp-operator.dev/applied-hash";
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Unchanged,
+    Written,
+}
+
+/// The hash of `object`'s desired state: its JSON, which the builders make deterministic.
+pub fn desired_hash<K: Serialize>(object: &K) -> String {
+    let json = serde_json::to_vec(object).expect("Kubernetes objects serialize to JSON");
+    let digest = Sha256::digest(&json);
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Applies `desired` unless `live` already carries its hash.
+pub async fn apply<K>(client: &Client, live: Option<&K>, mut desired: K) -> kube::Result<Applied>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug,
+{
+    let hash = desired_hash(&desired);
+    if live.is_some_and(|l| carries(l.annotations(), &hash)) {
+        return Ok(Applied::Unchanged);
+    }
+    desired
+        .annotations_mut()
+        .insert(APPLIED_HASH_ANNOTATION.into(), hash);
+    let ns = desired.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), &ns);
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&desired.name_any(), &pp, &Patch::Apply(&desired))
+        .await?;
+    Ok(Applied::Written)
+}
+
+/// [`apply`] for an object whose type is known only at run time (HTTPRoute, BackendConfig).
+pub async fn apply_dynamic(
+    client: &Client,
+    resource: &ApiResource,
+    mut desired: DynamicObject,
+) -> kube::Result<Applied> {
+    let hash = desired_hash(&desired);
+    let ns = desired.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, resource);
+    let name = desired.name_any();
+    if let Some(live) = api.get_opt(&name).await?
+        && carries(live.annotations(), &hash)
+    {
+        return Ok(Applied::Unchanged);
+    }
+    desired
+        .annotations_mut()
+        .insert(APPLIED_HASH_ANNOTATION.into(), hash);
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &pp, &Patch::Apply(&desired)).await?;
+    Ok(Applied::Written)
+}
+
+/// Deletes an object the app no longer wants, if it exists and the operator made it.
+pub async fn delete<K>(client: &Client, live: Option<&K>) -> kube::Result<Applied>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let Some(live) = live.filter(|l| l.annotations().contains_key(APPLIED_HASH_ANNOTATION)) else {
+        return Ok(Applied::Unchanged);
+    };
+    let api: Api<K> = Api::namespaced(client.clone(), &live.namespace().unwrap_or_default());
+    match api
+        .delete(&live.name_any(), &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(Applied::Written),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Applied::Unchanged),
+        Err(e) => Err(e),
+    }
+}
+
+fn carries(annotations: &std::collections::BTreeMap<String, String>, hash: &str) -> bool {
+    annotations.get(APPLIED_HASH_ANNOTATION).map(String::as_str) == Some(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn config_map(value: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "namespace": "ns"},
+            "data": {"k": value},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn hash_changes_with_the_desired_state_only() {
+        assert_eq!(
+            desired_hash(&config_map("a")),
+            desired_hash(&config_map("a"))
+        );
+        assert_ne!(
+            desired_hash(&config_map("a")),
+            desired_hash(&config_map("b"))
+        );
+    }
+
+    #[test]
+    fn live_object_with_the_current_hash_needs_no_write() {
+        let desired = config_map("a");
+        let mut live = desired.clone();
+        live.annotations_mut()
+            .insert(APPLIED_HASH_ANNOTATION.into(), desired_hash(&desired));
+        assert!(carries(live.annotations(), &desired_hash(&desired)));
+        assert!(!carries(
+            live.annotations(),
+            &desired_hash(&config_map("b"))
+        ));
+    }
+}

@@ -1,0 +1,289 @@
+//! The McpApp's status, computed from what the operator observed: no I/O here.
+//!
+//! - `Ready`: enough pods passed their MCP handshake to serve (all desired replicas, or the
+//!   autoscaler's minimum), so `kubectl wait --for=condition=Ready` means "answers MCP".
+//! - `Progressing`: a new revision is rolling out.
+//! - `Degraded`: something needs the user: an invalid spec, a missing dependency, a rollout past
+//!   its deadline.
+//!
+//! A condition's `lastTransitionTime` changes only when its status does.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::conditions::{DEGRADED, PROGRESSING, READY, reasons};
+use crate::api::{McpApp, McpAppStatus};
+
+/// A problem that makes the app Degraded, found while reconciling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What the reconciler observed.
+pub struct Observed<'a> {
+    pub deployment: Option<&'a Deployment>,
+    pub url: Option<String>,
+    pub problem: Option<Problem>,
+}
+
+/// The status to report, keeping what the reconciler does not own (probe results, revisions)
+/// from `app`'s current status.
+pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppStatus {
+    let previous = app.status.clone().unwrap_or_default();
+    let generation = app.metadata.generation;
+    let rollout = Rollout::of(app, observed.deployment);
+
+    let ready = if rollout.ready >= rollout.needed && rollout.needed > 0 {
+        cond(
+            READY,
+            true,
+            reasons::HANDSHAKE_SUCCEEDED,
+            format!(
+                "{} of {} pods passed the MCP handshake",
+                rollout.ready, rollout.desired
+            ),
+        )
+    } else {
+        cond(
+            READY,
+            false,
+            reasons::ROLLOUT_IN_PROGRESS,
+            format!(
+                "{} of {} pods passed the MCP handshake; waiting for {}",
+                rollout.ready,
+                rollout.desired,
+                rollout.needed.max(1)
+            ),
+        )
+    };
+    let progressing = if rollout.complete {
+        cond(
+            PROGRESSING,
+            false,
+            reasons::ROLLOUT_COMPLETE,
+            format!("{} pods run the current revision", rollout.updated),
+        )
+    } else {
+        cond(
+            PROGRESSING,
+            true,
+            reasons::ROLLOUT_IN_PROGRESS,
+            format!(
+                "{} of {} pods run the current revision",
+                rollout.updated, rollout.desired
+            ),
+        )
+    };
+    let degraded = match (&observed.problem, rollout.deadline_exceeded) {
+        (Some(p), _) => cond(DEGRADED, true, p.reason, p.message.clone()),
+        (None, Some(message)) => cond(DEGRADED, true, reasons::PROGRESS_DEADLINE_EXCEEDED, message),
+        (None, None) => cond(DEGRADED, false, "AsExpected", "no problem found".into()),
+    };
+
+    let conditions = [ready, progressing, degraded]
+        .into_iter()
+        .map(|mut c| {
+            c.observed_generation = generation;
+            c.last_transition_time = previous
+                .conditions
+                .iter()
+                .find(|p| p.type_ == c.type_ && p.status == c.status)
+                .map(|p| p.last_transition_time.clone())
+                .unwrap_or(Time(now));
+            c
+        })
+        .collect();
+
+    McpAppStatus {
+        observed_generation: generation,
+        conditions,
+        replicas: Some(rollout.current),
+        ready_replicas: Some(rollout.ready),
+        url: observed.url.clone(),
+        ..previous
+    }
+}
+
+fn cond(type_: &str, ok: bool, reason: &str, message: String) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: None,
+        last_transition_time: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// The Deployment's progress, in the app's terms.
+struct Rollout {
+    desired: i32,
+    /// Ready pods needed for the app to be Ready.
+    needed: i32,
+    current: i32,
+    ready: i32,
+    updated: i32,
+    complete: bool,
+    deadline_exceeded: Option<String>,
+}
+
+impl Rollout {
+    fn of(app: &McpApp, deployment: Option<&Deployment>) -> Self {
+        let spec_replicas = deployment.and_then(|d| d.spec.replicas).unwrap_or(1);
+        let needed = match &app.spec.autoscaling {
+            Some(a) => a.min_replicas.min(spec_replicas),
+            None => spec_replicas,
+        };
+        let Some(d) = deployment else {
+            return Rollout {
+                desired: spec_replicas,
+                needed,
+                current: 0,
+                ready: 0,
+                updated: 0,
+                complete: false,
+                deadline_exceeded: None,
+            };
+        };
+        let status = d.status.clone().unwrap_or_default();
+        let observed = status.observed_generation >= d.metadata.generation;
+        let updated = status.updated_replicas.unwrap_or(0);
+        let current = status.replicas.unwrap_or(0);
+        let complete = observed
+            && updated >= spec_replicas
+            && current == updated
+            && status.available_replicas.unwrap_or(0) >= spec_replicas;
+        let deadline_exceeded = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| {
+                c.type_.as_deref() == Some("Progressing")
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+            .map(|c| {
+                format!(
+                    "the rollout did not finish within rollout.progressDeadlineSeconds: {}",
+                    c.message.clone().unwrap_or_default()
+                )
+            });
+        Rollout {
+            desired: spec_replicas,
+            needed,
+            current,
+            ready: status.ready_replicas.unwrap_or(0),
+            updated,
+            complete,
+            deadline_exceeded,
+        }
+    }
+}
+
+/// The condition of `type_` in `status`, if present.
+pub fn condition<'a>(status: Option<&'a McpAppStatus>, type_: &str) -> Option<&'a Condition> {
+    status?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> McpApp {
+        let mut app: McpApp = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mcp-operator.dev/v1alpha1",
+            "kind": "McpApp",
+            "metadata": {"name": "demo", "namespace": "default", "generation": 2},
+            "spec": {},
+        }))
+        .expect("minimal McpApp");
+        app.status = None;
+        app
+    }
+
+    fn deployment(replicas: i32, ready: i32, updated: i32) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo", "generation": 1},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {
+                "observedGeneration": 1, "replicas": updated.max(replicas),
+                "readyReplicas": ready, "availableReplicas": ready, "updatedReplicas": updated,
+            },
+        }))
+        .expect("deployment")
+    }
+
+    fn status_of(app: &McpApp, d: Option<&Deployment>) -> McpAppStatus {
+        let observed = Observed {
+            deployment: d,
+            url: Some("http://demo.default.svc:80/mcp".into()),
+            problem: None,
+        };
+        compute(app, &observed, Timestamp::from_second(100).unwrap())
+    }
+
+    #[test]
+    fn app_is_ready_when_every_desired_pod_passed_its_handshake() {
+        let d = deployment(2, 2, 2);
+        let status = status_of(&app(), Some(&d));
+        let ready = condition(Some(&status), READY).unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(ready.reason, reasons::HANDSHAKE_SUCCEEDED);
+        assert_eq!(ready.observed_generation, Some(2));
+        let progressing = condition(Some(&status), PROGRESSING).unwrap();
+        assert_eq!(progressing.status, "False");
+        assert_eq!(status.ready_replicas, Some(2));
+        assert_eq!(status.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn app_without_pods_is_not_ready_and_says_how_many_passed() {
+        let d = deployment(2, 1, 1);
+        let status = status_of(&app(), Some(&d));
+        let ready = condition(Some(&status), READY).unwrap();
+        assert_eq!(ready.status, "False");
+        assert_eq!(
+            ready.message,
+            "1 of 2 pods passed the MCP handshake; waiting for 2"
+        );
+        assert_eq!(
+            condition(Some(&status), PROGRESSING).unwrap().status,
+            "True"
+        );
+    }
+
+    #[test]
+    fn problem_makes_the_app_degraded_with_its_reason() {
+        let observed = Observed {
+            deployment: None,
+            url: None,
+            problem: Some(Problem {
+                reason: reasons::INVALID_SPEC,
+                message: "bad".into(),
+            }),
+        };
+        let status = compute(&app(), &observed, Timestamp::UNIX_EPOCH);
+        let degraded = condition(Some(&status), DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "InvalidSpec")
+        );
+    }
+
+    #[test]
+    fn transition_time_changes_only_with_the_status() {
+        let d = deployment(1, 1, 1);
+        let mut app = app();
+        let first = status_of(&app, Some(&d));
+        app.status = Some(first.clone());
+        let later = Observed {
+            deployment: Some(&d),
+            url: first.url.clone(),
+            problem: None,
+        };
+        let second = compute(&app, &later, Timestamp::from_second(999).unwrap());
+        assert_eq!(first, second, "nothing changed, so nothing is written");
+    }
+}
