@@ -39,4 +39,6 @@ pub const DEFAULT_COMPANION_IMAGE: &str = concat!(
 );
 
 #[cfg(test)]
+pub(crate) mod examples;
+#[cfg(test)]
 mod schema_tests;

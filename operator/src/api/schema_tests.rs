@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
+use super::examples::stdio_spec;
 use super::*;
 
 fn app(spec: McpAppSpec) -> McpApp {
@@ -25,19 +26,6 @@ fn assert_rejected_with(spec: McpAppSpec, expected: &str) {
         messages.iter().any(|m| m.contains(expected)),
         "expected a rejection containing {expected:?}, got {messages:?}"
     );
-}
-
-fn stdio_spec() -> McpAppSpec {
-    McpAppSpec {
-        image: Some("node:22-alpine".into()),
-        transport: Transport::Stdio,
-        command: vec![
-            "npx".into(),
-            "-y".into(),
-            "@modelcontextprotocol/server-everything".into(),
-        ],
-        ..McpAppSpec::default()
-    }
 }
 
 fn ingress() -> IngressSpec {

@@ -290,6 +290,7 @@ mod tests {
     use k8s_openapi::api::core::v1::{EnvVarSource, PodSpec};
 
     use super::*;
+    use crate::api::examples::stdio_spec;
     use crate::api::{
         AutoscalingSpec, ImagePullPolicy, McpAppSpec, SecretEnvFrom, SecretEnvVar, SecretFileItem,
         SecretFiles, SecretsSpec,
@@ -326,15 +327,8 @@ mod tests {
 
     fn stdio() -> McpAppSpec {
         McpAppSpec {
-            image: Some("node:22-alpine".into()),
-            transport: Transport::Stdio,
-            command: vec![
-                "npx".into(),
-                "-y".into(),
-                "@modelcontextprotocol/server-everything".into(),
-            ],
             args: vec!["--verbose".into()],
-            ..McpAppSpec::default()
+            ..stdio_spec()
         }
     }
 

@@ -84,6 +84,16 @@ mod tests {
             .collect()
     }
 
+    fn hpa_for(autoscaling: AutoscalingSpec) -> HorizontalPodAutoscaler {
+        let app = app(McpAppSpec {
+            autoscaling: Some(autoscaling),
+            ..McpAppSpec::default()
+        });
+        horizontal_pod_autoscaler(&app)
+            .unwrap()
+            .expect("autoscaling gives an HPA")
+    }
+
     #[test]
     fn hpa_scales_the_deployment_between_the_bounds_on_cpu_by_default() {
         let app = app(McpAppSpec {
@@ -111,12 +121,7 @@ mod tests {
             target_memory_utilization_percentage: Some(75),
             ..AutoscalingSpec::between(1, 3)
         };
-        let hpa = horizontal_pod_autoscaler(&app(McpAppSpec {
-            autoscaling: Some(autoscaling),
-            ..McpAppSpec::default()
-        }))
-        .unwrap()
-        .unwrap();
+        let hpa = hpa_for(autoscaling);
         assert_eq!(
             targets(&hpa),
             [
@@ -129,12 +134,7 @@ mod tests {
             target_memory_utilization_percentage: Some(70),
             ..AutoscalingSpec::between(1, 3)
         };
-        let hpa = horizontal_pod_autoscaler(&app(McpAppSpec {
-            autoscaling: Some(memory_only),
-            ..McpAppSpec::default()
-        }))
-        .unwrap()
-        .unwrap();
+        let hpa = hpa_for(memory_only);
         assert_eq!(targets(&hpa), [("memory".to_owned(), Some(70))]);
     }
 
@@ -151,12 +151,7 @@ mod tests {
             behavior: Some(behavior.clone()),
             ..AutoscalingSpec::between(1, 3)
         };
-        let hpa = horizontal_pod_autoscaler(&app(McpAppSpec {
-            autoscaling: Some(autoscaling),
-            ..McpAppSpec::default()
-        }))
-        .unwrap()
-        .unwrap();
+        let hpa = hpa_for(autoscaling);
         assert_eq!(hpa.spec.behavior, Some(behavior));
     }
 

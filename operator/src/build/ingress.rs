@@ -79,17 +79,22 @@ mod tests {
     use crate::api::{IngressTls, McpAppSpec, SessionAffinity};
     use crate::build::fixtures::{self, app, app_with_ingress};
 
-    /// The Ingress annotations for an app behind `controller` with the given affinity.
-    fn annotations(controller: &str, affinity: SessionAffinity) -> BTreeMap<String, String> {
-        let mut app = app_with_ingress(Some("any"));
-        app.spec.session.affinity = affinity;
+    /// The Ingress annotations of `app` behind an IngressClass served by `controller`.
+    fn annotations_of(app: &McpApp, controller: &str) -> BTreeMap<String, String> {
         let dialect = resolve_dialect(Some(controller), None);
-        ingress(&app, Some(dialect))
+        ingress(app, Some(dialect))
             .unwrap()
             .expect("the app has an ingress")
             .metadata
             .annotations
             .unwrap_or_default()
+    }
+
+    /// The Ingress annotations for an app behind `controller` with the given affinity.
+    fn annotations(controller: &str, affinity: SessionAffinity) -> BTreeMap<String, String> {
+        let mut app = app_with_ingress(Some("any"));
+        app.spec.session.affinity = affinity;
+        annotations_of(&app, controller)
     }
 
     const NGINX: &str = "k8s.io/ingress-nginx";
@@ -197,13 +202,7 @@ mod tests {
     fn stream_timeout_follows_the_sse_setting() {
         let mut app = app_with_ingress(Some("nginx"));
         app.spec.sse.stream_timeout_seconds = 7200;
-        let dialect = resolve_dialect(Some(NGINX), None);
-        let a = ingress(&app, Some(dialect))
-            .unwrap()
-            .unwrap()
-            .metadata
-            .annotations
-            .unwrap();
+        let a = annotations_of(&app, NGINX);
         assert_eq!(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "7200");
     }
 
@@ -249,13 +248,7 @@ mod tests {
     fn alb_idle_timeout_is_capped_at_what_aws_accepts() {
         let mut app = app_with_ingress(Some("alb"));
         app.spec.sse.stream_timeout_seconds = 86400;
-        let dialect = resolve_dialect(Some(ALB), None);
-        let a = ingress(&app, Some(dialect))
-            .unwrap()
-            .unwrap()
-            .metadata
-            .annotations
-            .unwrap();
+        let a = annotations_of(&app, ALB);
         assert_eq!(
             a["alb.ingress.kubernetes.io/load-balancer-attributes"],
             "idle_timeout.timeout_seconds=4000"
@@ -290,13 +283,7 @@ mod tests {
             ),
             ("example.com/team".to_owned(), "search".to_owned()),
         ]);
-        let dialect = resolve_dialect(Some(NGINX), None);
-        let a = ingress(&app, Some(dialect))
-            .unwrap()
-            .unwrap()
-            .metadata
-            .annotations
-            .unwrap();
+        let a = annotations_of(&app, NGINX);
         assert_eq!(a["nginx.ingress.kubernetes.io/proxy-read-timeout"], "120");
         assert_eq!(a["nginx.ingress.kubernetes.io/proxy-send-timeout"], "3600");
         assert_eq!(a["example.com/team"], "search");

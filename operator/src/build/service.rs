@@ -48,6 +48,8 @@ pub fn service(app: &McpApp, dialect: Option<&IngressDialect>) -> Result<Service
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::api::{McpAppSpec, SessionAffinity, SessionSpec};
     use crate::build::{
@@ -136,16 +138,21 @@ mod tests {
         );
     }
 
+    /// The Service annotations of `app` behind an IngressClass served by `controller`.
+    fn annotations_of(app: &McpApp, controller: &str) -> BTreeMap<String, String> {
+        let dialect = resolve_dialect(Some(controller), None);
+        service(app, Some(dialect))
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap_or_default()
+    }
+
     #[test]
     fn haproxy_cookie_persistence_is_set_on_the_service() {
         let mut app = app_with_ingress(Some("haproxy"));
         app.spec.session.affinity = SessionAffinity::Cookie;
-        let dialect = resolve_dialect(Some("haproxy.org/ingress-controller/haproxy"), None);
-        let annotations = service(&app, Some(dialect))
-            .unwrap()
-            .metadata
-            .annotations
-            .unwrap();
+        let annotations = annotations_of(&app, "haproxy.org/ingress-controller/haproxy");
         assert_eq!(
             annotations["haproxy.org/cookie-persistence"],
             "mcp-affinity"
@@ -155,12 +162,7 @@ mod tests {
     #[test]
     fn gce_service_points_at_its_backend_config_and_uses_negs() {
         let app = app_with_ingress(Some("gce"));
-        let dialect = resolve_dialect(Some("k8s.io/ingress-gce"), None);
-        let annotations = service(&app, Some(dialect))
-            .unwrap()
-            .metadata
-            .annotations
-            .unwrap();
+        let annotations = annotations_of(&app, "k8s.io/ingress-gce");
         assert_eq!(
             annotations["cloud.google.com/backend-config"],
             r#"{"default":"weather"}"#
