@@ -191,6 +191,8 @@ impl Builtin {
         match (method, flavor) {
             ("initialize", Flavor::Session) => self.initialize(params),
             ("ping", Flavor::Session) => Ok(json!({})),
+            // The built-in tools log nothing, so any level is accepted and changes nothing.
+            ("logging/setLevel", Flavor::Session) => set_log_level(params),
             ("server/discover", Flavor::Stateless) => Ok(self.discover()),
             ("tools/list", _) => Ok(json!({ "tools": tool_definitions() })),
             ("tools/call", _) => call_tool(params, progress).await,
@@ -209,6 +211,7 @@ impl Builtin {
 
     fn capabilities() -> Value {
         json!({
+            "logging": {},
             "tools": { "listChanged": false },
             "resources": { "subscribe": false, "listChanged": false },
             "prompts": { "listChanged": false },
@@ -419,6 +422,27 @@ fn format_number(n: f64) -> String {
         format!("{}", n as i64)
     } else {
         n.to_string()
+    }
+}
+
+const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+fn set_log_level(params: &Value) -> Result<Value, RpcError> {
+    match params.get("level").and_then(Value::as_str) {
+        Some(level) if LOG_LEVELS.contains(&level) => Ok(json!({})),
+        _ => Err(RpcError::invalid_params(format!(
+            "params.level must be one of {}",
+            LOG_LEVELS.join(", ")
+        ))),
     }
 }
 

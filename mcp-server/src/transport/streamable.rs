@@ -122,24 +122,14 @@ fn find_session(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, Rej
     };
     if let Some(version) = headers::text(headers, headers::PROTOCOL_VERSION) {
         // Without the header a client is taken to speak 2025-03-26, as the transport specifies.
+        // Only unknown revisions are refused: what the session allows (batches) follows the
+        // negotiated revision, so a client naming another supported one changes nothing.
         if Revision::parse(version).is_none() {
             return Err(invalid(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "unsupported MCP-Protocol-Version {version:?}; supported: {}",
                     crate::message::version::all_names().join(", ")
-                ),
-            ));
-        }
-        if session
-            .revision()
-            .is_some_and(|negotiated| negotiated != version)
-        {
-            return Err(invalid(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "MCP-Protocol-Version {version:?} differs from the negotiated {:?}",
-                    session.revision().unwrap_or_default()
                 ),
             ));
         }
