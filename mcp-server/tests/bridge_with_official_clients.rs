@@ -23,6 +23,18 @@ fn bridge_to_sdk_server() -> Server {
     server
 }
 
+/// Starts `mcp-server bridge -- python3 raw_echo_server.py`, whose child answers every request
+/// with the exact line it read.
+fn bridge_to_raw_echo() -> Server {
+    let script = clients_dir().join("raw_echo_server.py");
+    Server::start(&[
+        "bridge",
+        "--",
+        "python3",
+        script.to_str().expect("utf-8 path"),
+    ])
+}
+
 fn assert_bridged_exchange(out: &Value, echo: &str, elicited_color: &str) {
     assert_eq!(
         out["tools"],
@@ -109,13 +121,7 @@ fn python_client_reaches_a_bridged_sdk_server_over_legacy_sse() {
 
 #[test]
 fn unknown_methods_and_fields_reach_the_child_byte_for_byte() {
-    let script = clients_dir().join("raw_echo_server.py");
-    let server = Server::start(&[
-        "bridge",
-        "--",
-        "python3",
-        script.to_str().expect("utf-8 path"),
-    ]);
+    let server = bridge_to_raw_echo();
     server.wait_ready(Duration::from_secs(20));
     let session = server.initialize("2025-06-18");
     let sent = r#"{"jsonrpc":"2.0","id":"v-1","method":"vendor/frobnicate","params":{"big":123456789012345678901234567890,"float":1.50,"nested":{"ünïcode":"\u00e9"}},"x-extension":[true,null]}"#;
@@ -140,13 +146,7 @@ fn a_bridge_is_not_ready_until_its_child_answers_the_handshake() {
 
 #[test]
 fn stateless_requests_to_a_bridge_are_told_which_revisions_it_speaks() {
-    let script = clients_dir().join("raw_echo_server.py");
-    let server = Server::start(&[
-        "bridge",
-        "--",
-        "python3",
-        script.to_str().expect("utf-8 path"),
-    ]);
+    let server = bridge_to_raw_echo();
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
     let reply = server.post_mcp(
         &[

@@ -135,10 +135,7 @@ fn python_client_speaks_stateless_2026_07_28_after_server_discover() {
 
 #[test]
 fn official_clients_authenticate_with_a_bearer_token() {
-    let dir = std::env::temp_dir().join(format!("mcp-server-auth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let tokens = dir.join("tokens");
-    std::fs::write(&tokens, "s3cret-token\n").expect("token file");
+    let tokens = common::token_file("client-auth", "s3cret-token\n");
     let server = Server::start(&["--auth-token-file", tokens.to_str().expect("utf-8 path")]);
     let ts = run_client(
         "node",
@@ -162,5 +159,4 @@ fn official_clients_authenticate_with_a_bearer_token() {
         ],
     );
     assert_eq!(py["echo"], "hello from python");
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -338,10 +338,7 @@ fn a_full_server_answers_503_with_retry_after() {
 
 #[test]
 fn bearer_auth_challenges_missing_and_wrong_tokens() {
-    let dir = std::env::temp_dir().join(format!("mcp-server-http-auth-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let tokens = dir.join("tokens");
-    std::fs::write(&tokens, "right\n").expect("token file");
+    let tokens = common::token_file("http-auth", "right\n");
     let server = Server::start(&["--auth-token-file", tokens.to_str().expect("utf-8")]);
     let missing = server.post_mcp(&[], ECHO);
     assert_eq!(missing.status, 401);
@@ -368,7 +365,6 @@ fn bearer_auth_challenges_missing_and_wrong_tokens() {
     );
     // Probes stay open so the kubelet needs no token.
     assert_eq!(server.request("GET", "/healthz", &[], "").status, 200);
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -312,6 +312,23 @@ impl Payload {
     pub fn is_batch(&self) -> bool {
         matches!(self, Payload::Batch(_))
     }
+
+    /// Ids of the requests, which are the messages that expect an answer.
+    pub fn request_ids(&self) -> Vec<RequestId> {
+        self.messages()
+            .iter()
+            .filter(|m| m.is_request())
+            .filter_map(|m| m.id().cloned())
+            .collect()
+    }
+
+    /// Methods of the requests, for counting.
+    pub fn request_methods(&self) -> impl Iterator<Item = &str> {
+        self.messages()
+            .iter()
+            .filter(|m| m.is_request())
+            .filter_map(Message::method)
+    }
 }
 
 /// Parses an HTTP request body into messages.

@@ -16,10 +16,9 @@ use super::AppState;
 use super::headers::{self, EVENT_STREAM};
 use super::reply::{self, rpc_error};
 use super::session::TransportKind;
-use super::sessions::{CreateError, Sessions};
-use super::streamable::service_unavailable;
-use crate::message::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
-use crate::message::{Message, RpcError, parse_body};
+use super::sessions::Sessions;
+use crate::message::jsonrpc::INVALID_REQUEST;
+use crate::message::{RpcError, parse_body};
 
 /// Ends the session when its stream is dropped (the client disconnected or the server stops).
 struct EndWithStream {
@@ -40,23 +39,9 @@ pub async fn connect(State(app): State<AppState>, headers: HeaderMap) -> Respons
             RpcError::new(INVALID_REQUEST, "Accept must include text/event-stream"),
         );
     }
-    if app.lifecycle.is_draining() {
-        return service_unavailable("the server is shutting down");
-    }
-    let session = match app
-        .sessions
-        .create(&app.backend, TransportKind::Legacy)
-        .await
-    {
+    let session = match super::start_session(&app, TransportKind::Legacy, None).await {
         Ok(s) => s,
-        Err(e @ CreateError::Full(_)) => return service_unavailable(&e.to_string()),
-        Err(e) => {
-            tracing::error!(error = %e, "could not start a session");
-            return rpc_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                RpcError::new(INTERNAL_ERROR, e.to_string()),
-            );
-        }
+        Err(r) => return r.into_response(),
     };
     tracing::info!(session = %session.id, "legacy SSE session started");
     let rx = session.attach_stream(None);
@@ -113,19 +98,11 @@ pub async fn post(
         Ok(p) => p,
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e),
     };
-    let messages = payload.into_messages();
-    let ids: Vec<_> = messages
-        .iter()
-        .filter(|m| m.is_request())
-        .filter_map(|m| m.id().cloned())
-        .collect();
-    for method in messages
-        .iter()
-        .filter(|m| m.is_request())
-        .filter_map(Message::method)
-    {
+    for method in payload.request_methods() {
         app.metrics.count_rpc(method);
     }
+    let ids = payload.request_ids();
+    let messages = payload.into_messages();
     if let Err(e) = session.expect_on_standalone(&ids) {
         return rpc_error(
             StatusCode::BAD_REQUEST,

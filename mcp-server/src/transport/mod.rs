@@ -27,9 +27,16 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+use axum::http::StatusCode;
+
 use crate::backend::Backend;
 use crate::config::ResponseMode;
+use crate::message::jsonrpc::INTERNAL_ERROR;
+use crate::message::{RequestId, RpcError};
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+use reply::Rejection;
+use session::{Session, TransportKind};
+use sessions::CreateError;
 
 /// Settings the handlers read.
 #[derive(Clone, Debug)]
@@ -55,6 +62,29 @@ impl Lifecycle {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts a session of `kind`, or says why none can start now: shutting down or full (503 with
+/// `Retry-After`), or a backend that failed to start (500, answering `request` when given).
+pub async fn start_session(
+    app: &AppState,
+    kind: TransportKind,
+    request: Option<RequestId>,
+) -> Result<Arc<Session>, Rejection> {
+    if app.lifecycle.is_draining() {
+        return Err(Rejection::unavailable("the server is shutting down"));
+    }
+    match app.sessions.create(&app.backend, kind).await {
+        Ok(session) => Ok(session),
+        Err(e @ CreateError::Full(_)) => Err(Rejection::unavailable(e.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, "could not start a session");
+            Err(Rejection::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                RpcError::new(INTERNAL_ERROR, e.to_string()).with_id(request),
+            ))
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Rejection {
     error: Box<RpcError>,
 }
 
+/// Seconds a client is asked to wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "5";
+
 impl Rejection {
     pub fn new(status: StatusCode, error: RpcError) -> Self {
         Self {
@@ -34,11 +37,27 @@ impl Rejection {
             error: Box::new(error),
         }
     }
+
+    /// 503 with `Retry-After`: full, or shutting down.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RpcError::new(INTERNAL_ERROR, message),
+        )
+    }
 }
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        rpc_error(self.status, *self.error)
+        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut response = rpc_error(self.status, *self.error);
+        if retry {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 

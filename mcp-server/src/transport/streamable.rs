@@ -15,10 +15,9 @@ use axum::response::{IntoResponse, Response};
 use super::headers::{self, EVENT_STREAM, JSON};
 use super::reply::{self, Answer, Rejection, rpc_error};
 use super::session::{Session, SessionError, TransportKind};
-use super::sessions::CreateError;
 use super::{AppState, stateless};
 use crate::message::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
-use crate::message::{Message, Payload, Revision, RpcError, envelope, parse_body};
+use crate::message::{Payload, Revision, RpcError, envelope, parse_body};
 
 /// How long an `initialize` may take (a bridged child has to start and answer).
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,12 +50,7 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         Ok(p) => p,
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e),
     };
-    for method in payload
-        .messages()
-        .iter()
-        .filter(|m| m.is_request())
-        .filter_map(Message::method)
-    {
+    for method in payload.request_methods() {
         app.metrics.count_rpc(method);
     }
     let version = headers::text(&headers, headers::PROTOCOL_VERSION);
@@ -140,12 +134,8 @@ fn find_session(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, Rej
 /// Hands messages to the session's backend and answers with whatever the requests produce.
 async fn deliver(app: &AppState, session: &Session, payload: Payload) -> Response {
     let batch = payload.is_batch();
+    let ids = payload.request_ids();
     let messages = payload.into_messages();
-    let ids: Vec<_> = messages
-        .iter()
-        .filter(|m| m.is_request())
-        .filter_map(|m| m.id().cloned())
-        .collect();
     // The stream is opened before anything is sent, so no answer can arrive ahead of it.
     let events = if ids.is_empty() {
         None
@@ -191,23 +181,10 @@ async fn initialize(app: &AppState, payload: Payload) -> Response {
     let Some(id) = init.id().cloned() else {
         return bad_request("initialize must be a request");
     };
-    if app.lifecycle.is_draining() {
-        return service_unavailable("the server is shutting down");
-    }
-    let session = match app
-        .sessions
-        .create(&app.backend, TransportKind::Streamable)
-        .await
+    let session = match super::start_session(app, TransportKind::Streamable, Some(id.clone())).await
     {
         Ok(s) => s,
-        Err(e @ CreateError::Full(_)) => return service_unavailable(&e.to_string()),
-        Err(e) => {
-            tracing::error!(error = %e, "could not start a session");
-            return rpc_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                RpcError::new(INTERNAL_ERROR, e.to_string()).with_id(Some(id)),
-            );
-        }
+        Err(r) => return r.into_response(),
     };
     let answered = async {
         let mut rx = session
@@ -250,17 +227,6 @@ async fn initialize(app: &AppState, payload: Payload) -> Response {
             app.sessions.remove(&session.id);
         }
     }
-    response
-}
-
-pub fn service_unavailable(message: &str) -> Response {
-    let mut response = rpc_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        RpcError::new(INTERNAL_ERROR, message.to_owned()),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     response
 }
 

@@ -37,6 +37,15 @@ pub fn installed_clients() -> PathBuf {
     PathBuf::from(dir)
 }
 
+/// A bearer-token file with `contents`, in a directory of its own for the calling test.
+pub fn token_file(test: &str, contents: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcp-server-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("tokens");
+    std::fs::write(&path, contents).expect("token file");
+    path
+}
+
 /// A running `mcp-server`, stopped when dropped.
 pub struct Server {
     child: Child,
