@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[x_kube(
     validation = Rule::new("!has(self.files) || self.files.all(f, self.files.exists_one(g, g.mountPath == f.mountPath))")
         .message("secrets.files: every mountPath must be different")
-        .reason(Reason::FieldValueDuplicate)
+        // Not FieldValueDuplicate: the API server drops the message for that reason.
+        .reason(Reason::FieldValueInvalid)
 )]
 pub struct SecretsSpec {
     /// Every key of each Secret becomes an environment variable (optionally prefixed).
