@@ -64,6 +64,7 @@ fn default_session_timeout_seconds() -> i32 {
 #[x_kube(
     validation = Rule::new("self.keepAliveSeconds < self.streamTimeoutSeconds")
         .message("sse.keepAliveSeconds must be less than sse.streamTimeoutSeconds, or proxies close idle streams before a keep-alive arrives")
+        .field_path(".keepAliveSeconds")
         .reason(Reason::FieldValueInvalid)
 )]
 pub struct SseSpec {

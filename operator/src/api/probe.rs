@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 #[x_kube(
     validation = Rule::new("self.timeoutSeconds <= self.periodSeconds")
         .message("probe.timeoutSeconds must not exceed probe.periodSeconds, or handshakes to one pod overlap")
+        .field_path(".timeoutSeconds")
         .reason(Reason::FieldValueInvalid)
 )]
 pub struct ProbeSpec {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 #[x_kube(
     validation = Rule::new("self.minReplicas <= self.maxReplicas")
         .message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas")
+        .field_path(".minReplicas")
         .reason(Reason::FieldValueInvalid)
 )]
 pub struct AutoscalingSpec {

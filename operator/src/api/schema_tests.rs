@@ -110,6 +110,25 @@ fn replicas_and_autoscaling_together_are_rejected() {
 }
 
 #[test]
+fn rejections_point_at_the_field_to_fix() {
+    let spec = McpAppSpec {
+        replicas: Some(3),
+        autoscaling: Some(AutoscalingSpec::between(1, 4)),
+        ..McpAppSpec::default()
+    };
+    let errors = kube::core::cel::validate_cel(&app(spec)).expect_err("the spec is invalid");
+    let paths: Vec<String> = errors
+        .into_vec()
+        .into_iter()
+        .map(|e| e.field_path)
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("spec.autoscaling")),
+        "{paths:?}"
+    );
+}
+
+#[test]
 fn ingress_and_gateway_together_are_rejected() {
     let spec = McpAppSpec {
         ingress: Some(ingress()),

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 #[x_kube(
     validation = Rule::new("!has(self.files) || self.files.all(f, self.files.exists_one(g, g.mountPath == f.mountPath))")
         .message("secrets.files: every mountPath must be different")
+        .field_path(".files")
         // Not FieldValueDuplicate: the API server drops the message for that reason.
         .reason(Reason::FieldValueInvalid)
 )]

@@ -69,18 +69,23 @@ use super::{
 #[x_kube(
     validation = Rule::new("!(has(self.replicas) && has(self.autoscaling))")
         .message("set either replicas or autoscaling, not both: with autoscaling the HorizontalPodAutoscaler owns the replica count")
+        .field_path(".autoscaling")
         .reason(Reason::FieldValueForbidden),
     validation = Rule::new("!(has(self.ingress) && has(self.gateway))")
         .message("set either ingress or gateway, not both: an app is exposed by one Ingress or one HTTPRoute")
+        .field_path(".gateway")
         .reason(Reason::FieldValueForbidden),
     validation = Rule::new("self.transport != 'stdio' || (has(self.command) && size(self.command) > 0)")
         .message("transport stdio needs command: the stdio MCP server to run, for example [\"npx\", \"-y\", \"@modelcontextprotocol/server-everything\"]")
+        .field_path(".command")
         .reason(Reason::FieldValueRequired),
     validation = Rule::new("self.transport != 'stdio' || has(self.image)")
         .message("transport stdio needs image: the image that contains the stdio MCP server's command")
+        .field_path(".image")
         .reason(Reason::FieldValueRequired),
     validation = Rule::new("!has(self.podLabels) || !self.podLabels.exists(k, k in ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/managed-by'])")
         .message("podLabels must not set app.kubernetes.io/name, app.kubernetes.io/instance or app.kubernetes.io/managed-by: the operator selects the app's pods by them")
+        .field_path(".podLabels")
         .reason(Reason::FieldValueForbidden),
 )]
 pub struct McpAppSpec {
