@@ -75,8 +75,22 @@ build_helm() {
   finish "$out"
 }
 
+# The Gateway API CRDs are YAML files inside the module: nothing to build, only to copy.
+fetch_gateway_api() {
+  local out=$cache/gateway-api-v$GATEWAY_API_VERSION dir
+  [ -d "$out/standard" ] && [ -d "$out/experimental" ] && return
+  log "fetching Gateway API v$GATEWAY_API_VERSION CRDs"
+  dir=$(go mod download -json "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf "$out.partial"
+  mkdir -p "$out.partial"
+  cp -r "$dir/config/crd/standard" "$dir/config/crd/experimental" "$out.partial/"
+  chmod -R u+w "$out.partial"
+  finish "$out"
+}
+
 start=$(date +%s)
 build_etcd
 build_kubernetes
 build_helm
+fetch_gateway_api
 log "control plane ready in $cache ($(( $(date +%s) - start )) s)"

@@ -46,9 +46,8 @@ impl AuditEvent {
     /// `verb resource[/subresource] namespace/name`, for assertion messages.
     pub fn describe(&self) -> String {
         let r = self.object_ref.as_ref();
-        let field = |f: fn(&ObjectRef) -> Option<&String>| {
-            r.and_then(f).map(String::as_str).unwrap_or("")
-        };
+        let field =
+            |f: fn(&ObjectRef) -> Option<&String>| r.and_then(f).map(String::as_str).unwrap_or("");
         let sub = field(|r| r.subresource.as_ref());
         format!(
             "{} {}{}{} {}/{}",

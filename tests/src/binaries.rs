@@ -83,3 +83,15 @@ pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {
         Err(Error::MissingWorkspaceBinary(name.into()))
     }
 }
+
+/// The Gateway API CRDs of the pinned version: the `standard` or the `experimental` channel.
+pub fn gateway_api_crds(channel: &str) -> Result<PathBuf, Error> {
+    let dir = cache_dir()
+        .join(format!("gateway-api-v{}", version("GATEWAY_API_VERSION")))
+        .join(channel);
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(Error::MissingBinary(dir))
+    }
+}

@@ -43,6 +43,17 @@ impl TestEnvBuilder {
         self
     }
 
+    /// Declares that `image` contains `host_file` at `path_in_image`.
+    pub fn image_file(
+        mut self,
+        image: impl Into<String>,
+        path_in_image: impl Into<PathBuf>,
+        host_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.images.insert_file(image, path_in_image, host_file);
+        self
+    }
+
     pub fn images(mut self, images: ImageMap) -> Self {
         self.images = images;
         self

@@ -1,18 +1,44 @@
 //! The image map: which local command stands for a container image.
 //!
 //! An image's command plays the part of its ENTRYPOINT (with an empty CMD): a container's `args`
-//! are appended to it, and a container's `command` replaces it, as Kubernetes specifies.
+//! are appended to it, and a container's `command` replaces it, as Kubernetes specifies. An image
+//! may also list files it contains (`/mcp-server` in the companion image): the kubelet bind-mounts
+//! them at those paths in the image's containers.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use crate::Error;
 
 #[derive(Debug, Clone, Default)]
 pub struct ImageMap {
     entrypoints: BTreeMap<String, Vec<String>>,
+    files: BTreeMap<String, Vec<(PathBuf, PathBuf)>>,
 }
 
 impl ImageMap {
+    /// Declares that `image` contains `host_file` at `path_in_image`.
+    pub fn insert_file(
+        &mut self,
+        image: impl Into<String>,
+        path_in_image: impl Into<PathBuf>,
+        host_file: impl Into<PathBuf>,
+    ) {
+        self.files
+            .entry(image.into())
+            .or_default()
+            .push((path_in_image.into(), host_file.into()));
+    }
+
+    /// The files `image` contains: (path in the image, file on this machine).
+    pub fn files(&self, image: &str) -> &[(PathBuf, PathBuf)] {
+        self.files
+            .get(image)
+            .or_else(|| self.files.get(repository(image)))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     pub fn insert(&mut self, image: impl Into<String>, entrypoint: Vec<String>) {
         self.entrypoints.insert(image.into(), entrypoint);
     }

@@ -20,12 +20,13 @@ pub mod controlplane;
 mod env;
 pub mod images;
 pub mod kubelet;
+pub mod manifests;
 pub mod process;
 pub mod sandbox;
 pub mod wait;
 
-pub use env::{TestEnv, TestEnvBuilder, join_network_command};
 pub use binaries::workspace_binary;
+pub use env::{TestEnv, TestEnvBuilder, join_network_command};
 pub use images::ImageMap;
 
 use std::path::{Path, PathBuf};
@@ -34,7 +35,9 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("{0} not found: run tests/controlplane/build.sh to build the control plane")]
     MissingBinary(PathBuf),
-    #[error("binary {0} of this workspace is not built: run the tests with `cargo test --workspace`")]
+    #[error(
+        "binary {0} of this workspace is not built: run the tests with `cargo test --workspace`"
+    )]
     MissingWorkspaceBinary(String),
     #[error("{context}: {source}")]
     Io {
@@ -59,6 +62,8 @@ pub enum Error {
     Kubeconfig(#[from] kube::config::KubeconfigError),
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    #[error("manifest: {0}")]
+    Manifest(String),
     #[error("invalid image map entry {0:?}: expected IMAGE=COMMAND")]
     ImageMap(String),
 }

@@ -80,6 +80,11 @@ impl Supervised {
         }
     }
 
+    /// SIGKILL to the process group: the process dies without any chance to clean up.
+    pub fn kill(&self) {
+        self.signal(Signal::SIGKILL);
+    }
+
     /// SIGTERM, then SIGKILL after `grace` if the process is still running.
     pub async fn terminate(&self, grace: Duration) -> Option<ExitStatus> {
         self.signal(Signal::SIGTERM);

@@ -38,6 +38,8 @@ use crate::status::{self, Observed, Problem};
 
 /// Reconcile every app this often even when nothing changed, to catch what no watch reports.
 const RESYNC: Duration = Duration::from_secs(300);
+/// Look again this soon when the caches have not synced yet.
+const CACHE_SYNC_RETRY: Duration = Duration::from_millis(200);
 /// Retry a failed reconcile after this long.
 const RETRY: Duration = Duration::from_secs(10);
 /// Owned objects carry this label; watches are narrowed to it.
@@ -79,6 +81,22 @@ struct Stores {
     autoscalers: Store<HorizontalPodAutoscaler>,
     budgets: Store<PodDisruptionBudget>,
     ingress_classes: Store<IngressClass>,
+}
+
+impl Stores {
+    /// Whether every cache has listed its objects once. (Waiting for that inside a reconcile
+    /// would stall the controller that feeds the caches.)
+    fn ready(&self) -> bool {
+        use futures::FutureExt;
+        let ready =
+            |wait: futures::future::BoxFuture<'_, _>| matches!(wait.now_or_never(), Some(Ok(())));
+        ready(self.deployments.wait_until_ready().boxed())
+            && ready(self.services.wait_until_ready().boxed())
+            && ready(self.ingresses.wait_until_ready().boxed())
+            && ready(self.autoscalers.wait_until_ready().boxed())
+            && ready(self.budgets.wait_until_ready().boxed())
+            && ready(self.ingress_classes.wait_until_ready().boxed())
+    }
 }
 
 /// Settings of the controller that do not change while it runs.
@@ -223,9 +241,14 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         // Owner references let the garbage collector remove what the app owned.
         return Ok(Action::await_change());
     }
+    let s = &ctx.stores;
+    // Before the caches have listed what exists, every owned object would look missing and be
+    // re-applied: come back once they have.
+    if !s.ready() {
+        return Ok(Action::requeue(CACHE_SYNC_RETRY));
+    }
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
-    let s = &ctx.stores;
     let client = &ctx.client;
 
     let inputs = inputs::read(

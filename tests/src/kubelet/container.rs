@@ -58,30 +58,35 @@ pub fn argv(
         .collect())
 }
 
-/// The bind mounts of `container`, from its `volumeMounts`.
+/// The bind mounts of `container`: the files its image contains, then its `volumeMounts`.
 pub fn mounts(
     container: &Container,
+    images: &ImageMap,
     volumes: &BTreeMap<String, PreparedVolume>,
 ) -> Result<Vec<Mount>, String> {
-    container
-        .volume_mounts
-        .iter()
-        .flatten()
-        .map(|m| {
-            let volume = volumes
-                .get(&m.name)
-                .ok_or_else(|| format!("volumeMount {:?} names no volume of the pod", m.name))?;
-            let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-                Some(sub) => volume.path.join(sub),
-                None => volume.path.clone(),
-            };
-            Ok(Mount {
-                source,
-                target: PathBuf::from(&m.mount_path),
-                read_only: volume.read_only || m.read_only.unwrap_or(false),
-            })
+    let image = container.image.as_deref().unwrap_or_default();
+    let image_files = images.files(image).iter().map(|(target, source)| {
+        Ok(Mount {
+            source: source.clone(),
+            target: target.clone(),
+            read_only: true,
         })
-        .collect()
+    });
+    let volume_mounts = container.volume_mounts.iter().flatten().map(|m| {
+        let volume = volumes
+            .get(&m.name)
+            .ok_or_else(|| format!("volumeMount {:?} names no volume of the pod", m.name))?;
+        let source = match m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            Some(sub) => volume.path.join(sub),
+            None => volume.path.clone(),
+        };
+        Ok(Mount {
+            source,
+            target: PathBuf::from(&m.mount_path),
+            read_only: volume.read_only || m.read_only.unwrap_or(false),
+        })
+    });
+    image_files.chain(volume_mounts).collect()
 }
 
 /// Mount points the kubelet had to create on the machine, removed when it stops.

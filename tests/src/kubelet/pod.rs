@@ -242,7 +242,7 @@ impl PodWorker {
                 Err(message) => Err(("ErrImagePull", message)),
                 Ok(argv) => {
                     let volumes = self.volumes.as_ref().expect("volumes are prepared first");
-                    container::mounts(&spec, volumes)
+                    container::mounts(&spec, &self.ctx.config.images, volumes)
                         .map(|mounts| Launch {
                             argv,
                             env,

@@ -1,0 +1,490 @@
+//! The McpApp controller against a real control plane: the objects it creates and how it keeps
+//! them, what the API server rejects, leader election, and silence at rest.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use mcp_operator::api::HANDSHAKE_CONDITION;
+use mcp_testenv::audit;
+use mcp_testenv::wait::until;
+use serde_json::json;
+use support::{Cluster, OPERATOR_USER, TIMEOUT, from};
+
+async fn get_when<K>(api: &Api<K>, name: &str) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    until(&format!("{name} to exist"), TIMEOUT, || async {
+        api.get_opt(name).await.unwrap().ok_or("absent")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn apply_creates_every_owned_object_with_sse_safe_settings() {
+    let cluster = Cluster::start().await;
+    let client = cluster.client.clone();
+    let classes: Api<IngressClass> = Api::all(client.clone());
+    classes
+        .create(
+            &PostParams::default(),
+            &from(json!({
+                "metadata": {"name": "nginx"},
+                "spec": {"controller": "k8s.io/ingress-nginx"},
+            })),
+        )
+        .await
+        .unwrap();
+    let _operator = cluster.start_operator("operator", 18080, &[]).await;
+    let app = cluster
+        .apply_app(json!({
+            "metadata": {"name": "weather"},
+            "spec": {
+                "replicas": 2,
+                "session": {"affinity": "ClientIP", "timeoutSeconds": 3600},
+                "sse": {"streamTimeoutSeconds": 7200, "keepAliveSeconds": 15},
+                "ingress": {
+                    "className": "nginx",
+                    "host": "weather.example.com",
+                    "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "8m"},
+                },
+            },
+        }))
+        .await
+        .unwrap();
+    let uid = app.uid().unwrap();
+
+    let deployment = get_when(
+        &Api::<Deployment>::default_namespaced(client.clone()),
+        "weather",
+    )
+    .await;
+    let owner = &deployment.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("McpApp", uid.as_str())
+    );
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(deployment.spec.replicas, Some(2));
+    let strategy = deployment
+        .spec
+        .strategy
+        .clone()
+        .unwrap()
+        .rolling_update
+        .unwrap();
+    assert_eq!(
+        strategy.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0)),
+        "old pods keep serving while a new version proves itself"
+    );
+    let pod_spec = deployment.spec.template.spec.clone().unwrap();
+    let gates: Vec<String> = pod_spec
+        .readiness_gates
+        .iter()
+        .flatten()
+        .map(|g| g.condition_type.clone())
+        .collect();
+    assert_eq!(gates, [HANDSHAKE_CONDITION]);
+    let security = pod_spec.containers[0].security_context.clone().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        security.capabilities.unwrap().drop,
+        Some(vec!["ALL".to_string()])
+    );
+
+    let service = get_when(
+        &Api::<Service>::default_namespaced(client.clone()),
+        "weather",
+    )
+    .await;
+    let spec = service.spec.unwrap();
+    assert_eq!(spec.session_affinity.as_deref(), Some("ClientIP"));
+    assert_eq!(
+        spec.session_affinity_config
+            .unwrap()
+            .client_ip
+            .unwrap()
+            .timeout_seconds,
+        Some(3600)
+    );
+
+    let ingress = get_when(
+        &Api::<Ingress>::default_namespaced(client.clone()),
+        "weather",
+    )
+    .await;
+    let annotations = ingress.annotations();
+    assert_eq!(
+        annotations
+            .get("nginx.ingress.kubernetes.io/proxy-read-timeout")
+            .map(String::as_str),
+        Some("7200"),
+        "ingress-nginx must not cut SSE streams after its 60 s default: {annotations:?}"
+    );
+    assert_eq!(
+        annotations
+            .get("nginx.ingress.kubernetes.io/proxy-buffering")
+            .map(String::as_str),
+        Some("off")
+    );
+    assert_eq!(
+        annotations
+            .get("nginx.ingress.kubernetes.io/proxy-body-size")
+            .map(String::as_str),
+        Some("8m"),
+        "the user's annotations are applied too"
+    );
+
+    let pdb = get_when(
+        &Api::<PodDisruptionBudget>::default_namespaced(client.clone()),
+        "weather",
+    )
+    .await;
+    assert!(pdb.spec.unwrap().max_unavailable.is_some() || pdb.metadata.name.is_some());
+
+    let status = until("the status to be written", TIMEOUT, || async {
+        let app = cluster.apps().get("weather").await.unwrap();
+        match app.status {
+            Some(s) if s.observed_generation == app.metadata.generation => Ok(s),
+            other => Err(other),
+        }
+    })
+    .await;
+    assert_eq!(
+        status.url.as_deref(),
+        Some("http://weather.example.com/mcp")
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        ready.status, "False",
+        "no pod has passed a handshake yet: {ready:?}"
+    );
+}
+
+#[tokio::test]
+async fn spec_change_updates_the_deployment_in_place() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18080, &[]).await;
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    cluster
+        .apply_app(json!({"metadata": {"name": "app"}, "spec": {"args": ["--first"]}}))
+        .await
+        .unwrap();
+    let first = get_when(&deployments, "app").await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "app"}, "spec": {"args": ["--second"]}}))
+        .await
+        .unwrap();
+    let second = until("the Deployment to carry the new args", TIMEOUT, || async {
+        let d = deployments.get("app").await.unwrap();
+        let args = d.spec.template.spec.as_ref().unwrap().containers[0]
+            .args
+            .clone();
+        if args == Some(vec!["--second".into()]) {
+            Ok(d)
+        } else {
+            Err(args)
+        }
+    })
+    .await;
+    assert_eq!(first.uid(), second.uid(), "updated, not replaced");
+}
+
+#[tokio::test]
+async fn replicas_set_by_the_autoscaler_survive_reconciles() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18080, &[]).await;
+    let client = cluster.client.clone();
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    cluster
+        .apply_app(json!({"metadata": {"name": "scaled"}, "spec": {
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 5},
+        }}))
+        .await
+        .unwrap();
+    let hpa = get_when(
+        &Api::<HorizontalPodAutoscaler>::default_namespaced(client.clone()),
+        "scaled",
+    )
+    .await;
+    assert_eq!(hpa.spec.max_replicas, 5);
+    get_when(&deployments, "scaled").await;
+
+    // What the HPA controller does: set the scale through the scale subresource.
+    deployments
+        .patch_scale(
+            "scaled",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    // A spec change makes the operator apply the Deployment again.
+    cluster
+        .apply_app(json!({"metadata": {"name": "scaled"}, "spec": {
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 5},
+            "args": ["--changed"],
+        }}))
+        .await
+        .unwrap();
+    let d = until("the re-applied Deployment", TIMEOUT, || async {
+        let d = deployments.get("scaled").await.unwrap();
+        let args = d.spec.template.spec.as_ref().unwrap().containers[0]
+            .args
+            .clone();
+        if args == Some(vec!["--changed".into()]) {
+            Ok(d)
+        } else {
+            Err(args)
+        }
+    })
+    .await;
+    assert_eq!(
+        d.spec.replicas,
+        Some(3),
+        "the autoscaler's replica count is kept"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_app_garbage_collects_what_it_owned() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18080, &[]).await;
+    let client = cluster.client.clone();
+    cluster
+        .apply_app(json!({"metadata": {"name": "short-lived"}, "spec": {"replicas": 2}}))
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let services: Api<Service> = Api::default_namespaced(client.clone());
+    let budgets: Api<PodDisruptionBudget> = Api::default_namespaced(client.clone());
+    get_when(&deployments, "short-lived").await;
+    get_when(&services, "short-lived").await;
+    get_when(&budgets, "short-lived").await;
+
+    cluster
+        .apps()
+        .delete("short-lived", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    until("the owned objects to be gone", TIMEOUT, || async {
+        let left = (
+            deployments.get_opt("short-lived").await.unwrap().is_some(),
+            services.get_opt("short-lived").await.unwrap().is_some(),
+            budgets.get_opt("short-lived").await.unwrap().is_some(),
+        );
+        if left == (false, false, false) {
+            Ok(())
+        } else {
+            Err(left)
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_specs_are_rejected_by_the_api_server_with_messages_that_say_what_to_fix() {
+    let cluster = Cluster::start().await;
+    let cases = [
+        (
+            json!({"replicas": 2, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}}),
+            "set either replicas or autoscaling, not both",
+        ),
+        (
+            json!({"ingress": {"host": "a.example.com"}, "gateway": {"parentRefs": [{"name": "gw"}]}}),
+            "set either ingress or gateway, not both",
+        ),
+        (
+            json!({"transport": "stdio", "image": "node:22"}),
+            "transport stdio needs command",
+        ),
+        (
+            json!({"transport": "stdio", "command": ["npx", "server"]}),
+            "transport stdio needs image",
+        ),
+        (
+            json!({"podLabels": {"app.kubernetes.io/instance": "other"}}),
+            "podLabels must not set",
+        ),
+        (
+            json!({"sse": {"streamTimeoutSeconds": 60, "keepAliveSeconds": 60}}),
+            "sse.keepAliveSeconds must be less than sse.streamTimeoutSeconds",
+        ),
+        (
+            json!({"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}),
+            "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+        ),
+        (
+            json!({"probe": {"periodSeconds": 5, "timeoutSeconds": 10}}),
+            "probe.timeoutSeconds must not exceed probe.periodSeconds",
+        ),
+        (
+            json!({"secrets": {"files": [
+            {"secretName": "a", "mountPath": "/etc/creds"},
+            {"secretName": "b", "mountPath": "/etc/creds"}]}}),
+            "every mountPath must be different",
+        ),
+        (
+            json!({"secrets": {"files": [{"secretName": "a", "mountPath": "/tmp"}]}}),
+            "must not be /tmp or /mcp-bridge",
+        ),
+        (json!({"port": 70000}), "spec.port"),
+        (json!({"transport": "websocket"}), "spec.transport"),
+        (
+            json!({"session": {"affinity": "ClientIP", "timeoutSeconds": 90000}}),
+            "spec.session.timeoutSeconds",
+        ),
+        (json!({"path": "mcp"}), "spec.path"),
+    ];
+    assert!(cases.len() >= 12);
+    for (i, (spec, expected)) in cases.into_iter().enumerate() {
+        let name = format!("invalid-{i}");
+        let err = cluster
+            .apply_app(json!({"metadata": {"name": name}, "spec": spec.clone()}))
+            .await
+            .expect_err(&format!("the API server must reject {spec}"));
+        let message = match err {
+            kube::Error::Api(e) => {
+                assert_eq!(e.code, 422, "{spec}: {e:?}");
+                e.message
+            }
+            other => panic!("{spec}: unexpected error {other:?}"),
+        };
+        assert!(
+            message.contains(expected),
+            "{spec}: {message:?} should contain {expected:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_operators_elect_one_leader_and_the_standby_takes_over() {
+    let cluster = Cluster::start().await;
+    let lease_args = [
+        "--leader-election",
+        "--lease-seconds",
+        "4",
+        "--lease-namespace",
+        "default",
+    ];
+    let first = cluster
+        .start_operator(
+            "operator-a",
+            18081,
+            &[&lease_args[..], &["--identity", "operator-a"]].concat(),
+        )
+        .await;
+    let leases: Api<Lease> = Api::default_namespaced(cluster.client.clone());
+    let holder = until("a leader", TIMEOUT, || async {
+        let lease = leases.get_opt("mcp-operator-leader").await.unwrap();
+        match lease.and_then(|l| l.spec?.holder_identity) {
+            Some(h) => Ok(h),
+            None => Err("no holder"),
+        }
+    })
+    .await;
+    assert_eq!(holder, "operator-a");
+    let _second = cluster
+        .start_operator(
+            "operator-b",
+            18082,
+            &[&lease_args[..], &["--identity", "operator-b"]].concat(),
+        )
+        .await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "before"}, "spec": {}}))
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    get_when(&deployments, "before").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lease = leases.get("mcp-operator-leader").await.unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("operator-a"),
+        "the standby does not take a held lease"
+    );
+
+    // The leader dies without releasing its Lease: the standby takes over once it expires.
+    first.kill();
+    until("operator-b to hold the Lease", TIMEOUT, || async {
+        let lease = leases.get("mcp-operator-leader").await.unwrap();
+        match lease.spec.and_then(|s| s.holder_identity) {
+            Some(h) if h == "operator-b" => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "after"}, "spec": {}}))
+        .await
+        .unwrap();
+    get_when(&deployments, "after").await;
+}
+
+#[tokio::test]
+async fn operator_writes_nothing_at_rest_nor_after_a_restart() {
+    let cluster = Cluster::start().await;
+    let operator = cluster.start_operator("operator", 18080, &[]).await;
+    for name in ["quiet-a", "quiet-b"] {
+        cluster
+            .apply_app(json!({"metadata": {"name": name}, "spec": {"replicas": 2}}))
+            .await
+            .unwrap();
+    }
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    for name in ["quiet-a", "quiet-b"] {
+        get_when(&deployments, name).await;
+    }
+    let audit_log = cluster.env.audit_log();
+    // Settle: pods start, controllers write statuses, the operator reports them.
+    let settled = until(
+        "the operator to stop writing",
+        Duration::from_secs(90),
+        || async {
+            let before = audit::writes_by(&audit_log, OPERATOR_USER).len();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let after = audit::writes_by(&audit_log, OPERATOR_USER).len();
+            if before == after {
+                Ok(after)
+            } else {
+                Err(after - before)
+            }
+        },
+    )
+    .await;
+
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let writes = audit::writes_by(&audit_log, OPERATOR_USER);
+    let quiet: Vec<String> = writes[settled..].iter().map(|e| e.describe()).collect();
+    assert!(quiet.is_empty(), "writes during a quiet minute: {quiet:?}");
+
+    operator.terminate(Duration::from_secs(10)).await;
+    let _restarted = cluster
+        .start_operator("operator-restarted", 18080, &[])
+        .await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after_restart: Vec<String> = audit::writes_by(&audit_log, OPERATOR_USER)[settled..]
+        .iter()
+        .map(|e| e.describe())
+        .collect();
+    assert!(
+        after_restart.is_empty(),
+        "writes after a restart: {after_restart:?}"
+    );
+}

@@ -1,0 +1,104 @@
+//! A real control plane with the McpApp CRD (and the Gateway API CRDs) installed, where the
+//! companion image runs the workspace's `mcp-server` and the operator runs as a process inside
+//! the environment under its own user name.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use mcp_operator::api::McpApp;
+use mcp_testenv::process::Supervised;
+use mcp_testenv::{TestEnv, binaries, manifests, workspace_binary};
+
+/// The operator's user name in the audit log.
+pub const OPERATOR_USER: &str = "mcp-operator";
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Cluster {
+    pub env: TestEnv,
+    pub client: Client,
+    operator_kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    pub async fn start() -> Self {
+        let server = workspace_binary("mcp-server").expect("mcp-server is built");
+        let server_path = server.display().to_string();
+        let env = TestEnv::builder()
+            .image("ghcr.io/mcp-operator/mcp-server", [server_path.as_str()])
+            .image_file("ghcr.io/mcp-operator/mcp-server", "/mcp-server", &server)
+            .start()
+            .await
+            .expect("test environment starts");
+        let client = env.client();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        manifests::apply_dir(&client, &repo.join("crds"), "default")
+            .await
+            .expect("McpApp CRD installs");
+        let gateway = binaries::gateway_api_crds("experimental").expect("Gateway API CRDs fetched");
+        manifests::apply_dir(&client, &gateway, "default")
+            .await
+            .expect("Gateway API CRDs install");
+        let operator_kubeconfig = env
+            .kubeconfig_for(OPERATOR_USER, &["system:masters"])
+            .expect("operator kubeconfig");
+        Cluster {
+            env,
+            client,
+            operator_kubeconfig,
+        }
+    }
+
+    /// Starts an operator process; `metrics_port` must differ between processes of one test.
+    pub async fn start_operator(
+        &self,
+        name: &str,
+        metrics_port: u16,
+        extra: &[&str],
+    ) -> Supervised {
+        let binary = env!("CARGO_BIN_EXE_mcp-operator");
+        let addr = format!("127.0.0.1:{metrics_port}");
+        let mut args = vec!["--metrics-addr", addr.as_str()];
+        args.extend_from_slice(extra);
+        let kubeconfig = self.operator_kubeconfig.display().to_string();
+        self.env
+            .spawn(
+                name,
+                binary,
+                &args,
+                &[
+                    ("KUBECONFIG", kubeconfig.as_str()),
+                    ("RUST_LOG", "info,mcp_operator=debug"),
+                ],
+            )
+            .await
+            .expect("operator starts")
+    }
+
+    pub fn apps(&self) -> Api<McpApp> {
+        Api::default_namespaced(self.client.clone())
+    }
+
+    /// Server-side applies an McpApp given as JSON (as a user would with kubectl).
+    pub async fn apply_app(&self, app: serde_json::Value) -> kube::Result<McpApp> {
+        let name = app["metadata"]["name"].as_str().expect("name").to_owned();
+        let mut app = app;
+        app["apiVersion"] = "mcp-operator.dev/v1alpha1".into();
+        app["kind"] = "McpApp".into();
+        self.apps()
+            .patch(
+                &name,
+                &PatchParams::apply("test-user").force(),
+                &Patch::Apply(&app),
+            )
+            .await
+    }
+}
+
+/// Deserializes a JSON value into a Kubernetes type.
+pub fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).expect("valid object")
+}
