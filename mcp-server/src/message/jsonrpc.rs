@@ -71,15 +71,22 @@ pub enum Kind {
 }
 
 /// One JSON-RPC message: its original text and its classification.
+///
+/// One pointer wide: messages sit in per-session channels and replay history, so a small, cheaply
+/// cloned handle keeps idle sessions light.
 #[derive(Clone)]
-pub struct Message {
-    raw: Arc<RawValue>,
+pub struct Message(Arc<Parsed>);
+
+struct Parsed {
+    raw: Box<RawValue>,
     kind: Kind,
 }
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Message").field("kind", &self.kind).finish()
+        f.debug_struct("Message")
+            .field("kind", &self.0.kind)
+            .finish()
     }
 }
 
@@ -175,7 +182,7 @@ struct ResultOnly {
 
 impl Message {
     /// Classifies one JSON value as a JSON-RPC message.
-    pub fn classify(raw: Arc<RawValue>) -> Result<Self, RpcError> {
+    pub fn classify(raw: Box<RawValue>) -> Result<Self, RpcError> {
         let envelope: Envelope<'_> = serde_json::from_str(raw.get())
             .map_err(|e| RpcError::new(INVALID_REQUEST, format!("not a JSON-RPC message: {e}")))?;
         let id = match envelope.id {
@@ -206,14 +213,14 @@ impl Message {
                 .with_id(id));
             }
         };
-        Ok(Self { raw, kind })
+        Ok(Self(Arc::new(Parsed { raw, kind })))
     }
 
     /// Parses and classifies one message from text (a stdout line, a test fixture).
     pub fn parse(text: &str) -> Result<Self, RpcError> {
         let raw: Box<RawValue> = serde_json::from_str(text)
             .map_err(|e| RpcError::new(PARSE_ERROR, format!("invalid JSON: {e}")))?;
-        Self::classify(Arc::from(raw))
+        Self::classify(raw)
     }
 
     /// Builds a message from a value this server produced (always a valid message).
@@ -239,11 +246,11 @@ impl Message {
     }
 
     pub fn kind(&self) -> &Kind {
-        &self.kind
+        &self.0.kind
     }
 
     pub fn method(&self) -> Option<&str> {
-        match &self.kind {
+        match &self.0.kind {
             Kind::Request { method, .. } | Kind::Notification { method } => Some(method),
             Kind::Response { .. } => None,
         }
@@ -251,28 +258,28 @@ impl Message {
 
     /// The id of a request or response.
     pub fn id(&self) -> Option<&RequestId> {
-        match &self.kind {
+        match &self.0.kind {
             Kind::Request { id, .. } | Kind::Response { id } => Some(id),
             Kind::Notification { .. } => None,
         }
     }
 
     pub fn is_request(&self) -> bool {
-        matches!(self.kind, Kind::Request { .. })
+        matches!(self.0.kind, Kind::Request { .. })
     }
 
     pub fn is_response(&self) -> bool {
-        matches!(self.kind, Kind::Response { .. })
+        matches!(self.0.kind, Kind::Response { .. })
     }
 
     /// The original JSON text.
     pub fn text(&self) -> &str {
-        self.raw.get()
+        self.0.raw.get()
     }
 
     /// The params, decoded into a value (`Null` when absent).
     pub fn params(&self) -> Value {
-        serde_json::from_str::<ParamsOnly<'_>>(self.raw.get())
+        serde_json::from_str::<ParamsOnly<'_>>(self.0.raw.get())
             .ok()
             .and_then(|p| p.params)
             .and_then(|p| serde_json::from_str(p.get()).ok())
@@ -281,7 +288,7 @@ impl Message {
 
     /// The `result` of a successful response.
     pub fn result(&self) -> Option<Value> {
-        serde_json::from_str::<ResultOnly>(self.raw.get())
+        serde_json::from_str::<ResultOnly>(self.0.raw.get())
             .ok()
             .and_then(|r| r.result)
     }
@@ -349,13 +356,11 @@ pub fn parse_body(body: &[u8]) -> Result<Payload, RpcError> {
         }
         let messages = members
             .into_iter()
-            .map(|m| Message::classify(Arc::from(without_newlines(m))))
+            .map(|m| Message::classify(without_newlines(m)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Payload::Batch(messages))
     } else {
-        Ok(Payload::Single(Message::classify(Arc::from(
-            without_newlines(raw),
-        ))?))
+        Ok(Payload::Single(Message::classify(without_newlines(raw))?))
     }
 }
 
