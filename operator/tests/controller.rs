@@ -488,3 +488,155 @@ async fn operator_writes_nothing_at_rest_nor_after_a_restart() {
         "writes after a restart: {after_restart:?}"
     );
 }
+
+#[tokio::test]
+async fn gateway_route_gets_stream_long_timeouts_and_the_experimental_session_persistence() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18080, &[]).await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "routed"}, "spec": {
+            "sse": {"streamTimeoutSeconds": 5400},
+            "session": {"affinity": "Cookie"},
+            "gateway": {"parentRefs": [{"name": "public", "namespace": "gateways"}], "hostnames": ["mcp.example.com"]},
+        }}))
+        .await
+        .unwrap();
+    let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        "default",
+        &*mcp_operator::build::HTTP_ROUTE_API,
+    );
+    let route = get_when(&routes, "routed").await;
+    let spec = &route.data["spec"];
+    assert_eq!(spec["parentRefs"][0]["name"], "public");
+    assert_eq!(spec["hostnames"][0], "mcp.example.com");
+    let rule = &spec["rules"][0];
+    assert_eq!(
+        rule["timeouts"],
+        json!({"request": "5400s", "backendRequest": "5400s"})
+    );
+    assert_eq!(rule["backendRefs"][0]["name"], "routed");
+    assert!(
+        rule.get("sessionPersistence").is_some(),
+        "the experimental CRD has sessionPersistence, so cookie stickiness goes there: {rule}"
+    );
+    let status = until("the status URL from the route", TIMEOUT, || async {
+        let app = cluster.apps().get("routed").await.unwrap();
+        match app.status.and_then(|s| s.url) {
+            Some(url) if url.contains("mcp.example.com") => Ok(url),
+            other => Err(other),
+        }
+    })
+    .await;
+    // Gateways terminate TLS for their listeners' hostnames.
+    assert_eq!(status, "https://mcp.example.com/mcp");
+}
+
+#[tokio::test]
+async fn changing_a_secret_rolls_the_pods_of_apps_that_asked_for_it() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18080, &[]).await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::default_namespaced(cluster.client.clone());
+    secrets
+        .create(
+            &PostParams::default(),
+            &from(json!({
+                "metadata": {"name": "api-keys"}, "stringData": {"TOKEN": "one"},
+            })),
+        )
+        .await
+        .unwrap();
+    cluster
+        .apply_app(json!({"metadata": {"name": "keyed"}, "spec": {
+            "secrets": {"envFrom": [{"secretName": "api-keys"}], "restartOnChange": true},
+        }}))
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let checksum = |d: &Deployment| {
+        d.spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("mcp-operator.dev/secrets-checksum").cloned())
+    };
+    let first = checksum(&get_when(&deployments, "keyed").await).expect("checksum annotation");
+    secrets
+        .patch(
+            "api-keys",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"TOKEN": "two"}})),
+        )
+        .await
+        .unwrap();
+    until("a new checksum on the pod template", TIMEOUT, || async {
+        let d = deployments.get("keyed").await.unwrap();
+        match checksum(&d) {
+            Some(c) if c != first => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn operator_scoped_to_a_namespace_list_leaves_other_namespaces_alone() {
+    let cluster = Cluster::start().await;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
+    for ns in ["team-a", "team-b"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &from(json!({"metadata": {"name": ns}})),
+            )
+            .await
+            .unwrap();
+    }
+    let _operator = cluster
+        .start_operator("operator", 18080, &["--watch-namespaces", "team-a"])
+        .await;
+    for ns in ["team-a", "team-b"] {
+        let apps: Api<mcp_operator::api::McpApp> = Api::namespaced(cluster.client.clone(), ns);
+        let app = json!({"apiVersion": "mcp-operator.dev/v1alpha1", "kind": "McpApp",
+                         "metadata": {"name": "app"}, "spec": {}});
+        apps.patch("app", &PatchParams::apply("test-user"), &Patch::Apply(&app))
+            .await
+            .unwrap();
+    }
+    get_when(
+        &Api::<Deployment>::namespaced(cluster.client.clone(), "team-a"),
+        "app",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let other = Api::<Deployment>::namespaced(cluster.client.clone(), "team-b")
+        .get_opt("app")
+        .await
+        .unwrap();
+    assert!(other.is_none(), "team-b is not watched");
+}
+
+#[tokio::test]
+async fn operator_without_its_crd_says_how_to_install_it() {
+    let env = mcp_testenv::TestEnv::start().await.unwrap();
+    let operator = env
+        .spawn(
+            "operator",
+            env!("CARGO_BIN_EXE_mcp-operator"),
+            &["--metrics-addr", "127.0.0.1:18080"],
+            &[],
+        )
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(TIMEOUT, operator.wait())
+        .await
+        .expect("operator exits");
+    assert!(!status.unwrap().success());
+    let log = std::fs::read_to_string(env.dir().join("logs/operator.log")).unwrap();
+    assert!(
+        log.contains("the McpApp CRD (mcpapps.mcp-operator.dev) is not installed: apply crds/ or install the Helm chart first"),
+        "{log}"
+    );
+}
