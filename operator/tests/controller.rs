@@ -640,3 +640,35 @@ async fn operator_without_its_crd_says_how_to_install_it() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn switching_from_replicas_to_autoscaling_keeps_the_running_pods() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18080, &[]).await;
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    cluster
+        .apply_app(json!({"metadata": {"name": "growing"}, "spec": {"replicas": 3}}))
+        .await
+        .unwrap();
+    get_when(&deployments, "growing").await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "growing"}, "spec": {
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 5},
+        }}))
+        .await
+        .unwrap();
+    get_when(
+        &Api::<HorizontalPodAutoscaler>::default_namespaced(cluster.client.clone()),
+        "growing",
+    )
+    .await;
+    // Give a wrong fallback time to show, then check the count the autoscaler starts from.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let d = deployments.get("growing").await.unwrap();
+    assert_eq!(d.spec.replicas, Some(3), "not reset to the default of 1");
+    let hash = d
+        .annotations()
+        .get(mcp_operator::reconcile::APPLIED_HASH_ANNOTATION)
+        .cloned();
+    assert!(hash.is_some(), "the autoscaled Deployment was applied");
+}

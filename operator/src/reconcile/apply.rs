@@ -145,3 +145,44 @@ mod tests {
         ));
     }
 }
+
+/// The field manager that keeps a Deployment's replica count while the operator lets go of it.
+const REPLICAS_HANDOVER_MANAGER: &str = "mcp-operator-replicas-handover";
+
+/// Before an apply without `spec.replicas` (the app switched to autoscaling), makes sure the
+/// operator is not the field's only manager: server-side apply removes a field its only manager
+/// stops setting, and the Deployment would fall back to one replica before the autoscaler acts.
+/// A second manager keeps the current value; the autoscaler takes it from there.
+pub async fn hand_over_replicas(
+    client: &Client,
+    live: &k8s_openapi::api::apps::v1::Deployment,
+) -> kube::Result<Applied> {
+    let managers = live.metadata.managed_fields.iter().flatten();
+    let owners: Vec<&str> = managers
+        .filter(|m| {
+            m.fields_v1.as_ref().is_some_and(|f| {
+                f.0.get("f:spec")
+                    .and_then(|s| s.get("f:replicas"))
+                    .is_some()
+            })
+        })
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    if owners != [FIELD_MANAGER] {
+        return Ok(Applied::Unchanged);
+    }
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &live.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "spec": {"replicas": live.spec.replicas},
+    });
+    api.patch(
+        &live.name_any(),
+        &PatchParams::apply(REPLICAS_HANDOVER_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(Applied::Written)
+}

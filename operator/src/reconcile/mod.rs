@@ -263,6 +263,11 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
     let mut problem = None;
 
     let deployment = live(&s.deployments, &ns, &name);
+    if let Some(d) = deployment.as_deref()
+        && objects.deployment.spec.replicas.is_none()
+    {
+        apply::hand_over_replicas(client, d).await?;
+    }
     apply::apply(client, deployment.as_deref(), objects.deployment).await?;
     let service = live(&s.services, &ns, &name);
     apply::apply(client, service.as_deref(), objects.service).await?;
