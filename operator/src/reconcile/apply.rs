@@ -107,45 +107,6 @@ fn carries(annotations: &std::collections::BTreeMap<String, String>, hash: &str)
     annotations.get(APPLIED_HASH_ANNOTATION).map(String::as_str) == Some(hash)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::core::v1::ConfigMap;
-
-    fn config_map(value: &str) -> ConfigMap {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "x", "namespace": "ns"},
-            "data": {"k": value},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn hash_changes_with_the_desired_state_only() {
-        assert_eq!(
-            desired_hash(&config_map("a")),
-            desired_hash(&config_map("a"))
-        );
-        assert_ne!(
-            desired_hash(&config_map("a")),
-            desired_hash(&config_map("b"))
-        );
-    }
-
-    #[test]
-    fn live_object_with_the_current_hash_needs_no_write() {
-        let desired = config_map("a");
-        let mut live = desired.clone();
-        live.annotations_mut()
-            .insert(APPLIED_HASH_ANNOTATION.into(), desired_hash(&desired));
-        assert!(carries(live.annotations(), &desired_hash(&desired)));
-        assert!(!carries(
-            live.annotations(),
-            &desired_hash(&config_map("b"))
-        ));
-    }
-}
-
 /// The field manager that keeps a Deployment's replica count while the operator lets go of it.
 const REPLICAS_HANDOVER_MANAGER: &str = "mcp-operator-replicas-handover";
 
@@ -185,4 +146,43 @@ pub async fn hand_over_replicas(
     )
     .await?;
     Ok(Applied::Written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn config_map(value: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "namespace": "ns"},
+            "data": {"k": value},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn hash_changes_with_the_desired_state_only() {
+        assert_eq!(
+            desired_hash(&config_map("a")),
+            desired_hash(&config_map("a"))
+        );
+        assert_ne!(
+            desired_hash(&config_map("a")),
+            desired_hash(&config_map("b"))
+        );
+    }
+
+    #[test]
+    fn live_object_with_the_current_hash_needs_no_write() {
+        let desired = config_map("a");
+        let mut live = desired.clone();
+        live.annotations_mut()
+            .insert(APPLIED_HASH_ANNOTATION.into(), desired_hash(&desired));
+        assert!(carries(live.annotations(), &desired_hash(&desired)));
+        assert!(!carries(
+            live.annotations(),
+            &desired_hash(&config_map("b"))
+        ));
+    }
 }
