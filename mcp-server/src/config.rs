@@ -31,6 +31,12 @@ pub enum Mode {
     /// Each MCP session gets its own child process. A child that exits is restarted with the
     /// session's handshake replayed; its unanswered requests fail with JSON-RPC error -32603.
     Bridge(BridgeArgs),
+
+    /// Copy this binary to DEST and exit (for init containers of images without a shell).
+    Install {
+        /// Where to put the copy.
+        dest: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod install;
 pub mod message;
 pub mod metrics;
 pub mod server;

@@ -30,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Backend::Builtin(Arc::new(Builtin::new())),
             DEFAULT_MAX_SESSIONS_BUILTIN,
         ),
+        Some(Mode::Install { dest }) => return crate::install::install(&dest),
         Some(Mode::Bridge(bridge)) => {
             let (command, command_args) = bridge
                 .command
