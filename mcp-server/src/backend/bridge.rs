@@ -53,7 +53,10 @@ pub struct Bridge {
 /// A running child: its process, a writer task feeding stdin, and its stdout lines.
 struct ChildIo {
     process: Child,
-    stdin: mpsc::Sender<String>,
+    /// Unbounded on purpose: the session loop must never wait on a child that is not reading
+    /// stdin while it waits for us to read its stdout. Clients are still held back by the
+    /// bounded channel in front of the session.
+    stdin: mpsc::UnboundedSender<String>,
     lines: FramedRead<ChildStdout, LinesCodec>,
 }
 
@@ -117,7 +120,7 @@ impl Bridge {
                 "clientInfo": { "name": "mcp-server-readiness", "version": env!("CARGO_PKG_VERSION") },
             },
         });
-        let _ = child.stdin.send(request.to_string()).await;
+        let _ = child.stdin.send(request.to_string());
         let answered = async {
             while let Some(line) = child.lines.next().await {
                 let Ok(line) = line else { continue };
@@ -157,7 +160,7 @@ impl Bridge {
                 "child has no stdio pipes",
             )));
         };
-        let (stdin_tx, stdin_rx) = mpsc::channel(CHANNEL_DEPTH);
+        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
         // Writing happens on its own task: a child blocked writing stdout must never stop us
         // from reading it.
         tokio::spawn(write_lines(stdin, stdin_rx));
@@ -195,7 +198,7 @@ impl Bridge {
     }
 }
 
-async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::Receiver<String>) {
+async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<String>) {
     while let Some(mut line) = lines.recv().await {
         line.push('\n');
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
@@ -301,7 +304,7 @@ impl BridgedSession {
             Kind::Notification { .. } | Kind::Response { .. } => {}
         }
         // A failed send means the child is exiting; its stdout EOF handles the rest.
-        let _ = child.stdin.send(message.text().to_owned()).await;
+        let _ = child.stdin.send(message.text().to_owned());
         Step::Continue
     }
 
@@ -365,10 +368,10 @@ impl BridgedSession {
     async fn replay_handshake(&mut self, child: &ChildIo) {
         if let Some(init) = &self.initialize {
             self.swallow = init.id().cloned();
-            let _ = child.stdin.send(init.text().to_owned()).await;
+            let _ = child.stdin.send(init.text().to_owned());
         }
         if let Some(note) = &self.initialized {
-            let _ = child.stdin.send(note.text().to_owned()).await;
+            let _ = child.stdin.send(note.text().to_owned());
         }
     }
 }
