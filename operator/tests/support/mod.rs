@@ -29,7 +29,11 @@ impl Cluster {
         let server_path = server.display().to_string();
         let env = TestEnv::builder()
             .image("ghcr.io/mcp-operator/mcp-server", [server_path.as_str()])
-            .image_file("ghcr.io/mcp-operator/mcp-server", "/mcp-server", &server)
+            .image_file(
+                "ghcr.io/mcp-operator/mcp-server",
+                mcp_operator::build::COMPANION_BINARY,
+                &server,
+            )
             .start()
             .await
             .expect("test environment starts");

@@ -72,24 +72,28 @@ async fn prepare_one(
     if let Some(s) = &volume.secret {
         let name = s.secret_name.as_deref().unwrap_or_default();
         files
-            .secret(
+            .source::<Secret>(
                 client,
                 ns,
                 name,
-                s.items.as_deref(),
-                s.optional,
-                s.default_mode,
+                Source {
+                    items: s.items.as_deref(),
+                    optional: s.optional,
+                    mode: s.default_mode,
+                },
             )
             .await?;
     } else if let Some(c) = &volume.config_map {
         files
-            .config_map(
+            .source::<ConfigMap>(
                 client,
                 ns,
                 &c.name,
-                c.items.as_deref(),
-                c.optional,
-                c.default_mode,
+                Source {
+                    items: c.items.as_deref(),
+                    optional: c.optional,
+                    mode: c.default_mode,
+                },
             )
             .await?;
     } else if let Some(d) = &volume.downward_api {
@@ -103,25 +107,29 @@ async fn prepare_one(
         for source in p.sources.iter().flatten() {
             if let Some(s) = &source.secret {
                 files
-                    .secret(
+                    .source::<Secret>(
                         client,
                         ns,
                         &s.name,
-                        s.items.as_deref(),
-                        s.optional,
-                        p.default_mode,
+                        Source {
+                            items: s.items.as_deref(),
+                            optional: s.optional,
+                            mode: p.default_mode,
+                        },
                     )
                     .await?;
             }
             if let Some(c) = &source.config_map {
                 files
-                    .config_map(
+                    .source::<ConfigMap>(
                         client,
                         ns,
                         &c.name,
-                        c.items.as_deref(),
-                        c.optional,
-                        p.default_mode,
+                        Source {
+                            items: c.items.as_deref(),
+                            optional: c.optional,
+                            mode: p.default_mode,
+                        },
                     )
                     .await?;
             }
@@ -152,6 +160,44 @@ async fn prepare_one(
     }
     files.write(path)?;
     Ok(true)
+}
+
+/// Which keys of a Secret or ConfigMap a volume takes, and how.
+struct Source<'a> {
+    items: Option<&'a [KeyToPath]>,
+    optional: Option<bool>,
+    mode: Option<i32>,
+}
+
+/// Secrets and ConfigMaps: objects whose keys become files.
+trait KeyedData:
+    kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+    const WHAT: &'static str;
+    fn into_data(self) -> BTreeMap<String, Vec<u8>>;
+}
+
+impl KeyedData for Secret {
+    const WHAT: &'static str = "secret";
+    fn into_data(self) -> BTreeMap<String, Vec<u8>> {
+        let data = self.data.unwrap_or_default().into_iter();
+        data.map(|(k, ByteString(v))| (k, v)).collect()
+    }
+}
+
+impl KeyedData for ConfigMap {
+    const WHAT: &'static str = "configmap";
+    fn into_data(self) -> BTreeMap<String, Vec<u8>> {
+        let text = self.data.unwrap_or_default().into_iter();
+        let mut data: BTreeMap<String, Vec<u8>> = text.map(|(k, v)| (k, v.into_bytes())).collect();
+        for (k, ByteString(v)) in self.binary_data.unwrap_or_default() {
+            data.insert(k, v);
+        }
+        data
+    }
 }
 
 /// Files of a volume, relative path → (content, mode).
@@ -189,56 +235,22 @@ impl Files {
         Ok(())
     }
 
-    async fn secret(
+    /// Adds the keys of a Secret or ConfigMap (`source`), as `items` selects them.
+    async fn source<K: KeyedData>(
         &mut self,
         client: &Client,
         ns: &str,
         name: &str,
-        items: Option<&[KeyToPath]>,
-        optional: Option<bool>,
-        mode: Option<i32>,
+        source: Source<'_>,
     ) -> Result<(), String> {
-        let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+        let api: Api<K> = Api::namespaced(client.clone(), ns);
         match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            Some(secret) => {
-                let data = secret
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, ByteString(v))| (k, v))
-                    .collect();
-                self.keyed(data, items, mode, &format!("secret {name:?}"))
+            Some(object) => {
+                let what = format!("{} {name:?}", K::WHAT);
+                self.keyed(object.into_data(), source.items, source.mode, &what)
             }
-            None if optional == Some(true) => Ok(()),
-            None => Err(format!("secret \"{name}\" not found")),
-        }
-    }
-
-    async fn config_map(
-        &mut self,
-        client: &Client,
-        ns: &str,
-        name: &str,
-        items: Option<&[KeyToPath]>,
-        optional: Option<bool>,
-        mode: Option<i32>,
-    ) -> Result<(), String> {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-        match api.get_opt(name).await.map_err(|e| e.to_string())? {
-            Some(cm) => {
-                let mut data: BTreeMap<String, Vec<u8>> = cm
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                for (k, ByteString(v)) in cm.binary_data.unwrap_or_default() {
-                    data.insert(k, v);
-                }
-                self.keyed(data, items, mode, &format!("configmap {name:?}"))
-            }
-            None if optional == Some(true) => Ok(()),
-            None => Err(format!("configmap \"{name}\" not found")),
+            None if source.optional == Some(true) => Ok(()),
+            None => Err(format!("{} \"{name}\" not found", K::WHAT)),
         }
     }
 
