@@ -174,6 +174,37 @@ async fn apply_creates_every_owned_object_with_sse_safe_settings() {
         ready.status, "False",
         "no pod has passed a handshake yet: {ready:?}"
     );
+
+    // Every condition set for the first time is recorded as an Event on the app.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client.clone());
+    let reasons = until("Events about the app", TIMEOUT, || async {
+        let list = events.list(&Default::default()).await.unwrap();
+        let reasons: Vec<String> = list
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("weather"))
+            .filter_map(|e| e.reason)
+            .collect();
+        if reasons.iter().any(|r| r == "RolloutInProgress") {
+            Ok(reasons)
+        } else {
+            Err(reasons)
+        }
+    })
+    .await;
+    assert!(reasons.iter().any(|r| r == "AsExpected"), "{reasons:?}");
+
+    // The operator's own endpoints, inside the environment.
+    let addr = "127.0.0.1:18080".parse().unwrap();
+    let (code, body) = cluster.env.http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("mcp_operator_reconciles_total"), "{body}");
+    assert!(
+        body.contains("mcp_operator_reconcile_duration_seconds_bucket"),
+        "{body}"
+    );
+    assert_eq!(cluster.env.http_get(addr, "/healthz").await.unwrap().0, 200);
+    assert_eq!(cluster.env.http_get(addr, "/readyz").await.unwrap().0, 200);
 }
 
 #[tokio::test]
