@@ -140,8 +140,14 @@ impl Sandbox {
                 }
             };
             loop {
-                let Ok((mut outside, _)) = listener.accept().await else {
-                    continue;
+                let mut outside = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of descriptors, typically: back off instead of spinning.
+                        tracing::warn!("port forward: accept: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
                 };
                 tokio::spawn(async move {
                     if let Ok(mut inside) = tokio::net::TcpStream::connect(target).await {
