@@ -21,6 +21,8 @@ $kubectl apply -f crds/ >/dev/null
 $kubectl wait --for=condition=Established crd/mcpapps.mcp-operator.dev >/dev/null
 "$bin/testenv" exec --kubeconfig "$kc" -- "$bin/mcp-operator" --metrics-addr 127.0.0.1:18080 \
   >"$work/operator.log" 2>&1 &
+operator=$!
+trap 'kill -TERM $operator $up 2>/dev/null; wait $operator $up 2>/dev/null; rm -rf "$work"' EXIT
 sleep 2
 
 KUBECTL="$kubectl" python3 - "$apps" <<'PY'
