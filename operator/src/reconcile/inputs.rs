@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::discovery::ApiResource;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 
@@ -54,24 +54,24 @@ impl ClusterApis {
     }
 }
 
-/// Reads the builders' inputs for `app`.
-pub async fn read(
-    client: &Client,
+/// The builders' inputs for `app`, from the controller's caches.
+pub fn read(
     app: &McpApp,
     ingress_classes: &Store<IngressClass>,
+    secrets: &Store<Secret>,
     apis: &ClusterApis,
     companion_image: &str,
-) -> kube::Result<BuildInputs> {
-    Ok(BuildInputs {
+) -> BuildInputs {
+    BuildInputs {
         companion_image: companion_image.to_owned(),
         ingress_controller: app
             .spec
             .ingress
             .as_ref()
             .and_then(|i| ingress_controller(ingress_classes, i.class_name.as_deref())),
-        secrets_checksum: secrets_checksum(client, app).await?,
+        secrets_checksum: secrets_checksum(secrets, app),
         gateway_session_persistence: apis.http_route_session_persistence,
-    })
+    }
 }
 
 /// `spec.controller` of the named IngressClass, or of the default class when none is named.
@@ -90,11 +90,9 @@ fn ingress_controller(classes: &Store<IngressClass>, name: Option<&str>) -> Opti
 
 /// A checksum of the data of every Secret the app references, when it asked to be restarted on
 /// Secret changes. A missing Secret contributes its name only, so creating it later rolls the pods.
-async fn secrets_checksum(client: &Client, app: &McpApp) -> kube::Result<Option<String>> {
-    let Some(secrets) = app.spec.secrets.as_ref().filter(|s| s.restart_on_change) else {
-        return Ok(None);
-    };
-    let api: Api<Secret> = Api::namespaced(client.clone(), &app.namespace().unwrap_or_default());
+fn secrets_checksum(store: &Store<Secret>, app: &McpApp) -> Option<String> {
+    let secrets = app.spec.secrets.as_ref().filter(|s| s.restart_on_change)?;
+    let ns = app.namespace().unwrap_or_default();
     let mut names = secrets.secret_names();
     names.sort_unstable();
     names.dedup();
@@ -102,8 +100,8 @@ async fn secrets_checksum(client: &Client, app: &McpApp) -> kube::Result<Option<
     for name in names {
         hasher.update(name.as_bytes());
         hasher.update([0]);
-        if let Some(secret) = api.get_opt(name).await? {
-            for (key, value) in secret.data.unwrap_or_default() {
+        if let Some(secret) = store.get(&ObjectRef::new(name).within(&ns)) {
+            for (key, value) in secret.data.iter().flatten() {
                 hasher.update(key.as_bytes());
                 hasher.update([0]);
                 hasher.update(&value.0);
@@ -112,7 +110,5 @@ async fn secrets_checksum(client: &Client, app: &McpApp) -> kube::Result<Option<
         }
     }
     let digest = hasher.finalize();
-    Ok(Some(
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect(),
-    ))
+    Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -81,6 +81,7 @@ struct Stores {
     autoscalers: Store<HorizontalPodAutoscaler>,
     budgets: Store<PodDisruptionBudget>,
     ingress_classes: Store<IngressClass>,
+    secrets: Store<Secret>,
 }
 
 impl Stores {
@@ -96,6 +97,7 @@ impl Stores {
             && ready(self.autoscalers.wait_until_ready().boxed())
             && ready(self.budgets.wait_until_ready().boxed())
             && ready(self.ingress_classes.wait_until_ready().boxed())
+            && ready(self.secrets.wait_until_ready().boxed())
     }
 }
 
@@ -115,13 +117,11 @@ pub async fn run(
     settings: Settings,
     stop: CancellationToken,
 ) {
-    let api = |c: &Client| -> (Api<McpApp>, Option<String>) {
-        match &namespace {
-            Some(ns) => (Api::namespaced(c.clone(), ns), Some(ns.clone())),
-            None => (Api::all(c.clone()), None),
-        }
+    let ns = namespace;
+    let apps: Api<McpApp> = match &ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
-    let (apps, ns) = api(&client);
     let owned_config = watcher::Config::default().labels(MANAGED_BY);
     let (deployments, deployment_events) = cached::<Deployment>(&client, &ns, owned_config.clone());
     let (services, service_events) = cached::<Service>(&client, &ns, owned_config.clone());
@@ -129,6 +129,8 @@ pub async fn run(
     let (autoscalers, autoscaler_events) =
         cached::<HorizontalPodAutoscaler>(&client, &ns, owned_config.clone());
     let (budgets, budget_events) = cached::<PodDisruptionBudget>(&client, &ns, owned_config);
+    // Every Secret, not only labelled ones: apps reference Secrets their users made.
+    let (secrets, secret_events) = cached::<Secret>(&client, &ns, watcher::Config::default());
     let (ingress_classes, class_writer) = reflector::store();
     let class_events = watcher(Api::<IngressClass>::all(client.clone()), Default::default())
         .default_backoff()
@@ -148,15 +150,12 @@ pub async fn run(
             autoscalers,
             budgets,
             ingress_classes,
+            secrets,
         },
     });
 
     let controller = Controller::new(apps, watcher::Config::default());
     let app_store = controller.store();
-    let secrets: Api<Secret> = match &ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let secret_apps = app_store.clone();
     let class_apps = app_store.clone();
     controller
@@ -166,11 +165,9 @@ pub async fn run(
         .owns_stream(autoscaler_events)
         .owns_stream(budget_events)
         // A Secret change rolls the pods of the apps that asked for it.
-        .watches(
-            secrets,
-            watcher::Config::default(),
-            move |secret: Secret| apps_using_secret(&secret_apps, &secret),
-        )
+        .watches_stream(secret_events, move |secret: Secret| {
+            apps_using_secret(&secret_apps, &secret)
+        })
         // An IngressClass appearing or changing its controller changes the ingress dialect.
         .watches_stream(class_events, move |_: IngressClass| {
             class_apps
@@ -252,13 +249,12 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
     let client = &ctx.client;
 
     let inputs = inputs::read(
-        client,
         &app,
         &s.ingress_classes,
+        &s.secrets,
         &ctx.apis,
         &ctx.companion_image,
-    )
-    .await?;
+    );
     let objects = build::owned_objects(&app, &inputs)?;
     let mut problem = None;
 
