@@ -151,7 +151,17 @@ async fn apply_creates_every_owned_object_with_sse_safe_settings() {
         "weather",
     )
     .await;
-    assert!(pdb.spec.unwrap().max_unavailable.is_some() || pdb.metadata.name.is_some());
+    let budget = pdb.spec.unwrap();
+    assert_eq!(
+        budget.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)),
+        "drains evict one pod at a time"
+    );
+    assert_eq!(
+        budget.selector.and_then(|s| s.match_labels),
+        deployment.spec.selector.match_labels.clone(),
+        "the budget covers the app's pods"
+    );
 
     let status = until("the status to be written", TIMEOUT, || async {
         let app = cluster.apps().get("weather").await.unwrap();
