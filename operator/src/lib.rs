@@ -3,13 +3,17 @@
 //! - [`api`]: the `McpApp` custom resource (types, schema, CRD).
 //! - [`build`]: pure functions from an `McpApp` to the objects the operator owns.
 //! - [`reconcile`]: the controller that applies them and reports [`status`].
+//! - [`probe`]: the MCP handshake; [`gate`]: the controller that probes pods, patches their
+//!   readiness condition and rolls back revisions that fail.
 //! - [`config`], [`telemetry`], [`metrics`], [`serve`], [`leader`]: running the operator.
 
 pub mod api;
 pub mod build;
 pub mod config;
+pub mod gate;
 pub mod leader;
 pub mod metrics;
+pub mod probe;
 pub mod reconcile;
 pub mod serve;
 pub mod status;
