@@ -52,6 +52,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_seconds: u64,
 
+    /// MCP handshakes in flight at most, over all apps.
+    #[arg(long, env = "PROBE_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub probe_concurrency: u64,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

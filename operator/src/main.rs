@@ -83,6 +83,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         apis: ClusterApis::discover(&client).await,
         companion_image: DEFAULT_COMPANION_IMAGE.into(),
+        probe_concurrency: usize::try_from(args.probe_concurrency).unwrap_or(32),
     };
     let namespaces: Vec<Option<String>> = match args.namespaces() {
         Some(list) => list.into_iter().map(Some).collect(),

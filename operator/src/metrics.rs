@@ -15,12 +15,24 @@ pub struct ErrorLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+    /// `HandshakeSucceeded`, or the failure's reason (`Timeout`, `ToolsMissing`, ...).
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub reconciles: Counter,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub leader: Gauge,
+    pub probe_duration: Histogram,
+    pub probes: Family<ProbeLabels, Counter>,
+    pub apps: Gauge,
+    pub apps_ready: Gauge,
 }
 
 impl Default for Metrics {
@@ -32,6 +44,12 @@ impl Default for Metrics {
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ]);
         let leader = Gauge::default();
+        let probe_duration = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
+        let probes = Family::<ProbeLabels, Counter>::default();
+        let apps = Gauge::default();
+        let apps_ready = Gauge::default();
         registry.register("reconciles", "McpApp reconciles", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -48,12 +66,32 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease (always 1 without leader election)",
             leader.clone(),
         );
+        registry.register(
+            "probe_duration_seconds",
+            "Time one MCP handshake with a pod took, successful or not",
+            probe_duration.clone(),
+        );
+        registry.register(
+            "probes",
+            "MCP handshakes with pods, by result and reason",
+            probes.clone(),
+        );
+        registry.register("apps", "McpApps the operator watches", apps.clone());
+        registry.register(
+            "apps_ready",
+            "McpApps whose Ready condition is True",
+            apps_ready.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             reconcile_errors,
             reconcile_duration,
             leader,
+            probe_duration,
+            probes,
+            apps,
+            apps_ready,
         }
     }
 }
@@ -73,6 +111,22 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Counts one handshake and its duration.
+    pub fn probed(&self, result: Result<(), &'static str>, seconds: f64) {
+        self.probe_duration.observe(seconds);
+        let labels = match result {
+            Ok(()) => ProbeLabels {
+                result: "success",
+                reason: crate::api::conditions::reasons::HANDSHAKE_SUCCEEDED,
+            },
+            Err(reason) => ProbeLabels {
+                result: "failure",
+                reason,
+            },
+        };
+        self.probes.get_or_create(&labels).inc();
     }
 
     /// The metrics in the Prometheus text format.
@@ -113,6 +167,29 @@ mod tests {
         );
         assert!(
             text.contains("mcp_operator_reconcile_duration_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn probes_are_counted_by_result_and_reason() {
+        let metrics = Metrics::default();
+        metrics.probed(Ok(()), 0.002);
+        metrics.probed(Err("Timeout"), 5.0);
+        metrics.probed(Err("Timeout"), 5.0);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                "mcp_operator_probes_total{result=\"success\",reason=\"HandshakeSucceeded\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("mcp_operator_probes_total{result=\"failure\",reason=\"Timeout\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mcp_operator_probe_duration_seconds_count 3"),
             "{text}"
         );
     }

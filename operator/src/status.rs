@@ -3,8 +3,9 @@
 //! - `Ready`: enough pods passed their MCP handshake to serve (all desired replicas, or the
 //!   autoscaler's minimum), so `kubectl wait --for=condition=Ready` means "answers MCP".
 //! - `Progressing`: a new revision is rolling out.
-//! - `Degraded`: something needs the user: an invalid spec, a missing dependency, a rollout past
-//!   its deadline.
+//! - `Degraded`: something needs the user: an invalid spec, a missing dependency, a revision
+//!   aborted because its pods failed the handshake (`RolloutAborted`), a rollout past its
+//!   deadline.
 //!
 //! A condition's `lastTransitionTime` changes only when its status does.
 
@@ -13,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::{DEGRADED, PROGRESSING, READY, reasons};
-use crate::api::{McpApp, McpAppStatus};
+use crate::api::{LastProbe, McpApp, McpAppStatus, ServerInfo};
 
 /// A problem that makes the app Degraded, found while reconciling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +24,23 @@ pub struct Problem {
 }
 
 /// What the reconciler observed.
+#[derive(Default)]
 pub struct Observed<'a> {
     pub deployment: Option<&'a Deployment>,
     pub url: Option<String>,
     pub problem: Option<Problem>,
+    /// Why the wanted revision is aborted, while it is.
+    pub aborted: Option<String>,
+    /// The latest failed handshake of a pod of the revision rolling out: `pod X: error`.
+    pub handshake_failure: Option<String>,
+    pub stable_revision: Option<String>,
+    pub failed_revision: Option<String>,
+    /// From the probe results; None keeps what the status shows.
+    pub server: Option<ServerInfo>,
+    pub last_probe: Option<LastProbe>,
 }
 
-/// The status to report, keeping what the reconciler does not own (probe results, revisions)
+/// The status to report; probe results the operator has not seen since it started are kept
 /// from `app`'s current status.
 pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppStatus {
     let previous = app.status.clone().unwrap_or_default();
@@ -47,17 +58,21 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
             ),
         )
     } else {
-        cond(
-            READY,
-            false,
-            reasons::ROLLOUT_IN_PROGRESS,
-            format!(
-                "{} of {} pods passed the MCP handshake; waiting for {}",
-                rollout.ready,
-                rollout.desired,
-                rollout.needed.max(1)
+        let waiting = format!(
+            "{} of {} pods passed the MCP handshake; waiting for {}",
+            rollout.ready,
+            rollout.desired,
+            rollout.needed.max(1)
+        );
+        match &observed.handshake_failure {
+            Some(failure) => cond(
+                READY,
+                false,
+                reasons::HANDSHAKE_FAILED,
+                format!("{waiting}; {failure}"),
             ),
-        )
+            None => cond(READY, false, reasons::ROLLOUT_IN_PROGRESS, waiting),
+        }
     };
     let progressing = if rollout.complete {
         cond(
@@ -77,10 +92,17 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
             ),
         )
     };
-    let degraded = match (&observed.problem, rollout.deadline_exceeded) {
-        (Some(p), _) => cond(DEGRADED, true, p.reason, p.message.clone()),
-        (None, Some(message)) => cond(DEGRADED, true, reasons::PROGRESS_DEADLINE_EXCEEDED, message),
-        (None, None) => cond(DEGRADED, false, "AsExpected", "no problem found".into()),
+    let degraded = match (
+        &observed.problem,
+        &observed.aborted,
+        rollout.deadline_exceeded,
+    ) {
+        (Some(p), _, _) => cond(DEGRADED, true, p.reason, p.message.clone()),
+        (None, Some(why), _) => cond(DEGRADED, true, reasons::ROLLOUT_ABORTED, why.clone()),
+        (None, None, Some(message)) => {
+            cond(DEGRADED, true, reasons::PROGRESS_DEADLINE_EXCEEDED, message)
+        }
+        (None, None, None) => cond(DEGRADED, false, "AsExpected", "no problem found".into()),
     };
 
     let conditions = [ready, progressing, degraded]
@@ -103,7 +125,10 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
         replicas: Some(rollout.current),
         ready_replicas: Some(rollout.ready),
         url: observed.url.clone(),
-        ..previous
+        server: observed.server.clone().or(previous.server),
+        last_probe: observed.last_probe.clone().or(previous.last_probe),
+        stable_revision: observed.stable_revision.clone(),
+        failed_revision: observed.failed_revision.clone(),
     }
 }
 
@@ -156,20 +181,9 @@ impl Rollout {
             && updated >= spec_replicas
             && current == updated
             && status.available_replicas.unwrap_or(0) >= spec_replicas;
-        let deadline_exceeded = status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| {
-                c.type_.as_deref() == Some("Progressing")
-                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-            })
-            .map(|c| {
-                format!(
-                    "the rollout did not finish within rollout.progressDeadlineSeconds: {}",
-                    c.message.clone().unwrap_or_default()
-                )
-            });
+        let deadline_exceeded = deadline_exceeded(d).map(|message| {
+            format!("the rollout did not finish within rollout.progressDeadlineSeconds: {message}")
+        });
         Rollout {
             desired: spec_replicas,
             needed,
@@ -180,6 +194,27 @@ impl Rollout {
             deadline_exceeded,
         }
     }
+}
+
+/// The Deployment controller's message when the Deployment passed its progress deadline.
+pub fn deadline_exceeded(d: &Deployment) -> Option<String> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_.as_deref() == Some("Progressing")
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        })
+        .map(|c| c.message.clone().unwrap_or_default())
+}
+
+/// Whether `d` finished rolling out its template and enough of its pods passed the handshake
+/// for the app to be Ready.
+pub fn settled(app: &McpApp, d: &Deployment) -> bool {
+    let rollout = Rollout::of(app, Some(d));
+    rollout.complete && rollout.needed > 0 && rollout.ready >= rollout.needed
 }
 
 /// The condition of `type_` in `status`, if present.
@@ -219,7 +254,7 @@ mod tests {
         let observed = Observed {
             deployment: d,
             url: Some("http://demo.default.svc:80/mcp".into()),
-            problem: None,
+            ..Observed::default()
         };
         compute(app, &observed, Timestamp::from_second(100).unwrap())
     }
@@ -263,6 +298,7 @@ mod tests {
                 reason: reasons::INVALID_SPEC,
                 message: "bad".into(),
             }),
+            ..Observed::default()
         };
         let status = compute(&app(), &observed, Timestamp::UNIX_EPOCH);
         let degraded = condition(Some(&status), DEGRADED).unwrap();
@@ -281,9 +317,50 @@ mod tests {
         let later = Observed {
             deployment: Some(&d),
             url: first.url.clone(),
-            problem: None,
+            ..Observed::default()
         };
         let second = compute(&app, &later, Timestamp::from_second(999).unwrap());
         assert_eq!(first, second, "nothing changed, so nothing is written");
+    }
+
+    #[test]
+    fn a_failed_handshake_says_why_the_app_is_not_ready() {
+        let d = deployment(1, 0, 1);
+        let observed = Observed {
+            deployment: Some(&d),
+            handshake_failure: Some("pod demo-1: tools missing from tools/list: forecast".into()),
+            ..Observed::default()
+        };
+        let status = compute(&app(), &observed, Timestamp::UNIX_EPOCH);
+        let ready = condition(Some(&status), READY).unwrap();
+        assert_eq!(ready.reason, reasons::HANDSHAKE_FAILED);
+        assert!(
+            ready
+                .message
+                .ends_with("tools missing from tools/list: forecast"),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn an_aborted_rollout_degrades_the_app_while_the_old_pods_keep_it_ready() {
+        let d = deployment(1, 1, 1);
+        let observed = Observed {
+            deployment: Some(&d),
+            aborted: Some("revision demo-bbbb aborted: ...".into()),
+            stable_revision: Some("demo-aaaa".into()),
+            failed_revision: Some("demo-bbbb".into()),
+            ..Observed::default()
+        };
+        let status = compute(&app(), &observed, Timestamp::UNIX_EPOCH);
+        let degraded = condition(Some(&status), DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "RolloutAborted")
+        );
+        assert_eq!(condition(Some(&status), READY).unwrap().status, "True");
+        assert_eq!(status.failed_revision.as_deref(), Some("demo-bbbb"));
+        assert_eq!(status.stable_revision.as_deref(), Some("demo-aaaa"));
     }
 }

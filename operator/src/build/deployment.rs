@@ -30,6 +30,10 @@ use crate::api::{HANDSHAKE_CONDITION, McpApp, Transport};
 pub const MCP_CONTAINER: &str = "mcp";
 /// Pod template annotation holding the Secrets' checksum: a change rolls the pods.
 pub const SECRETS_CHECKSUM_ANNOTATION: &str = "mcp-operator.dev/secrets-checksum";
+/// Pod template label naming the app revision: a hash of the rest of the template, so any change
+/// that rolls the pods is a new revision, and the rollout gate can tell the pods of a new
+/// revision from the old ones.
+pub const REVISION_LABEL: &str = "mcp-operator.dev/revision";
 /// Seconds a pod gets after its drain delay to shut down on SIGTERM.
 pub const SHUTDOWN_GRACE_SECONDS: i64 = 15;
 
@@ -63,11 +67,40 @@ pub fn deployment(app: &McpApp, inputs: &BuildInputs) -> Result<Deployment, Buil
                 }),
             }),
             progress_deadline_seconds: Some(spec.rollout.progress_deadline_seconds),
-            template: pod_template(app, inputs),
+            template: with_revision(pod_template(app, inputs)),
             ..DeploymentSpec::default()
         },
         status: None,
     })
+}
+
+/// The revision of the pods `deployment` runs.
+pub fn revision(deployment: &Deployment) -> Option<&str> {
+    deployment
+        .spec
+        .template
+        .metadata
+        .as_ref()?
+        .labels
+        .as_ref()?
+        .get(REVISION_LABEL)
+        .map(String::as_str)
+}
+
+/// `template` labelled with its revision: the first 10 hex digits of the SHA-256 of its JSON.
+fn with_revision(mut template: PodTemplateSpec) -> PodTemplateSpec {
+    use sha2::{Digest, Sha256};
+    // Serializing derived structs of BTreeMaps is deterministic.
+    let json = serde_json::to_vec(&template).unwrap_or_default();
+    let hash = Sha256::digest(&json);
+    let revision: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    template
+        .metadata
+        .get_or_insert_with(Default::default)
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert(REVISION_LABEL.into(), revision);
+    template
 }
 
 fn pod_template(app: &McpApp, inputs: &BuildInputs) -> PodTemplateSpec {

@@ -9,7 +9,7 @@ use super::{BuildError, FIELD_MANAGER};
 use crate::api::McpApp;
 
 pub(super) const NAME_LABEL: &str = "app.kubernetes.io/name";
-pub(super) const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub(super) const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// What the pods are, the same for every McpApp; the instance label tells apps apart.
 const NAME: &str = "mcp-server";

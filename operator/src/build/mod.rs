@@ -35,13 +35,14 @@ use crate::api::{DEFAULT_COMPANION_IMAGE, McpApp};
 pub use backend_config::{BACKEND_CONFIG_API, backend_config};
 pub use bridge::{BRIDGE_BINARY, BRIDGE_VOLUME_PATH, COMPANION_BINARY};
 pub use deployment::{
-    MCP_CONTAINER, SECRETS_CHECKSUM_ANNOTATION, SHUTDOWN_GRACE_SECONDS, deployment,
+    MCP_CONTAINER, REVISION_LABEL, SECRETS_CHECKSUM_ANNOTATION, SHUTDOWN_GRACE_SECONDS, deployment,
+    revision,
 };
 pub use dialects::{AFFINITY_COOKIE, IngressDialect, resolve_dialect};
 pub use hpa::horizontal_pod_autoscaler;
 pub use http_route::{HTTP_ROUTE_API, http_route};
 pub use ingress::ingress;
-pub use meta::{labels, selector_labels};
+pub use meta::{INSTANCE_LABEL, labels, selector_labels};
 pub use pdb::{can_run_more_than_one_pod, pod_disruption_budget};
 pub use service::{SERVICE_PORT, service};
 pub use url::{external_url, service_url};

@@ -1,20 +1,27 @@
 //! The McpApp controller: the only place that writes the objects an app owns.
 //!
-//! Each reconcile reads the app's inputs, builds the owned objects (pure, in `build`), applies
-//! those that changed with server-side apply, deletes those the app no longer wants, and writes
-//! the status when it differs. Owned objects are read from reflector caches fed by the same
-//! watches that trigger reconciles, so a reconcile at rest makes no API request that writes.
+//! Each reconcile reads the app's inputs, builds the owned objects (pure, in `build`), decides
+//! whether the revision they describe may roll out or must be rolled back (`rollout`), applies
+//! those that changed with server-side apply, deletes those the app no longer wants, keeps a
+//! revision that passed (`revisions`), and writes the status when it differs. Owned objects are
+//! read from reflector caches fed by the same watches that trigger reconciles, so a reconcile
+//! at rest makes no API request that writes.
+//!
+//! The rollout gate ([`crate::gate`]) runs beside the controller on the same caches, and asks
+//! for a reconcile when a handshake result changes an app's picture.
 
 mod apply;
 mod inputs;
+mod revisions;
+mod rollout;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
@@ -32,8 +39,11 @@ pub use apply::{APPLIED_HASH_ANNOTATION, Applied};
 pub use inputs::ClusterApis;
 
 use crate::api::McpApp;
+use crate::api::conditions::{DEGRADED, reasons};
 use crate::build::{self, BuildError, FIELD_MANAGER};
+use crate::gate::{Book, Gate};
 use crate::metrics::Metrics;
+use crate::probe::Prober;
 use crate::status::{self, Observed, Problem};
 
 /// Reconcile every app this often even when nothing changed, to catch what no watch reports.
@@ -69,6 +79,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub apis: ClusterApis,
     pub companion_image: String,
+    book: Book,
     stores: Stores,
 }
 
@@ -82,6 +93,7 @@ struct Stores {
     budgets: Store<PodDisruptionBudget>,
     ingress_classes: Store<IngressClass>,
     secrets: Store<Secret>,
+    revisions: Store<ControllerRevision>,
 }
 
 impl Stores {
@@ -98,6 +110,7 @@ impl Stores {
             && ready(self.budgets.wait_until_ready().boxed())
             && ready(self.ingress_classes.wait_until_ready().boxed())
             && ready(self.secrets.wait_until_ready().boxed())
+            && ready(self.revisions.wait_until_ready().boxed())
     }
 }
 
@@ -108,6 +121,8 @@ pub struct Settings {
     pub reporter: Reporter,
     pub apis: ClusterApis,
     pub companion_image: String,
+    /// Handshakes in flight at most, over all apps.
+    pub probe_concurrency: usize,
 }
 
 /// Runs the controller over `namespace` (None: all namespaces) until `stop` is cancelled.
@@ -128,7 +143,18 @@ pub async fn run(
     let (ingresses, ingress_events) = cached::<Ingress>(&client, &ns, owned_config.clone());
     let (autoscalers, autoscaler_events) =
         cached::<HorizontalPodAutoscaler>(&client, &ns, owned_config.clone());
-    let (budgets, budget_events) = cached::<PodDisruptionBudget>(&client, &ns, owned_config);
+    let (budgets, budget_events) =
+        cached::<PodDisruptionBudget>(&client, &ns, owned_config.clone());
+    let (revisions, revision_events) =
+        cached::<ControllerRevision>(&client, &ns, owned_config.clone());
+    // The gate reads pods from this cache; the controller learns of pod changes through the
+    // Deployment's status and the gate's own requests.
+    let (pods, pod_events) = cached::<Pod>(&client, &ns, owned_config);
+    tokio::spawn(
+        pod_events
+            .take_until(stop.clone().cancelled_owned())
+            .for_each(|_| futures::future::ready(())),
+    );
     // Every Secret, not only labelled ones: apps reference Secrets their users made.
     let (secrets, secret_events) = cached::<Secret>(&client, &ns, watcher::Config::default());
     let (ingress_classes, class_writer) = reflector::store();
@@ -137,12 +163,14 @@ pub async fn run(
         .reflect(class_writer)
         .touched_objects();
 
+    let book = Book::default();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), settings.reporter.clone()),
         client: client.clone(),
-        metrics: settings.metrics,
+        metrics: settings.metrics.clone(),
         apis: settings.apis,
         companion_image: settings.companion_image,
+        book: book.clone(),
         stores: Stores {
             deployments,
             services,
@@ -150,12 +178,25 @@ pub async fn run(
             autoscalers,
             budgets,
             ingress_classes,
-            secrets,
+            secrets: secrets.clone(),
+            revisions,
         },
     });
 
     let controller = Controller::new(apps, watcher::Config::default());
     let app_store = controller.store();
+    let (gate_requests, mut gate_rx) = tokio::sync::mpsc::unbounded_channel();
+    let gate = Gate {
+        client: client.clone(),
+        pods,
+        apps: app_store.clone(),
+        secrets,
+        book,
+        metrics: settings.metrics,
+        prober: Prober::new(),
+        concurrency: settings.probe_concurrency,
+    };
+    tokio::spawn(gate.run(gate_requests, stop.clone()));
     let secret_apps = app_store.clone();
     let class_apps = app_store.clone();
     controller
@@ -164,6 +205,8 @@ pub async fn run(
         .owns_stream(ingress_events)
         .owns_stream(autoscaler_events)
         .owns_stream(budget_events)
+        .owns_stream(revision_events)
+        .reconcile_on(futures::stream::poll_fn(move |cx| gate_rx.poll_recv(cx)))
         // A Secret change rolls the pods of the apps that asked for it.
         .watches_stream(secret_events, move |secret: Secret| {
             apps_using_secret(&secret_apps, &secret)
@@ -255,7 +298,58 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         &ctx.apis,
         &ctx.companion_image,
     );
-    let objects = build::owned_objects(&app, &inputs)?;
+    let wanted = build::owned_objects(&app, &inputs)?;
+    let wanted_hash = build::revision(&wanted.deployment)
+        .unwrap_or_default()
+        .to_owned();
+    let wanted_revision = revisions::name(&app, &wanted_hash);
+    let previous = app.status.clone().unwrap_or_default();
+    let record = ctx.book.view(&ObjectRef::from_obj(app.as_ref()));
+    let deployment = live(&s.deployments, &ns, &name);
+    let live_revision = deployment
+        .as_deref()
+        .and_then(build::revision)
+        .map(|hash| revisions::name(&app, hash));
+    let facts = rollout::Facts {
+        wanted: &wanted_revision,
+        stable: previous.stable_revision.as_deref(),
+        failed: previous.failed_revision.as_deref(),
+        auto_rollback: app.spec.rollout.auto_rollback,
+        live: live_revision.as_deref(),
+        deadline_exceeded: deployment
+            .as_deref()
+            .and_then(status::deadline_exceeded)
+            .is_some(),
+        threshold: u32::try_from(app.spec.probe.failure_threshold).unwrap_or(3),
+    };
+    let decision = rollout::decide(facts, &record, &wanted_hash);
+    if let Some(why) = &decision.aborted_now {
+        tracing::warn!(app = %name, namespace = %ns, "{why}");
+    }
+    // A rollback builds every object from the kept spec of the good revision.
+    let (applied, objects) = match decision
+        .roll_back_to
+        .as_deref()
+        .and_then(|r| revisions::spec(&s.revisions, &app, r))
+    {
+        Some(spec) => {
+            let mut good = app.as_ref().clone();
+            good.spec = spec;
+            let inputs = inputs::read(
+                &good,
+                &s.ingress_classes,
+                &s.secrets,
+                &ctx.apis,
+                &ctx.companion_image,
+            );
+            let objects = build::owned_objects(&good, &inputs)?;
+            (good, objects)
+        }
+        None => (app.as_ref().clone(), wanted),
+    };
+    let applied_hash = build::revision(&objects.deployment)
+        .unwrap_or_default()
+        .to_owned();
     let mut problem = None;
 
     let deployment = live(&s.deployments, &ns, &name);
@@ -297,17 +391,60 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         apply::apply_dynamic(client, api, config).await?;
     }
 
+    // The applied revision passed once its Deployment settled with enough pods through the
+    // handshake: keep its spec for later rollbacks.
+    let mut stable = previous.stable_revision.clone();
+    let mut failed = decision.failed.clone();
+    if let Some(d) = deployment.as_deref()
+        && build::revision(d) == Some(applied_hash.as_str())
+        && status::settled(&applied, d)
+    {
+        let passed = revisions::name(&app, &applied_hash);
+        if stable.as_ref() != Some(&passed) {
+            revisions::keep(client, &s.revisions, &applied, &passed, &applied_hash).await?;
+            stable = Some(passed.clone());
+        }
+        if passed == wanted_revision {
+            failed = None;
+        }
+    }
+    let aborted = match (&decision.aborted_now, &failed) {
+        (Some(why), _) => Some(why.clone()),
+        (None, Some(f)) if *f == wanted_revision => Some(held_back(&previous, f)),
+        _ => None,
+    };
+
     let deployment = live(&s.deployments, &ns, &name);
     let observed = Observed {
         deployment: deployment.as_deref(),
         url: Some(build::external_url(&app).unwrap_or_else(|| build::service_url(&app))),
         problem,
+        aborted,
+        handshake_failure: record
+            .latest_failure(&applied_hash)
+            .map(|(pod, f)| format!("pod {pod}: {}", f.message)),
+        stable_revision: stable,
+        failed_revision: failed,
+        server: record.server.clone(),
+        last_probe: record.last_change.clone(),
     };
     let new_status = status::compute(&app, &observed, Timestamp::now());
     if app.status.as_ref() != Some(&new_status) {
         write_status(&ctx, &app, &new_status).await?;
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// The Degraded message of a revision aborted earlier: the one written when it was aborted.
+fn held_back(previous: &crate::api::McpAppStatus, failed: &str) -> String {
+    status::condition(Some(previous), DEGRADED)
+        .filter(|c| c.reason == reasons::ROLLOUT_ABORTED && c.message.contains(failed))
+        .map(|c| c.message.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "revision {failed} failed its MCP handshakes earlier. Change the spec to try again."
+            )
+        })
 }
 
 fn error_policy(app: Arc<McpApp>, error: &Error, ctx: Arc<Context>) -> Action {

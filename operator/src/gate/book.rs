@@ -1,0 +1,284 @@
+//! The probe results the gate hands to the McpApp reconciler: per app, each pod's latest outcome
+//! and how many handshakes it failed in a row, plus the latest change of any pod's outcome.
+//!
+//! Status fields are fed from *changes* only (a new pod, success turning into failure, a new
+//! error message), so a healthy app's status stays byte-identical between probes and the
+//! operator writes nothing at rest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{LastProbe, McpApp, ProbeResult, ServerInfo};
+use crate::probe::{Handshake, ProbeError};
+
+/// Why a handshake could not succeed: the probe's own error, or a reason found before sending
+/// it (for example a missing token Secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl From<&ProbeError> for Failure {
+    fn from(e: &ProbeError) -> Self {
+        Failure {
+            reason: e.reason(),
+            message: e.to_string(),
+        }
+    }
+}
+
+pub type Outcome = Result<Handshake, Failure>;
+
+/// One pod's record.
+#[derive(Debug, Clone)]
+pub struct PodRecord {
+    /// The app revision the pod runs (its `mcp-operator.dev/revision` label).
+    pub revision: Option<String>,
+    pub failures_in_a_row: u32,
+    pub last: Outcome,
+}
+
+/// An app's records.
+#[derive(Debug, Clone, Default)]
+pub struct AppRecord {
+    pub pods: BTreeMap<String, PodRecord>,
+    /// The latest handshake that changed a pod's outcome.
+    pub last_change: Option<LastProbe>,
+    /// The server as the latest such successful handshake described it.
+    pub server: Option<ServerInfo>,
+}
+
+impl AppRecord {
+    /// The first pod of `revision` that failed `threshold` handshakes in a row, with its failure.
+    pub fn failing(&self, revision: &str, threshold: u32) -> Option<(&str, &Failure)> {
+        self.pods
+            .iter()
+            .find_map(|(pod, record)| match &record.last {
+                Err(f)
+                    if record.revision.as_deref() == Some(revision)
+                        && record.failures_in_a_row >= threshold =>
+                {
+                    Some((pod.as_str(), f))
+                }
+                _ => None,
+            })
+    }
+
+    /// Some pod of `revision` whose latest handshake failed, with its failure.
+    pub fn latest_failure(&self, revision: &str) -> Option<(&str, &Failure)> {
+        self.pods
+            .iter()
+            .find_map(|(pod, record)| match &record.last {
+                Err(f) if record.revision.as_deref() == Some(revision) => Some((pod.as_str(), f)),
+                _ => None,
+            })
+    }
+}
+
+/// What changed when a result was recorded, so the gate knows whether the app needs a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The pod's outcome differs from its previous one (or it had none).
+    pub changed: bool,
+    /// The pod's failures in a row after this result.
+    pub failures_in_a_row: u32,
+}
+
+/// Probe results of every app, shared between the gate (writer) and the reconciler (reader).
+#[derive(Clone, Default)]
+pub struct Book {
+    apps: Arc<Mutex<HashMap<ObjectRef<McpApp>, AppRecord>>>,
+}
+
+impl Book {
+    /// Records one handshake with `pod` of `app`.
+    pub fn record(
+        &self,
+        app: &ObjectRef<McpApp>,
+        pod: &str,
+        revision: Option<String>,
+        outcome: Outcome,
+        latency: Duration,
+        at: Timestamp,
+    ) -> Recorded {
+        let mut apps = self.apps.lock().expect("probe book lock");
+        let record = apps.entry(app.clone()).or_default();
+        let previous = record.pods.get(pod);
+        let changed = previous.is_none_or(|p| !same_outcome(&p.last, &outcome));
+        let failures_in_a_row = match (&outcome, previous) {
+            (Ok(_), _) => 0,
+            (Err(_), Some(p)) => p.failures_in_a_row.saturating_add(1),
+            (Err(_), None) => 1,
+        };
+        if changed {
+            record.last_change = Some(last_probe(pod, &outcome, latency, at));
+            if let Ok(h) = &outcome {
+                record.server = Some(server_info(h));
+            }
+        }
+        record.pods.insert(
+            pod.to_owned(),
+            PodRecord {
+                revision,
+                failures_in_a_row,
+                last: outcome,
+            },
+        );
+        Recorded {
+            changed,
+            failures_in_a_row,
+        }
+    }
+
+    /// Forgets a pod that no longer exists.
+    pub fn forget_pod(&self, app: &ObjectRef<McpApp>, pod: &str) {
+        let mut apps = self.apps.lock().expect("probe book lock");
+        if let Some(record) = apps.get_mut(app) {
+            record.pods.remove(pod);
+        }
+    }
+
+    /// Forgets an app that no longer exists.
+    pub fn forget_app(&self, app: &ObjectRef<McpApp>) {
+        self.apps.lock().expect("probe book lock").remove(app);
+    }
+
+    /// The apps that have records.
+    pub fn apps(&self) -> Vec<ObjectRef<McpApp>> {
+        let apps = self.apps.lock().expect("probe book lock");
+        apps.keys().cloned().collect()
+    }
+
+    /// A copy of `app`'s records (empty when it has none).
+    pub fn view(&self, app: &ObjectRef<McpApp>) -> AppRecord {
+        let apps = self.apps.lock().expect("probe book lock");
+        apps.get(app).cloned().unwrap_or_default()
+    }
+}
+
+/// Whether two outcomes say the same thing (latency aside).
+fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => server_info(a) == server_info(b) && a.server_version == b.server_version,
+        (Err(a), Err(b)) => a == b,
+        _ => false,
+    }
+}
+
+pub fn server_info(h: &Handshake) -> ServerInfo {
+    ServerInfo {
+        name: h.server_name.clone(),
+        version: h.server_version.clone(),
+        protocol_version: h.protocol_version.clone(),
+        tools: i32::try_from(h.tools).unwrap_or(i32::MAX),
+    }
+}
+
+fn last_probe(pod: &str, outcome: &Outcome, latency: Duration, at: Timestamp) -> LastProbe {
+    LastProbe {
+        time: Time(at),
+        pod: Some(pod.to_owned()),
+        result: match outcome {
+            Ok(_) => ProbeResult::Succeeded,
+            Err(_) => ProbeResult::Failed,
+        },
+        latency_milliseconds: Some(i64::try_from(latency.as_millis()).unwrap_or(i64::MAX)),
+        message: outcome.as_ref().err().map(|f| f.message.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> ObjectRef<McpApp> {
+        ObjectRef::new("demo").within("default")
+    }
+
+    fn ok(tools: usize) -> Outcome {
+        Ok(Handshake {
+            server_name: "demo".into(),
+            server_version: Some("1.0.0".into()),
+            protocol_version: "2025-11-25".into(),
+            tools,
+            latency: Duration::from_millis(3),
+        })
+    }
+
+    fn failed(message: &str) -> Outcome {
+        Err(Failure {
+            reason: "HttpStatus",
+            message: message.into(),
+        })
+    }
+
+    fn record(book: &Book, pod: &str, rev: &str, outcome: Outcome, second: i64) -> Recorded {
+        book.record(
+            &app(),
+            pod,
+            Some(rev.into()),
+            outcome,
+            Duration::from_millis(second as u64),
+            Timestamp::from_second(second).unwrap(),
+        )
+    }
+
+    #[test]
+    fn repeated_outcomes_change_nothing_the_status_shows() {
+        let book = Book::default();
+        assert!(record(&book, "a", "r1", ok(4), 1).changed);
+        let first = book.view(&app()).last_change;
+        assert!(!record(&book, "a", "r1", ok(4), 2).changed);
+        assert_eq!(
+            book.view(&app()).last_change,
+            first,
+            "same outcome, same lastProbe"
+        );
+        assert_eq!(book.view(&app()).server.unwrap().tools, 4);
+        // A different tool count is news.
+        assert!(record(&book, "a", "r1", ok(5), 3).changed);
+    }
+
+    #[test]
+    fn failures_count_in_a_row_and_reset_on_success() {
+        let book = Book::default();
+        assert_eq!(
+            record(&book, "a", "r2", failed("404"), 1).failures_in_a_row,
+            1
+        );
+        let second = record(&book, "a", "r2", failed("404"), 2);
+        assert_eq!((second.changed, second.failures_in_a_row), (false, 2));
+        assert!(book.view(&app()).failing("r2", 3).is_none());
+        record(&book, "a", "r2", failed("404"), 3);
+        let view = book.view(&app());
+        let (pod, failure) = view.failing("r2", 3).expect("three in a row");
+        assert_eq!((pod, failure.message.as_str()), ("a", "404"));
+        assert!(
+            view.failing("r1", 3).is_none(),
+            "only pods of that revision count"
+        );
+        assert_eq!(record(&book, "a", "r2", ok(1), 4).failures_in_a_row, 0);
+        assert!(book.view(&app()).latest_failure("r2").is_none());
+    }
+
+    #[test]
+    fn last_change_tells_the_latest_failure_and_keeps_the_server_of_the_last_success() {
+        let book = Book::default();
+        record(&book, "a", "r1", ok(2), 1);
+        record(&book, "b", "r2", failed("timeout"), 2);
+        let view = book.view(&app());
+        let last = view.last_change.unwrap();
+        assert_eq!(last.result, ProbeResult::Failed);
+        assert_eq!(last.pod.as_deref(), Some("b"));
+        assert_eq!(last.message.as_deref(), Some("timeout"));
+        assert_eq!(view.server.unwrap().tools, 2);
+        book.forget_pod(&app(), "b");
+        assert!(book.view(&app()).latest_failure("r2").is_none());
+    }
+}

@@ -1,0 +1,36 @@
+//! When each pod is probed next: every `periodSeconds`, spread by a jitter of up to a tenth of
+//! the period either way, so pods started together (1,000 apps after an operator restart) do not
+//! probe in lockstep. The jitter is derived from the pod's UID and probe count: no RNG state.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+/// The delay before the next handshake with a pod.
+pub fn next_delay(period: Duration, pod_uid: &str, probes: u64) -> Duration {
+    let mut h = DefaultHasher::new();
+    (pod_uid, probes).hash(&mut h);
+    // A fraction in [-0.1, 0.1] of the period.
+    let unit = (h.finish() % 2001) as f64 / 1000.0 - 1.0;
+    period.mul_f64(1.0 + unit / 10.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_stay_within_a_tenth_of_the_period_and_spread_out() {
+        let period = Duration::from_secs(30);
+        let delays: Vec<Duration> = (0..200)
+            .map(|i| next_delay(period, &format!("uid-{i}"), 0))
+            .collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= Duration::from_secs(27) && *d <= Duration::from_secs(33))
+        );
+        let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
+        assert!(distinct.len() > 150, "pods spread out: {}", distinct.len());
+        assert_eq!(next_delay(period, "a", 7), next_delay(period, "a", 7));
+    }
+}

@@ -1,0 +1,147 @@
+//! The handshake target of one pod: its IP, the app's port and path, the app's probe settings,
+//! and the bearer token from the app's Secret.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::book::Failure;
+use crate::api::{McpApp, Transport};
+use crate::probe::Target;
+
+/// Where to send `app`'s handshake for `pod`, or why it cannot be sent.
+pub fn for_pod(app: &McpApp, pod: &Pod, secrets: &Store<Secret>) -> Result<Target, Failure> {
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .ok_or_else(|| Failure {
+            reason: "NoPodIP",
+            message: "the pod has no IP address yet".into(),
+        })?;
+    // An IPv6 address needs brackets in a URL.
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_owned()
+    };
+    let spec = &app.spec;
+    let legacy_sse = spec.transport == Transport::Sse;
+    let path = if legacy_sse { "/sse" } else { &spec.path };
+    let bearer_token = match &spec.probe.bearer_token_secret_ref {
+        Some(r) => Some(token(app, &r.name, &r.key, secrets)?),
+        None => None,
+    };
+    Ok(Target {
+        url: format!("http://{host}:{}{path}", spec.port),
+        legacy_sse,
+        protocol: spec.probe.protocol_version,
+        required_tools: spec.probe.required_tools.clone(),
+        bearer_token,
+        timeout: Duration::from_secs(u64::try_from(spec.probe.timeout_seconds).unwrap_or(5)),
+    })
+}
+
+fn token(app: &McpApp, name: &str, key: &str, secrets: &Store<Secret>) -> Result<String, Failure> {
+    let ns = app.namespace().unwrap_or_default();
+    let secret = secrets
+        .get(&ObjectRef::new(name).within(&ns))
+        .ok_or_else(|| Failure {
+            reason: "SecretNotFound",
+            message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} not found"),
+        })?;
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| Failure {
+            reason: "SecretNotFound",
+            message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} has no key {key}"),
+        })?;
+    let token = std::str::from_utf8(&value.0).map_err(|_| Failure {
+        reason: "InvalidToken",
+        message: format!(
+            "probe.bearerTokenSecretRef: key {key} of Secret {ns}/{name} is not UTF-8"
+        ),
+    })?;
+    Ok(token.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+
+    use super::*;
+    use crate::api::ProtocolVersion;
+
+    fn app(spec: serde_json::Value) -> McpApp {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "mcp-operator.dev/v1alpha1", "kind": "McpApp",
+            "metadata": {"name": "demo", "namespace": "tools"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn pod(ip: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "demo-1", "namespace": "tools"},
+            "status": {"podIP": ip},
+        }))
+        .unwrap()
+    }
+
+    fn secrets(objects: &[serde_json::Value]) -> Store<Secret> {
+        let mut writer = Writer::<Secret>::default();
+        for o in objects {
+            writer.apply_watcher_event(&Event::Apply(serde_json::from_value(o.clone()).unwrap()));
+        }
+        writer.as_reader()
+    }
+
+    #[test]
+    fn streamable_http_target_uses_the_apps_port_path_and_probe_settings() {
+        let app = app(serde_json::json!({
+            "port": 3000, "path": "/api/mcp",
+            "probe": {"timeoutSeconds": 2, "protocolVersion": "2025-06-18", "requiredTools": ["echo"]},
+        }));
+        let t = for_pod(&app, &pod("10.244.0.7"), &secrets(&[])).unwrap();
+        assert_eq!(t.url, "http://10.244.0.7:3000/api/mcp");
+        assert!(!t.legacy_sse);
+        assert_eq!(t.protocol, ProtocolVersion::V2025_06_18);
+        assert_eq!(t.required_tools, vec!["echo".to_owned()]);
+        assert_eq!(t.timeout, Duration::from_secs(2));
+        assert_eq!(t.bearer_token, None);
+    }
+
+    #[test]
+    fn legacy_sse_apps_are_probed_on_their_stream_and_ipv6_gets_brackets() {
+        let app = app(serde_json::json!({"transport": "sse", "image": "x"}));
+        let t = for_pod(&app, &pod("fd00::5"), &secrets(&[])).unwrap();
+        assert_eq!(t.url, "http://[fd00::5]:8080/sse");
+        assert!(t.legacy_sse);
+    }
+
+    #[test]
+    fn the_bearer_token_comes_from_the_secret_or_the_failure_names_it() {
+        let app = app(serde_json::json!({
+            "probe": {"bearerTokenSecretRef": {"name": "probe-token", "key": "token"}},
+        }));
+        let missing = for_pod(&app, &pod("10.0.0.1"), &secrets(&[])).unwrap_err();
+        assert_eq!(missing.reason, "SecretNotFound");
+        assert!(
+            missing.message.contains("tools/probe-token"),
+            "{}",
+            missing.message
+        );
+        let store = secrets(&[serde_json::json!({
+            "metadata": {"name": "probe-token", "namespace": "tools"},
+            "data": {"token": "czNjcjN0Cg=="},
+        })]);
+        let t = for_pod(&app, &pod("10.0.0.1"), &store).unwrap();
+        assert_eq!(t.bearer_token.as_deref(), Some("s3cr3t"));
+    }
+}

@@ -1,0 +1,86 @@
+//! Good revisions kept as ControllerRevisions owned by the app: each holds the McpApp spec that
+//! passed its handshakes, so a rollback can apply it again after the user's spec moved on.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::api::{McpApp, McpAppSpec};
+use crate::build::{FIELD_MANAGER, INSTANCE_LABEL, REVISION_LABEL, labels};
+
+/// Good revisions kept per app: the stable one and a few before it.
+const KEPT: usize = 3;
+
+/// The name of `app`'s revision whose pods carry the label `hash`.
+pub fn name(app: &McpApp, hash: &str) -> String {
+    format!("{}-{hash}", app.name_any())
+}
+
+/// The spec kept in revision `name`, if it exists and can be read.
+pub fn spec(store: &Store<ControllerRevision>, app: &McpApp, name: &str) -> Option<McpAppSpec> {
+    let ns = app.namespace()?;
+    let revision = store.get(&ObjectRef::new(name).within(&ns))?;
+    serde_json::from_value(revision.data.0.get("spec")?.clone()).ok()
+}
+
+/// Keeps `app`'s current spec as the good revision `name` (pods labelled `hash`), and deletes
+/// the oldest revisions beyond the few kept.
+pub async fn keep(
+    client: &Client,
+    store: &Store<ControllerRevision>,
+    app: &McpApp,
+    name: &str,
+    hash: &str,
+) -> kube::Result<()> {
+    let ns = app.namespace().unwrap_or_default();
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
+    let mine: Vec<_> = store
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(&ns))
+        .filter(|r| r.labels().get(INSTANCE_LABEL) == Some(&app.name_any()))
+        .collect();
+    if !mine.iter().any(|r| r.name_any() == name) {
+        let number = mine.iter().filter_map(|r| r.revision).max().unwrap_or(0) + 1;
+        let mut revision_labels: BTreeMap<String, String> = labels(app);
+        revision_labels.insert(REVISION_LABEL.into(), hash.into());
+        let revision = ControllerRevision {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.clone()),
+                labels: Some(revision_labels),
+                owner_references: app.controller_owner_ref(&()).map(|o| vec![o]),
+                ..Default::default()
+            },
+            data: RawExtension(serde_json::json!({ "spec": app.spec })),
+            revision: Some(number),
+        };
+        let mut body = serde_json::to_value(&revision).expect("a ControllerRevision serializes");
+        body["apiVersion"] = "apps/v1".into();
+        body["kind"] = "ControllerRevision".into();
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+        tracing::info!(app = %app.name_any(), %ns, revision = %name, "kept good revision");
+    }
+    let mut older: Vec<_> = mine.into_iter().filter(|r| r.name_any() != name).collect();
+    older.sort_by_key(|r| std::cmp::Reverse(r.revision));
+    for stale in older.iter().skip(KEPT - 1) {
+        match api
+            .delete(&stale.name_any(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! Whether the revision the spec asks for may roll out, must be aborted, or is already known to
+//! fail: pure, from the app's status, the live Deployment and the probe results.
+//!
+//! A revision is aborted when one of its pods fails `failureThreshold` handshakes in a row, or
+//! when its Deployment passes `progressDeadlineSeconds` (pods that crash never reach a
+//! handshake). An aborted revision is remembered in `status.failedRevision` and not retried
+//! until the spec changes; with `autoRollback` the last good revision is applied instead.
+
+use crate::gate::AppRecord;
+
+/// What the reconciler knows about the rollout.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// Revision name the current spec builds.
+    pub wanted: &'a str,
+    /// `status.stableRevision`: the last revision that passed, when its spec is still kept.
+    pub stable: Option<&'a str>,
+    /// `status.failedRevision`.
+    pub failed: Option<&'a str>,
+    pub auto_rollback: bool,
+    /// Revision name the live Deployment's pod template carries.
+    pub live: Option<&'a str>,
+    /// The live Deployment reports `ProgressDeadlineExceeded`.
+    pub deadline_exceeded: bool,
+    pub threshold: u32,
+}
+
+/// The reconciler's course.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Apply the spec of this revision instead of the current spec.
+    pub roll_back_to: Option<String>,
+    /// `status.failedRevision` from now on.
+    pub failed: Option<String>,
+    /// Set when the wanted revision is aborted by this reconcile: why.
+    pub aborted_now: Option<String>,
+}
+
+/// Decides, given the facts and the app's probe records (keyed by the revision's pod label,
+/// the hash after the app name in `wanted`).
+pub fn decide(facts: Facts<'_>, record: &AppRecord, pod_label: &str) -> Decision {
+    let roll_back_to = |failed: &str| {
+        facts
+            .stable
+            .filter(|s| facts.auto_rollback && *s != failed)
+            .map(str::to_owned)
+    };
+    if facts.failed == Some(facts.wanted) {
+        return Decision {
+            roll_back_to: roll_back_to(facts.wanted),
+            failed: Some(facts.wanted.to_owned()),
+            aborted_now: None,
+        };
+    }
+    if facts.stable == Some(facts.wanted) {
+        return keep(facts);
+    }
+    let failing = record.failing(pod_label, facts.threshold);
+    let why = match (
+        failing,
+        facts.deadline_exceeded && facts.live == Some(facts.wanted),
+    ) {
+        (Some((pod, failure)), _) => format!(
+            "pod {pod} failed {} MCP handshakes in a row: {}",
+            facts.threshold, failure.message
+        ),
+        (None, true) => {
+            let last = record
+                .latest_failure(pod_label)
+                .map(|(pod, f)| format!("; last handshake with pod {pod}: {}", f.message))
+                .unwrap_or_else(|| "; no pod got as far as a handshake".to_owned());
+            format!(
+                "its pods did not pass the MCP handshake within rollout.progressDeadlineSeconds{last}"
+            )
+        }
+        (None, false) => return keep(facts),
+    };
+    let target = roll_back_to(facts.wanted);
+    let action = match &target {
+        Some(stable) => format!("; rolled back to {stable}"),
+        None if facts.auto_rollback => {
+            "; no earlier revision passed, so there is nothing to roll back to".to_owned()
+        }
+        None => "; autoRollback is off, so its pods stay out of the Service".to_owned(),
+    };
+    Decision {
+        roll_back_to: target,
+        failed: Some(facts.wanted.to_owned()),
+        aborted_now: Some(format!(
+            "revision {} aborted: {why}{action}. Change the spec to try again.",
+            facts.wanted
+        )),
+    }
+}
+
+fn keep(facts: Facts<'_>) -> Decision {
+    Decision {
+        roll_back_to: None,
+        failed: facts.failed.map(str::to_owned),
+        aborted_now: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::jiff::Timestamp;
+    use kube::runtime::reflector::ObjectRef;
+
+    use super::*;
+    use crate::gate::{Book, Failure};
+
+    fn facts<'a>() -> Facts<'a> {
+        Facts {
+            wanted: "demo-bbbb",
+            stable: Some("demo-aaaa"),
+            failed: None,
+            auto_rollback: true,
+            live: Some("demo-bbbb"),
+            deadline_exceeded: false,
+            threshold: 3,
+        }
+    }
+
+    fn failing(times: usize) -> AppRecord {
+        let book = Book::default();
+        let app = ObjectRef::new("demo").within("default");
+        for i in 0..times {
+            book.record(
+                &app,
+                "demo-bbbb-x",
+                Some("bbbb".into()),
+                Err(Failure {
+                    reason: "HttpStatus",
+                    message: "HTTP 404 from initialize: not found".into(),
+                }),
+                Duration::from_millis(2),
+                Timestamp::from_second(i as i64).unwrap(),
+            );
+        }
+        book.view(&app)
+    }
+
+    #[test]
+    fn a_new_revision_rolls_out_while_its_pods_are_below_the_threshold() {
+        let d = decide(facts(), &failing(2), "bbbb");
+        assert_eq!(
+            d,
+            Decision {
+                roll_back_to: None,
+                failed: None,
+                aborted_now: None
+            }
+        );
+    }
+
+    #[test]
+    fn threshold_failures_abort_and_roll_back_with_the_probe_error() {
+        let d = decide(facts(), &failing(3), "bbbb");
+        assert_eq!(d.roll_back_to.as_deref(), Some("demo-aaaa"));
+        assert_eq!(d.failed.as_deref(), Some("demo-bbbb"));
+        let why = d.aborted_now.unwrap();
+        assert!(
+            why.contains("pod demo-bbbb-x failed 3 MCP handshakes in a row"),
+            "{why}"
+        );
+        assert!(why.contains("HTTP 404 from initialize"), "{why}");
+        assert!(why.contains("rolled back to demo-aaaa"), "{why}");
+    }
+
+    #[test]
+    fn a_failed_revision_is_not_retried_until_the_spec_changes() {
+        let held = Facts {
+            failed: Some("demo-bbbb"),
+            ..facts()
+        };
+        let d = decide(held, &AppRecord::default(), "bbbb");
+        assert_eq!(d.roll_back_to.as_deref(), Some("demo-aaaa"));
+        assert_eq!(d.aborted_now, None, "already aborted: no second Event");
+        let fixed = Facts {
+            wanted: "demo-cccc",
+            live: Some("demo-aaaa"),
+            ..held
+        };
+        let d = decide(fixed, &AppRecord::default(), "cccc");
+        assert_eq!(d.roll_back_to, None, "a changed spec rolls out");
+        assert_eq!(d.failed.as_deref(), Some("demo-bbbb"));
+    }
+
+    #[test]
+    fn the_progress_deadline_aborts_pods_that_never_got_to_a_handshake() {
+        let late = Facts {
+            deadline_exceeded: true,
+            ..facts()
+        };
+        let why = decide(late, &AppRecord::default(), "bbbb")
+            .aborted_now
+            .unwrap();
+        assert!(
+            why.contains("within rollout.progressDeadlineSeconds; no pod got as far"),
+            "{why}"
+        );
+        // The deadline of an older template says nothing about the wanted revision.
+        let other = Facts {
+            live: Some("demo-aaaa"),
+            ..late
+        };
+        assert_eq!(
+            decide(other, &AppRecord::default(), "bbbb").aborted_now,
+            None
+        );
+    }
+
+    #[test]
+    fn without_a_good_revision_or_auto_rollback_the_failure_is_reported_in_place() {
+        let first = Facts {
+            stable: None,
+            ..facts()
+        };
+        let d = decide(first, &failing(3), "bbbb");
+        assert_eq!(d.roll_back_to, None);
+        assert!(d.aborted_now.unwrap().contains("nothing to roll back to"));
+        let manual = Facts {
+            auto_rollback: false,
+            ..facts()
+        };
+        let d = decide(manual, &failing(3), "bbbb");
+        assert_eq!(d.roll_back_to, None);
+        assert!(d.aborted_now.unwrap().contains("autoRollback is off"));
+    }
+
+    #[test]
+    fn the_stable_revision_is_never_aborted() {
+        let steady = Facts {
+            wanted: "demo-aaaa",
+            live: Some("demo-aaaa"),
+            deadline_exceeded: true,
+            ..facts()
+        };
+        assert_eq!(decide(steady, &failing(5), "aaaa").aborted_now, None);
+    }
+}
