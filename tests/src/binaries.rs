@@ -67,6 +67,18 @@ impl Binaries {
     }
 }
 
+/// The pinned helm alone, for tests that render or lint charts without a control plane.
+pub fn helm() -> Result<PathBuf, Error> {
+    let path = cache_dir()
+        .join(format!("helm-v{}", version("HELM_VERSION")))
+        .join("helm");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::MissingBinary(path))
+    }
+}
+
 /// A binary of this workspace (`mcp-server`, `mcp-operator`), from the target directory the
 /// running test was built in. `cargo test --workspace` builds every package's binaries.
 pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {

@@ -102,6 +102,49 @@ impl Cluster {
     }
 }
 
+/// The operator's image as the Helm chart and the plain manifests name it.
+pub const OPERATOR_IMAGE: &str = "ghcr.io/mcp-operator/operator";
+
+impl Cluster {
+    /// A control plane to install the operator on the way users do (Helm chart, plain
+    /// manifests): the operator image runs the workspace's `mcp-operator`, in-cluster with its
+    /// ServiceAccount's token, and the companion image the workspace's `mcp-server`. The Gateway
+    /// API CRDs are installed; the McpApp CRD is not, since the install brings it.
+    pub async fn start_for_install() -> Self {
+        let server = workspace_binary("mcp-server").expect("mcp-server is built");
+        let server_path = server.display().to_string();
+        let env = TestEnv::builder()
+            .image("ghcr.io/mcp-operator/mcp-server", [server_path.as_str()])
+            .image_file(
+                "ghcr.io/mcp-operator/mcp-server",
+                mcp_operator::build::COMPANION_BINARY,
+                &server,
+            )
+            .image(OPERATOR_IMAGE, [env!("CARGO_BIN_EXE_mcp-operator")])
+            .start()
+            .await
+            .expect("test environment starts");
+        let client = env.client();
+        let gateway = binaries::gateway_api_crds("experimental").expect("Gateway API CRDs fetched");
+        manifests::apply_dir(&client, &gateway, "default")
+            .await
+            .expect("Gateway API CRDs install");
+        let operator_kubeconfig = env
+            .kubeconfig_for(OPERATOR_USER, &["system:masters"])
+            .expect("operator kubeconfig");
+        Cluster {
+            env,
+            client,
+            operator_kubeconfig,
+        }
+    }
+}
+
+/// The workspace root, where `charts/`, `config/` and `crds/` live.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 /// Deserializes a JSON value into a Kubernetes type.
 pub fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).expect("valid object")
