@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -262,14 +262,33 @@ impl TestEnv {
 
     /// `GET http://{addr}{path}` from inside the environment: the status and the body.
     pub async fn http_get(&self, addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+        self.http_request(addr, "GET", path, &[], "").await
+    }
+
+    /// One HTTP/1.1 request to `http://{addr}{path}` from inside the environment (for example
+    /// a JSON-RPC POST to a pod): the status and the body.
+    pub async fn http_request(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
         let stream = self.connect(addr).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(std::io::Error::other)?;
         tokio::spawn(conn);
-        let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
             .map_err(std::io::Error::other)?;
         let response = sender
             .send_request(request)

@@ -159,7 +159,7 @@ pub fn spawn(
             .ensure(&m.source, &m.target)
             .map_err(|e| format!("mount point {}: {e}", m.target.display()))?;
     }
-    let setup = ChildSetup::new(launch, pod)?;
+    let mut setup = ChildSetup::new(launch, pod)?;
     let mut cmd = sandbox::command(program);
     cmd.args(args).env_clear().envs(launch.env.iter().cloned());
     // SAFETY: the closure only makes syscalls on data prepared before the fork.
@@ -177,7 +177,12 @@ struct ChildSetup {
     net: RawFd,
     uts: RawFd,
     hostname: CString,
+    /// (source, target, read-only).
     mounts: Vec<(CString, CString, bool)>,
+    /// One slot per mount for its source's descriptor: every source is opened before the first
+    /// mount, because a mount over a directory that holds another mount's source (an emptyDir
+    /// at `/tmp` while the volumes live under `/tmp`) would hide that source.
+    sources: Vec<RawFd>,
     working_dir: Option<CString>,
 }
 
@@ -195,6 +200,7 @@ impl ChildSetup {
                 .iter()
                 .map(|m| Ok((c(&m.source)?, c(&m.target)?, m.read_only)))
                 .collect::<Result<_, String>>()?,
+            sources: vec![-1; launch.mounts.len()],
             working_dir: launch
                 .working_dir
                 .as_deref()
@@ -203,7 +209,7 @@ impl ChildSetup {
         })
     }
 
-    fn apply(&self) -> std::io::Result<()> {
+    fn apply(&mut self) -> std::io::Result<()> {
         // SAFETY: plain syscalls on valid descriptors and NUL-terminated strings.
         unsafe {
             check(libc::setns(self.net, libc::CLONE_NEWNET))?;
@@ -221,9 +227,15 @@ impl ChildSetup {
                 libc::MS_REC | libc::MS_PRIVATE,
                 std::ptr::null(),
             ))?;
-            for (source, target, read_only) in &self.mounts {
+            // Opened in the new mount namespace: a bind mount's source must be in the caller's.
+            for (slot, (source, _, _)) in self.sources.iter_mut().zip(&self.mounts) {
+                *slot = libc::open(source.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+                check(*slot)?;
+            }
+            for (fd, (_, target, read_only)) in self.sources.iter().zip(&self.mounts) {
+                let source = fd_path(*fd);
                 check(libc::mount(
-                    source.as_ptr(),
+                    source.as_ptr().cast(),
                     target.as_ptr(),
                     std::ptr::null(),
                     libc::MS_BIND | libc::MS_REC,
@@ -245,6 +257,28 @@ impl ChildSetup {
         }
         Ok(())
     }
+}
+
+/// `/proc/self/fd/{fd}` as a NUL-terminated string, without allocating (this runs between fork
+/// and exec).
+fn fd_path(fd: RawFd) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    out[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (fd.unsigned_abs(), 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        out[prefix.len() + i] = *d;
+    }
+    out
 }
 
 fn check(rc: libc::c_int) -> std::io::Result<()> {
@@ -286,6 +320,14 @@ impl Drop for PidNamespaceSwitch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptor_paths_are_nul_terminated_decimal() {
+        let path = fd_path(1234);
+        let end = path.iter().position(|b| *b == 0).unwrap();
+        assert_eq!(&path[..end], b"/proc/self/fd/1234");
+        assert!(fd_path(0).starts_with(b"/proc/self/fd/0\0"));
+    }
 
     fn container(command: Option<&[&str]>, args: Option<&[&str]>) -> Container {
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
