@@ -8,7 +8,8 @@
 #   3. mcp-server's RSS with IDLE_STREAMS idle SSE streams open.
 # Prints a Markdown table. Everything listens on 127.0.0.1 only.
 #
-# Environment: SESSIONS (64), BENCH_SECONDS (10), IDLE_STREAMS (10000).
+# Environment: SESSIONS (64), BENCH_SECONDS (10), IDLE_STREAMS (10000); BENCH_IDLE_ONLY=1 runs
+# part 3 alone.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -63,20 +64,21 @@ measure() { # name port url command...
     "$@" >/dev/null 2>&1 &
     local pid=$!
     wait_port "$port"
-    local result
-    result="$("$loadgen" echo "$url" "$sessions" "$seconds")"
-    local rss
+    local result rss
+    # A failed run is reported in the table; the server and its children are stopped either way.
+    result="$("$loadgen" echo "$url" "$sessions" "$seconds")" || result='"rps":failed,"p50_ms":-,"p99_ms":-'
     rss="$(tree_rss_mib "$pid")"
     pkill -P "$pid" 2>/dev/null || true
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     local rps p50 p99
-    rps="$(sed -E 's/.*"rps":([0-9.]+).*/\1/' <<<"$result")"
-    p50="$(sed -E 's/.*"p50_ms":([0-9.]+).*/\1/' <<<"$result")"
-    p99="$(sed -E 's/.*"p99_ms":([0-9.]+).*/\1/' <<<"$result")"
+    rps="$(sed -E 's/.*"rps":([0-9.]+|failed).*/\1/' <<<"$result")"
+    p50="$(sed -E 's/.*"p50_ms":([0-9.]+|-).*/\1/' <<<"$result")"
+    p99="$(sed -E 's/.*"p99_ms":([0-9.]+|-).*/\1/' <<<"$result")"
     printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$rss"
 }
 
+if [[ "${BENCH_IDLE_ONLY:-}" != 1 ]]; then
 echo "| server | requests/s | p50 ms | p99 ms | RSS after load (MiB, with children) |"
 echo "|---|---|---|---|---|"
 measure "mcp-server (built-in echo)" 18081 "http://127.0.0.1:18081/mcp" \
@@ -88,6 +90,7 @@ measure "mcp-server bridge -- node stdio_server.cjs" 18083 "http://127.0.0.1:180
 measure "supergateway --stateful (same stdio server)" 18084 "http://127.0.0.1:18084/mcp" \
     node "$NODE_PATH/supergateway/dist/index.js" --stdio "node $stdio_server" \
     --outputTransport streamableHttp --stateful --port 18084 --logLevel none
+fi
 
 # Idle streams: legacy SSE streams, each a session with its stream.
 "$server" --listen 127.0.0.1:18085 --log error --max-sessions $((idle_streams + 10)) >/dev/null 2>&1 &
@@ -104,4 +107,5 @@ rm -f "$opened"
 wait "$holder" || true
 kill "$pid"; wait "$pid" 2>/dev/null || true
 echo
-echo "idle SSE streams: $idle_streams; mcp-server RSS ${before} MiB idle, ${during} MiB with the streams open"
+echo "idle SSE streams: $idle_streams; mcp-server RSS ${before} MiB idle, ${during} MiB with the streams open" \
+    "($(( (during - before) * 1024 * 1024 / idle_streams )) bytes per stream)"

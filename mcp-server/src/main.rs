@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+/// jemalloc rather than the system allocator: with thousands of idle connections, each holding
+/// mostly untouched buffers, it keeps far fewer pages resident (measured in BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = mcp_server::config::Cli::parse();

@@ -14,7 +14,7 @@ use crate::backend::builtin::Builtin;
 use crate::config::{Cli, Mode};
 use crate::metrics::Metrics;
 use crate::transport::guard::{AllowList, OriginPolicy};
-use crate::transport::{AppState, Lifecycle, Settings, auth, router, sessions::Sessions};
+use crate::transport::{AppState, Lifecycle, Settings, auth, listen, router, sessions::Sessions};
 
 /// Bridged sessions are processes, so their default cap is lower.
 const DEFAULT_MAX_SESSIONS_BUILTIN: usize = 10_000;
@@ -100,7 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(address = %local, "listening");
 
     let drain_lifecycle = Arc::clone(&lifecycle);
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+    let server = listen::serve(listener, service, async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested; draining");
         drain_lifecycle.begin_drain();
@@ -111,7 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::time::sleep(drain).await;
     };
     tokio::select! {
-        result = server => result.context("server failed")?,
+        () = server => {}
         () = deadline => tracing::warn!(seconds = drain.as_secs(), "drain time is up; closing remaining connections"),
     }
     sessions.close_all();

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::sync::CancellationToken;
 
-use super::{BackendError, CHANNEL_DEPTH, Conversation, Outbound};
+use super::{BackendError, CHANNEL_DEPTH, Outbound, Outlet};
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{Kind, Message, RequestId, RpcError};
 use crate::metrics::Metrics;
@@ -174,27 +174,25 @@ impl Bridge {
         })
     }
 
-    /// Starts a child for a new session.
-    pub async fn open(self: &Arc<Self>) -> Result<Conversation, BackendError> {
+    /// Starts a child for a new session; the returned sender feeds it until `end`.
+    pub fn open(
+        self: &Arc<Self>,
+        outlet: Arc<dyn Outlet>,
+        end: CancellationToken,
+    ) -> Result<mpsc::Sender<Message>, BackendError> {
         let child = self.spawn()?;
         let (to_backend, inbox) = mpsc::channel(CHANNEL_DEPTH);
-        let (outbox, from_backend) = mpsc::channel(CHANNEL_DEPTH);
-        let end = CancellationToken::new();
         let session = BridgedSession {
             bridge: Arc::clone(self),
-            outbox,
+            outlet,
             in_flight: HashSet::new(),
             progress_owner: HashMap::new(),
             initialize: None,
             initialized: None,
             swallow: None,
         };
-        tokio::spawn(session.run(child, inbox, end.clone()));
-        Ok(Conversation {
-            to_backend,
-            from_backend,
-            end,
-        })
+        tokio::spawn(session.run(child, inbox, end));
+        Ok(to_backend)
     }
 }
 
@@ -211,7 +209,7 @@ async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<S
 /// One session's view of its child.
 struct BridgedSession {
     bridge: Arc<Bridge>,
-    outbox: mpsc::Sender<Outbound>,
+    outlet: Arc<dyn Outlet>,
     /// Client requests the child has not answered yet.
     in_flight: HashSet<RequestId>,
     /// Progress tokens of in-flight requests, so progress reaches the request's own stream.
@@ -245,7 +243,7 @@ impl BridgedSession {
                     None => Step::Stop,
                 },
                 line = child.lines.next() => match line {
-                    Some(Ok(line)) => self.forward_to_client(&line).await,
+                    Some(Ok(line)) => self.forward_to_client(&line),
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "skipping unreadable output from the bridged server");
                         Step::Continue
@@ -259,7 +257,7 @@ impl BridgedSession {
                 Step::ChildExited => {
                     let status = child.process.wait().await;
                     tracing::warn!(?status, restarts, "bridged server exited");
-                    self.fail_in_flight(&status).await;
+                    self.fail_in_flight(&status);
                     if restarts >= self.bridge.config.max_restarts {
                         break;
                     }
@@ -285,6 +283,7 @@ impl BridgedSession {
         }
         let _ = child.process.start_kill();
         let _ = child.process.wait().await;
+        self.outlet.closed();
     }
 
     async fn forward_to_child(&mut self, message: Message, child: &ChildIo) -> Step {
@@ -308,7 +307,7 @@ impl BridgedSession {
         Step::Continue
     }
 
-    async fn forward_to_client(&mut self, line: &str) -> Step {
+    fn forward_to_client(&mut self, line: &str) -> Step {
         if line.trim().is_empty() {
             return Step::Continue;
         }
@@ -339,13 +338,11 @@ impl BridgedSession {
             }
             Kind::Notification { .. } | Kind::Request { .. } => {}
         }
-        match self.outbox.send(Outbound { message, related }).await {
-            Ok(()) => Step::Continue,
-            Err(_) => Step::Stop,
-        }
+        self.outlet.send(Outbound { message, related });
+        Step::Continue
     }
 
-    async fn fail_in_flight(&mut self, status: &std::io::Result<std::process::ExitStatus>) {
+    fn fail_in_flight(&mut self, status: &std::io::Result<std::process::ExitStatus>) {
         let reason = match status {
             Ok(s) => format!("the bridged server exited ({s}) before answering"),
             Err(e) => format!("the bridged server was lost before answering: {e}"),
@@ -355,13 +352,10 @@ impl BridgedSession {
             let error = RpcError::new(INTERNAL_ERROR, reason.clone())
                 .with_data(json!({ "reason": "child-exited" }))
                 .with_id(Some(id.clone()));
-            let _ = self
-                .outbox
-                .send(Outbound {
-                    message: error.to_message(),
-                    related: Some(id),
-                })
-                .await;
+            self.outlet.send(Outbound {
+                message: error.to_message(),
+                related: Some(id),
+            });
         }
     }
 
@@ -379,6 +373,7 @@ impl BridgedSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::ChannelOutlet;
     use serde_json::Value;
 
     fn bridge_for(script: &str, max_restarts: u32) -> Arc<Bridge> {
@@ -394,6 +389,25 @@ mod tests {
         )
     }
 
+    /// A bridged session as the tests drive it: what goes to the child, what comes back, and
+    /// the token that ends it.
+    struct Conversation {
+        to_backend: mpsc::Sender<Message>,
+        from_backend: mpsc::UnboundedReceiver<Outbound>,
+        end: CancellationToken,
+    }
+
+    fn open(bridge: &Arc<Bridge>) -> Conversation {
+        let (outlet, from_backend) = ChannelOutlet::new();
+        let end = CancellationToken::new();
+        let to_backend = bridge.open(outlet, end.clone()).unwrap();
+        Conversation {
+            to_backend,
+            from_backend,
+            end,
+        }
+    }
+
     async fn next(conv: &mut Conversation) -> Value {
         let out = tokio::time::timeout(Duration::from_secs(5), conv.from_backend.recv())
             .await
@@ -406,7 +420,7 @@ mod tests {
     async fn lines_pass_through_unchanged_in_both_directions() {
         // `cat` answers every line with itself: requests come back as requests, byte for byte.
         let bridge = bridge_for("exec cat", 0);
-        let mut conv = bridge.open().await.unwrap();
+        let mut conv = open(&bridge);
         let text = r#"{"jsonrpc":"2.0","id":1.50,"method":"vendor/x","params":{"n":12345678901234567890},"extra":true}"#;
         conv.to_backend
             .send(Message::parse(text).unwrap())
@@ -430,7 +444,7 @@ mod tests {
             exit 3
         "#;
         let bridge = bridge_for(script, 1);
-        let mut conv = bridge.open().await.unwrap();
+        let mut conv = open(&bridge);
         let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#;
         conv.to_backend
             .send(Message::parse(init).unwrap())

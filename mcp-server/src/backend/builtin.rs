@@ -1,11 +1,12 @@
 //! The built-in backend (the default, no upstream): tools `echo`, `add`, `time` and `sleep`, one
 //! resource and one prompt, so every client capability can be exercised against the default image.
 //!
-//! The same request handler serves session-based revisions (through a [`Conversation`]) and the
-//! stateless 2026-07-28 revision (one request at a time, see [`Builtin::answer_one`]).
+//! The same request handler serves session-based revisions (through a [`BuiltinSession`]) and the
+//! stateless 2026-07-28 revision (one request at a time, see [`Builtin::answer_one`]). A session
+//! costs no task of its own: each request runs on a task that lives as long as the request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{CHANNEL_DEPTH, Conversation, Outbound};
+use super::{ChannelOutlet, Outbound, Outlet, Stopped};
 use crate::message::envelope::{self, SERVER_INFO_KEY};
 use crate::message::jsonrpc::{INVALID_PARAMS, RESOURCE_NOT_FOUND};
 use crate::message::{Kind, Message, RequestId, RpcError, version};
@@ -37,34 +38,89 @@ pub enum Flavor {
 pub struct Progress {
     token: Option<Value>,
     request: RequestId,
-    outbox: mpsc::Sender<Outbound>,
+    outlet: Arc<dyn Outlet>,
 }
 
 impl Progress {
-    fn for_request(request: &Message, outbox: mpsc::Sender<Outbound>) -> Option<Self> {
+    fn for_request(request: &Message, outlet: Arc<dyn Outlet>) -> Option<Self> {
         let id = request.id()?.clone();
         let token = request.params().pointer("/_meta/progressToken").cloned();
         Some(Self {
             token,
             request: id,
-            outbox,
+            outlet,
         })
     }
 
-    async fn report(&self, progress: f64, total: f64, message: String) {
+    fn report(&self, progress: f64, total: f64, message: String) {
         let Some(token) = &self.token else { return };
         let note = Message::notification(
             "notifications/progress",
             json!({ "progressToken": token, "progress": progress, "total": total, "message": message }),
         );
-        // A closed outbox means the request's client is gone; the result no longer matters.
-        let _ = self
-            .outbox
-            .send(Outbound {
-                message: note,
-                related: Some(self.request.clone()),
-            })
-            .await;
+        self.outlet.send(Outbound {
+            message: note,
+            related: Some(self.request.clone()),
+        });
+    }
+}
+
+/// One session of the built-in backend.
+pub struct BuiltinSession {
+    builtin: Arc<Builtin>,
+    outlet: Arc<dyn Outlet>,
+    /// Cancelled when the session ends; its running requests stop with it.
+    end: CancellationToken,
+    /// Requests run concurrently (a slow `sleep` must not block `echo`); kept so that
+    /// `notifications/cancelled` can stop them.
+    running: Mutex<HashMap<RequestId, AbortHandle>>,
+}
+
+impl BuiltinSession {
+    /// Takes one client message: a request starts its own task, a cancellation stops one.
+    pub fn receive(self: &Arc<Self>, message: Message) -> Result<(), Stopped> {
+        if self.end.is_cancelled() {
+            return Err(Stopped);
+        }
+        match message.kind() {
+            Kind::Request { id, .. } => {
+                let id = id.clone();
+                let reply = Arc::clone(&self.builtin).reply(
+                    message,
+                    Flavor::Session,
+                    Arc::clone(&self.outlet),
+                );
+                let end = self.end.clone();
+                let task = tokio::spawn(async move {
+                    tokio::select! {
+                        () = end.cancelled() => {}
+                        () = reply => {}
+                    }
+                });
+                let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+                running.retain(|_, task| !task.is_finished());
+                running.insert(id, task.abort_handle());
+            }
+            Kind::Notification { method } if method == "notifications/cancelled" => {
+                let params = message.params();
+                let task = params
+                    .get("requestId")
+                    .and_then(RequestId::from_value)
+                    .and_then(|id| {
+                        self.running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id)
+                    });
+                // A cancelled request gets no response, as the protocol asks.
+                if let Some(task) = task {
+                    task.abort();
+                }
+            }
+            // Other notifications (initialized, roots changed) and responses need no answer.
+            Kind::Notification { .. } | Kind::Response { .. } => {}
+        }
+        Ok(())
     }
 }
 
@@ -86,81 +142,32 @@ impl Builtin {
     }
 
     /// Starts serving one session.
-    pub fn open(self: &Arc<Self>) -> Conversation {
-        let (to_backend, inbox) = mpsc::channel(CHANNEL_DEPTH);
-        let (outbox, from_backend) = mpsc::channel(CHANNEL_DEPTH);
-        let end = CancellationToken::new();
-        tokio::spawn(Arc::clone(self).serve(inbox, outbox, end.clone()));
-        Conversation {
-            to_backend,
-            from_backend,
-            end,
-        }
-    }
-
-    async fn serve(
-        self: Arc<Self>,
-        mut inbox: mpsc::Receiver<Message>,
-        outbox: mpsc::Sender<Outbound>,
+    pub fn open(
+        self: &Arc<Self>,
+        outlet: Arc<dyn Outlet>,
         end: CancellationToken,
-    ) {
-        // Requests run concurrently (a slow `sleep` must not block `echo`); kept so that
-        // `notifications/cancelled` can stop them.
-        let mut running: HashMap<RequestId, AbortHandle> = HashMap::new();
-        loop {
-            let message = tokio::select! {
-                () = end.cancelled() => break,
-                m = inbox.recv() => match m { Some(m) => m, None => break },
-            };
-            match message.kind() {
-                Kind::Request { id, .. } => {
-                    running.retain(|_, task| !task.is_finished());
-                    let id = id.clone();
-                    let task = tokio::spawn(Arc::clone(&self).reply(
-                        message,
-                        Flavor::Session,
-                        outbox.clone(),
-                    ));
-                    running.insert(id, task.abort_handle());
-                }
-                Kind::Notification { method } if method == "notifications/cancelled" => {
-                    let params = message.params();
-                    if let Some(task) = params
-                        .get("requestId")
-                        .and_then(RequestId::from_value)
-                        .and_then(|id| running.remove(&id))
-                    {
-                        // A cancelled request gets no response, as the protocol asks.
-                        task.abort();
-                    }
-                }
-                // Other notifications (initialized, roots changed) and responses need no answer.
-                Kind::Notification { .. } | Kind::Response { .. } => {}
-            }
-        }
-        for task in running.values() {
-            task.abort();
-        }
+    ) -> Arc<BuiltinSession> {
+        Arc::new(BuiltinSession {
+            builtin: Arc::clone(self),
+            outlet,
+            end,
+            running: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Answers one stateless request: progress notifications (if asked for) then the response,
     /// on the returned channel.
-    pub fn answer_one(self: &Arc<Self>, request: Message) -> mpsc::Receiver<Outbound> {
-        let (outbox, rx) = mpsc::channel(CHANNEL_DEPTH);
-        tokio::spawn(Arc::clone(self).reply(request, Flavor::Stateless, outbox));
+    pub fn answer_one(self: &Arc<Self>, request: Message) -> mpsc::UnboundedReceiver<Outbound> {
+        let (outlet, rx) = ChannelOutlet::new();
+        tokio::spawn(Arc::clone(self).reply(request, Flavor::Stateless, outlet));
         rx
     }
 
-    async fn reply(
-        self: Arc<Self>,
-        request: Message,
-        flavor: Flavor,
-        outbox: mpsc::Sender<Outbound>,
-    ) {
+    async fn reply(self: Arc<Self>, request: Message, flavor: Flavor, outlet: Arc<dyn Outlet>) {
         let (Some(id), Some(method)) = (request.id().cloned(), request.method()) else {
             return;
         };
-        let Some(progress) = Progress::for_request(&request, outbox.clone()) else {
+        let Some(progress) = Progress::for_request(&request, Arc::clone(&outlet)) else {
             return;
         };
         let params = request.params();
@@ -173,12 +180,10 @@ impl Builtin {
             }
             Err(e) => e.with_id(Some(id.clone())).to_message(),
         };
-        let _ = outbox
-            .send(Outbound {
-                message,
-                related: Some(id),
-            })
-            .await;
+        outlet.send(Outbound {
+            message,
+            related: Some(id),
+        });
     }
 
     async fn answer(
@@ -406,13 +411,11 @@ async fn sleep_with_progress(seconds: f64, progress: &Progress) {
         }
         tokio::time::sleep((total - elapsed).min(PROGRESS_INTERVAL)).await;
         let done = start.elapsed().min(total).as_secs_f64();
-        progress
-            .report(
-                done,
-                seconds,
-                format!("slept {done:.2} of {seconds} seconds"),
-            )
-            .await;
+        progress.report(
+            done,
+            seconds,
+            format!("slept {done:.2} of {seconds} seconds"),
+        );
     }
 }
 
@@ -502,8 +505,8 @@ fn rfc3339_utc(t: SystemTime) -> String {
 mod tests {
     use super::*;
 
-    fn progress() -> (Progress, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(1024);
+    fn progress() -> (Progress, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = ChannelOutlet::new();
         let request = Message::parse(
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":"p"}}}"#,
         )

@@ -1,11 +1,12 @@
 //! Backends answer MCP messages behind the transports: the built-in tools, or a bridged stdio
-//! server. A transport opens one [`Conversation`] per MCP session and only moves messages; it
-//! never interprets tool calls itself.
+//! server. A transport opens one backend side per MCP session ([`Backend::open`]): it hands client
+//! messages to the [`Inbox`] and receives the backend's through its [`Outlet`]; it never interprets
+//! tool calls itself.
 
 pub mod bridge;
 pub mod builtin;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,19 +30,69 @@ impl Outbound {
     }
 }
 
-/// Messages in flight between one client session and the backend.
-///
-/// When `from_backend` ends, the backend is gone for good and the session must end too.
-pub struct Conversation {
-    pub to_backend: mpsc::Sender<Message>,
-    pub from_backend: mpsc::Receiver<Outbound>,
-    /// Cancelled by the transport when the session ends, so the backend can clean up (for a
-    /// bridge: stop the child process).
-    pub end: CancellationToken,
+/// Where a backend puts what it sends to its session's client. The transport implements it on
+/// the session, so backend messages are routed where they arrive, with no task or queue per
+/// session in between.
+pub trait Outlet: Send + Sync + 'static {
+    /// A message for the client.
+    fn send(&self, out: Outbound);
+    /// The backend is gone for good; the session must end.
+    fn closed(&self);
 }
 
-/// Channel depth per direction: enough to absorb a burst without letting one slow peer queue
-/// unbounded memory.
+/// An outlet that queues on a channel: one stateless request's answers, and tests.
+pub struct ChannelOutlet(Mutex<Option<mpsc::UnboundedSender<Outbound>>>);
+
+impl ChannelOutlet {
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(Self(Mutex::new(Some(tx)))), rx)
+    }
+
+    fn sender(&self) -> std::sync::MutexGuard<'_, Option<mpsc::UnboundedSender<Outbound>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Outlet for ChannelOutlet {
+    fn send(&self, out: Outbound) {
+        if let Some(tx) = self.sender().as_ref() {
+            // A closed receiver means nobody waits for the answer any more.
+            let _ = tx.send(out);
+        }
+    }
+
+    /// Ends the channel, so the receiver sees the backend is gone.
+    fn closed(&self) {
+        self.sender().take();
+    }
+}
+
+/// The way into one session's backend.
+pub enum Inbox {
+    /// A bridged child: messages queue for the task that writes its stdin.
+    Channel(mpsc::Sender<Message>),
+    /// The built-in backend answers in place.
+    Builtin(Arc<builtin::BuiltinSession>),
+}
+
+impl Inbox {
+    /// Hands a client message to the backend.
+    pub async fn send(&self, message: Message) -> Result<(), Stopped> {
+        match self {
+            Inbox::Channel(tx) => tx.send(message).await.map_err(|_| Stopped),
+            Inbox::Builtin(session) => session.receive(message),
+        }
+    }
+}
+
+/// The backend of a session has stopped and takes no more messages.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend of this session has stopped")]
+pub struct Stopped;
+
+/// Depth of the queue in front of a bridged child: enough to absorb a burst without letting one
+/// slow child queue unbounded memory.
 pub(crate) const CHANNEL_DEPTH: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +112,16 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Starts the backend side of a new session.
-    pub async fn open(&self) -> Result<Conversation, BackendError> {
+    /// Starts the backend side of a new session: its messages go to `outlet`, and it stops
+    /// when `end` is cancelled.
+    pub async fn open(
+        &self,
+        outlet: Arc<dyn Outlet>,
+        end: CancellationToken,
+    ) -> Result<Inbox, BackendError> {
         match self {
-            Backend::Builtin(b) => Ok(b.open()),
-            Backend::Bridge(b) => b.open().await,
+            Backend::Builtin(b) => Ok(Inbox::Builtin(b.open(outlet, end))),
+            Backend::Bridge(b) => b.open(outlet, end).map(Inbox::Channel),
         }
     }
 

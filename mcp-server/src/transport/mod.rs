@@ -6,6 +6,7 @@ pub mod auth;
 pub mod guard;
 pub mod headers;
 pub mod legacy;
+pub mod listen;
 pub mod ops;
 pub mod reply;
 pub mod session;

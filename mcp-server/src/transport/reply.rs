@@ -4,15 +4,14 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, StreamExt};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
-use super::session::Event;
+use super::session::{Event, EventReceiver};
 use crate::config::ResponseMode;
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{Message, RpcError};
@@ -90,9 +89,9 @@ fn json_messages(status: StatusCode, messages: &[Message], batch: bool) -> Respo
     json_body(status, body)
 }
 
-/// Events from an unbounded channel, as a stream.
-pub fn channel_stream(rx: mpsc::UnboundedReceiver<Event>) -> BoxStream<'static, Event> {
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
+/// A stream's events, as a stream.
+pub fn channel_stream(rx: EventReceiver) -> BoxStream<'static, Event> {
+    rx.boxed()
 }
 
 /// What the answer to a POST looks like.
@@ -206,7 +205,19 @@ pub fn event_stream(
         Some(stop) => body.take_until(stop.cancelled_owned()).boxed(),
         None => body.boxed(),
     };
-    Sse::new(body)
+    let response = Sse::new(body)
         .keep_alive(KeepAlive::new().interval(app.settings.keep_alive))
-        .into_response()
+        .into_response();
+    compact_headers(response)
+}
+
+/// Moves a response's headers into a map sized for them. hyper keeps the last response's header
+/// map on its connection for reuse, so for a stream that stays open this map is held for the
+/// connection's life; the default-sized one is several times larger than two headers need.
+fn compact_headers(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    headers.extend(parts.headers.drain());
+    parts.headers = headers;
+    Response::from_parts(parts, body)
 }

@@ -11,10 +11,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use tokio::time::Instant;
 
-use tokio::sync::mpsc;
+use futures::channel::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::Outbound;
+use crate::backend::{Inbox, Outbound};
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{Message, RequestId, Revision, RpcError};
 
@@ -44,6 +44,11 @@ pub enum SessionError {
     DuplicateId(RequestId),
 }
 
+/// The events of one SSE stream, in order; the stream ends when the session drops the sender.
+/// (The futures channel is used for its size: an idle stream holds one, and tokio's
+/// preallocates a block of slots.)
+pub type EventReceiver = mpsc::UnboundedReceiver<Event>;
+
 struct Slot {
     tx: Option<mpsc::UnboundedSender<Event>>,
     /// Requests on this stream still awaiting their response.
@@ -68,7 +73,8 @@ struct Routes {
 pub struct Session {
     pub id: String,
     pub kind: TransportKind,
-    to_backend: mpsc::Sender<Message>,
+    /// Set once the backend side is open, before the session is reachable by id.
+    inbox: OnceLock<Inbox>,
     /// Cancelled when the session ends; the backend stops with it.
     end: CancellationToken,
     /// The protocol version the backend's `initialize` answer chose.
@@ -82,14 +88,13 @@ impl Session {
     pub fn new(
         id: String,
         kind: TransportKind,
-        to_backend: mpsc::Sender<Message>,
         end: CancellationToken,
         history_limit: usize,
     ) -> Self {
         Self {
             id,
             kind,
-            to_backend,
+            inbox: OnceLock::new(),
             end,
             revision: OnceLock::new(),
             routes: Mutex::new(Routes {
@@ -99,6 +104,11 @@ impl Session {
             last_active: Mutex::new(Instant::now()),
             history_limit,
         }
+    }
+
+    /// Connects the session to its backend.
+    pub fn connect(&self, inbox: Inbox) {
+        let _ = self.inbox.set(inbox);
     }
 
     fn routes(&self) -> MutexGuard<'_, Routes> {
@@ -146,24 +156,19 @@ impl Session {
         if self.end.is_cancelled() {
             return Err(SessionError::Gone);
         }
-        self.to_backend
-            .send(message)
-            .await
-            .map_err(|_| SessionError::Gone)
+        let inbox = self.inbox.get().ok_or(SessionError::Gone)?;
+        inbox.send(message).await.map_err(|_| SessionError::Gone)
     }
 
     /// Opens the stream a POST answers on, expecting responses to `ids`.
-    pub fn open_request_stream(
-        &self,
-        ids: &[RequestId],
-    ) -> Result<mpsc::UnboundedReceiver<Event>, SessionError> {
+    pub fn open_request_stream(&self, ids: &[RequestId]) -> Result<EventReceiver, SessionError> {
         let mut routes = self.routes();
         if let Some(dup) = ids.iter().find(|id| routes.awaiting.contains_key(*id)) {
             return Err(SessionError::DuplicateId(dup.clone()));
         }
         let stream = routes.next_stream;
         routes.next_stream += 1;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded();
         routes.streams.insert(
             stream,
             Slot {
@@ -194,7 +199,7 @@ impl Session {
     /// stream that event was sent on: the events after it are replayed, and if that stream is
     /// still expecting messages, they continue on this connection.
     pub fn attach_stream(&self, last_event: Option<u64>) -> mpsc::UnboundedReceiver<Event> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded();
         let mut routes = self.routes();
         let resumed = last_event.and_then(|last| {
             routes
@@ -212,7 +217,7 @@ impl Session {
                 Some(last) => logged.event.id > last,
                 None => !logged.delivered,
             };
-            if wanted && tx.send(logged.event.clone()).is_ok() {
+            if wanted && tx.unbounded_send(logged.event.clone()).is_ok() {
                 logged.delivered = true;
             }
         }
@@ -301,7 +306,7 @@ impl Routes {
             outstanding: 0,
         });
         let delivered = match &slot.tx {
-            Some(tx) => tx.send(event.clone()).is_ok(),
+            Some(tx) => tx.unbounded_send(event.clone()).is_ok(),
             None => false,
         };
         if !delivered {
@@ -331,14 +336,17 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        let (tx, _rx) = mpsc::channel(8);
         Session::new(
             "s".into(),
             TransportKind::Streamable,
-            tx,
             CancellationToken::new(),
             16,
         )
+    }
+
+    /// Whether the stream has ended: nothing queued and the sender gone.
+    fn ended(rx: &mut EventReceiver) -> bool {
+        matches!(rx.try_recv(), Err(mpsc::TryRecvError::Closed))
     }
 
     fn msg(text: &str) -> Message {
@@ -374,7 +382,7 @@ mod tests {
         s.route(response(2));
         s.route(response(1));
         assert_eq!(a.try_recv().unwrap().message.id(), Some(&request_id(1)));
-        assert!(a.try_recv().is_err() && a.is_closed());
+        assert!(ended(&mut a));
         assert_eq!(
             b.try_recv().unwrap().message.method(),
             Some("notifications/progress")
@@ -389,11 +397,11 @@ mod tests {
             .open_request_stream(&[request_id(1), request_id(2)])
             .unwrap();
         s.route(response(2));
-        assert!(!rx.is_closed());
-        s.route(response(1));
         assert_eq!(rx.try_recv().unwrap().message.id(), Some(&request_id(2)));
+        assert!(matches!(rx.try_recv(), Err(mpsc::TryRecvError::Empty)));
+        s.route(response(1));
         assert_eq!(rx.try_recv().unwrap().message.id(), Some(&request_id(1)));
-        assert!(rx.try_recv().is_err() && rx.is_closed());
+        assert!(ended(&mut rx));
     }
 
     #[test]
@@ -424,7 +432,7 @@ mod tests {
             resumed.try_recv().unwrap().message.id(),
             Some(&request_id(1))
         );
-        assert!(resumed.try_recv().is_err() && resumed.is_closed());
+        assert!(ended(&mut resumed));
     }
 
     #[test]
@@ -472,7 +480,7 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(rx.try_recv().unwrap().message.text()).unwrap();
         assert_eq!(v["error"]["code"], INTERNAL_ERROR);
-        assert!(rx.is_closed());
+        assert!(ended(&mut rx));
     }
 
     #[test]

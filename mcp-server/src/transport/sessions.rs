@@ -1,10 +1,10 @@
-//! The table of open sessions: creation under a cap, cryptographically random ids, the task that
-//! routes each backend's messages, and closing idle sessions.
+//! The table of open sessions: creation under a cap, cryptographically random ids, the outlet
+//! that routes each backend's messages, and closing idle sessions.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Session, TransportKind};
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Backend, BackendError, Outbound, Outlet};
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,47 +67,31 @@ impl Sessions {
                 (n < self.max).then_some(n + 1)
             })
             .map_err(|_| CreateError::Full(self.max))?;
-        let started = async {
-            let id = new_session_id().map_err(CreateError::Random)?;
-            let conversation = backend.open().await?;
-            Ok::<_, CreateError>((id, conversation))
-        };
-        let (id, conversation) = match started.await {
-            Ok(parts) => parts,
+        let session = match new_session_id() {
+            Ok(id) => Arc::new(Session::new(
+                id,
+                kind,
+                CancellationToken::new(),
+                self.history_limit,
+            )),
             Err(e) => {
                 self.reserved.fetch_sub(1, Ordering::AcqRel);
-                return Err(e);
+                return Err(CreateError::Random(e));
             }
         };
-        let session = Arc::new(Session::new(
-            id.clone(),
-            kind,
-            conversation.to_backend,
-            conversation.end,
-            self.history_limit,
-        ));
-        self.map().insert(id.clone(), Arc::clone(&session));
-        self.metrics.sessions.inc();
-
-        // Route the backend's messages until it or the session ends.
-        let sessions = Arc::clone(self);
-        let routed = Arc::clone(&session);
-        let mut from_backend = conversation.from_backend;
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = routed.ended().cancelled() => break,
-                    out = from_backend.recv() => match out {
-                        Some(out) => routed.route(out),
-                        None => {
-                            routed.fail_awaiting("the server behind this session has stopped");
-                            break;
-                        }
-                    },
-                }
-            }
-            sessions.remove(&routed.id);
+        let outlet = Arc::new(SessionOutlet {
+            session: Arc::downgrade(&session),
+            sessions: Arc::downgrade(self),
         });
+        match backend.open(outlet, session.ended().clone()).await {
+            Ok(inbox) => session.connect(inbox),
+            Err(e) => {
+                self.reserved.fetch_sub(1, Ordering::AcqRel);
+                return Err(e.into());
+            }
+        }
+        self.map().insert(session.id.clone(), Arc::clone(&session));
+        self.metrics.sessions.inc();
         Ok(session)
     }
 
@@ -170,6 +154,32 @@ impl Sessions {
                 }
             }
         });
+    }
+}
+
+/// Where a session's backend messages go: straight onto the session's streams. Weak, so a
+/// backend task that outlives its session keeps nothing alive.
+struct SessionOutlet {
+    session: Weak<Session>,
+    sessions: Weak<Sessions>,
+}
+
+impl Outlet for SessionOutlet {
+    fn send(&self, out: Outbound) {
+        if let Some(session) = self.session.upgrade() {
+            session.route(out);
+        }
+    }
+
+    fn closed(&self) {
+        let Some(session) = self.session.upgrade().filter(|s| !s.ended().is_cancelled()) else {
+            // Ended by the transport first (DELETE, idle, shutdown): nothing waits any more.
+            return;
+        };
+        session.fail_awaiting("the server behind this session has stopped");
+        if let Some(sessions) = self.sessions.upgrade() {
+            sessions.remove(&session.id);
+        }
     }
 }
 

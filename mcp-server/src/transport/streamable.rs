@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 
 use super::headers::{self, EVENT_STREAM, JSON};
 use super::reply::{self, Answer, Rejection, rpc_error};
@@ -191,7 +192,7 @@ async fn initialize(app: &AppState, payload: Payload) -> Response {
             .open_request_stream(std::slice::from_ref(&id))
             .ok()?;
         session.send(init).await.ok()?;
-        rx.recv().await
+        rx.next().await
     };
     let answer = tokio::time::timeout(INITIALIZE_TIMEOUT, answered)
         .await
