@@ -296,6 +296,7 @@ fn default_render_is_one_restricted_operator_with_cluster_wide_rbac() {
         env_of(&[
             ("METRICS_ADDR", "0.0.0.0:8080"),
             ("LEADER_ELECTION", "false"),
+            ("PROBE_CONCURRENCY", "32"),
             ("POD_NAMESPACE", "fieldRef:metadata.namespace"),
             ("POD_NAME", "fieldRef:metadata.name"),
             ("LOG_FORMAT", "json"),
@@ -465,6 +466,10 @@ fn values_outside_the_schema_are_rejected_with_a_message_naming_the_value() {
         (
             "metrics.port=0",
             "at '/metrics/port': minimum: got 0, want 1",
+        ),
+        (
+            "probeConcurrency=0",
+            "at '/probeConcurrency': minimum: got 0, want 1",
         ),
         (
             "serviceAccount.create=false",
