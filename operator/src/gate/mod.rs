@@ -126,6 +126,7 @@ impl Gate {
         let mut seen = HashSet::new();
         for pod in self.pods.state() {
             let Some((key, app)) = self.app_of(&pod) else {
+                tracing::trace!(pod = %pod.name_any(), "pod of no known app");
                 continue;
             };
             if pod.metadata.deletion_timestamp.is_some() || !condition::containers_ready(&pod) {
@@ -133,14 +134,16 @@ impl Gate {
             }
             seen.insert(key.clone());
             let ready_since = containers_ready_since(&pod);
-            let state = pods.entry(key.clone()).or_insert_with(|| PodState {
+            let state = pods.entry(key.clone()).or_insert_with(|| {
+                tracing::debug!(pod = %key.name, namespace = %key.namespace, "pod ready for handshakes");
+                PodState {
                 app: ObjectRef::from_obj(app.as_ref()),
                 due: now,
                 in_flight: false,
                 probes: 0,
                 ready_since: ready_since.clone(),
                 written: condition::current(&pod),
-            });
+            }});
             if state.ready_since != ready_since {
                 state.ready_since = ready_since;
                 state.due = now;

@@ -153,7 +153,12 @@ pub async fn run(
     tokio::spawn(
         pod_events
             .take_until(stop.clone().cancelled_owned())
-            .for_each(|_| futures::future::ready(())),
+            .for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!("watching pods: {e}");
+                }
+                futures::future::ready(())
+            }),
     );
     // Every Secret, not only labelled ones: apps reference Secrets their users made.
     let (secrets, secret_events) = cached::<Secret>(&client, &ns, watcher::Config::default());

@@ -11,7 +11,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use mcp_operator::api::McpApp;
 use mcp_testenv::process::Supervised;
-use mcp_testenv::{TestEnv, binaries, manifests, workspace_binary};
+use mcp_testenv::{TestEnv, TestEnvBuilder, binaries, manifests, workspace_binary};
 
 /// The operator's user name in the audit log.
 pub const OPERATOR_USER: &str = "mcp-operator";
@@ -25,6 +25,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Self {
+        Self::start_with(|env| env).await
+    }
+
+    /// Like [`Cluster::start`], with more images (or other settings) added to the environment.
+    pub async fn start_with(more: impl FnOnce(TestEnvBuilder) -> TestEnvBuilder) -> Self {
         let server = workspace_binary("mcp-server").expect("mcp-server is built");
         let server_path = server.display().to_string();
         let env = TestEnv::builder()
@@ -33,10 +38,8 @@ impl Cluster {
                 "ghcr.io/mcp-operator/mcp-server",
                 mcp_operator::build::COMPANION_BINARY,
                 &server,
-            )
-            .start()
-            .await
-            .expect("test environment starts");
+            );
+        let env = more(env).start().await.expect("test environment starts");
         let client = env.client();
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         manifests::apply_dir(&client, &repo.join("crds"), "default")

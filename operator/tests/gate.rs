@@ -1,0 +1,635 @@
+//! The rollout gate end to end, on a real control plane with real MCP server processes as pods:
+//! no pod takes traffic before it answered a handshake, a failing revision is rolled back while
+//! clients keep being served, and a pod that stops speaking MCP leaves the endpoints.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use mcp_operator::api::{HANDSHAKE_CONDITION, McpApp};
+use mcp_testenv::TestEnv;
+use mcp_testenv::wait::until;
+use serde_json::json;
+use support::Cluster;
+
+/// A scripted MCP server (see `servers/scripted_mcp.py`) and its broken variant.
+const SCRIPTED: &str = "example.com/scripted-mcp";
+const BROKEN: &str = "example.com/scripted-mcp:broken";
+/// An image that only provides `node`, for the official TypeScript SDK's stdio server.
+const NODE: &str = "example.com/node";
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn scripted_server() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scripted_mcp.py");
+    path.display().to_string()
+}
+
+async fn start() -> Cluster {
+    let script = scripted_server();
+    Cluster::start_with(|env| {
+        env.image(SCRIPTED, ["python3", script.as_str()])
+            .image(BROKEN, ["python3", script.as_str(), "--broken"])
+            .image(NODE, ["node"])
+    })
+    .await
+}
+
+fn condition(app: &McpApp, type_: &str) -> Option<Condition> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// Waits until `check` holds for the app, and returns it.
+async fn app_when(
+    cluster: &Cluster,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&McpApp) -> bool,
+) -> McpApp {
+    let apps = cluster.apps();
+    until(what, timeout, || {
+        let apps = apps.clone();
+        let check = &check;
+        async move {
+            let app = apps.get(name).await.map_err(|e| e.to_string())?;
+            if check(&app) {
+                Ok(app)
+            } else {
+                Err(format!("{:?}", app.status))
+            }
+        }
+    })
+    .await
+}
+
+fn is(app: &McpApp, type_: &str, status: &str) -> bool {
+    condition(app, type_).is_some_and(|c| c.status == status)
+}
+
+/// The ready endpoints of the app's Service, as the EndpointSlice controller publishes them.
+async fn ready_endpoints(cluster: &Cluster, app: &str) -> Vec<SocketAddr> {
+    let slices: Api<EndpointSlice> = Api::default_namespaced(cluster.client.clone());
+    let params = ListParams::default().labels(&format!("kubernetes.io/service-name={app}"));
+    let Ok(list) = slices.list(&params).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for slice in list.items {
+        let port = slice
+            .ports
+            .as_ref()
+            .and_then(|p| p.first())
+            .and_then(|p| p.port)
+            .unwrap_or(8080);
+        for endpoint in slice.endpoints.into_iter().flatten() {
+            let ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(false);
+            if let (true, Some(ip)) = (ready, endpoint.addresses.first()) {
+                out.push(SocketAddr::new(ip.parse().expect("an IP"), port as u16));
+            }
+        }
+    }
+    out
+}
+
+/// One `echo` call to the companion server at `addr` (a stateless 2026-07-28 request).
+async fn echo(env: &TestEnv, addr: SocketAddr, message: &str) -> Result<(), String> {
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": message}, "_meta": meta}});
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "echo"),
+    ];
+    let (status, text) = env
+        .http_request(addr, "POST", "/mcp", &headers, &body.to_string())
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    // The answer may be JSON or one SSE event carrying it.
+    let json = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap_or(&text);
+    let reply: serde_json::Value =
+        serde_json::from_str(json.trim()).map_err(|e| format!("{addr}: {status} {text}: {e}"))?;
+    match reply["result"]["content"][0]["text"].as_str() {
+        Some(m) if m == message && status == 200 => Ok(()),
+        _ => Err(format!("{addr}: {status} {text}")),
+    }
+}
+
+async fn handshake_condition(pods: &Api<Pod>, name: &str) -> Option<Condition> {
+    let pod = pods.get(name).await.ok()?;
+    let c = pod
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == HANDSHAKE_CONDITION)?;
+    Some(Condition {
+        type_: c.type_,
+        status: c.status,
+        reason: c.reason.unwrap_or_default(),
+        message: c.message.unwrap_or_default(),
+        observed_generation: None,
+        last_transition_time: c.last_transition_time.unwrap_or_else(|| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            )
+        }),
+    })
+}
+
+async fn pods_of(cluster: &Cluster, app: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
+    pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={app}")))
+        .await
+        .expect("pods list")
+        .items
+}
+
+async fn set_image(cluster: &Cluster, name: &str, image: &str) {
+    cluster
+        .apps()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": image}})),
+        )
+        .await
+        .expect("image changed");
+}
+
+/// `kubectl wait --for=condition=Ready`, the way users and CI wait for an app.
+fn kubectl_wait_ready(cluster: &Cluster, name: &str) -> std::process::Output {
+    let kubectl = mcp_testenv::binaries::Binaries::locate()
+        .expect("kubectl built")
+        .kubectl;
+    std::process::Command::new(kubectl)
+        .env("KUBECONFIG", cluster.env.kubeconfig())
+        .args(["wait", "--for=condition=Ready", "--timeout=90s"])
+        .arg(format!("mcpapp/{name}"))
+        .output()
+        .expect("kubectl runs")
+}
+
+#[tokio::test]
+async fn a_good_app_becomes_ready_through_its_handshake_and_reports_the_server() {
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18101, &[]).await;
+    let started = Instant::now();
+    cluster
+        .apply_app(json!({"metadata": {"name": "good"}, "spec": {}}))
+        .await
+        .expect("app applies");
+
+    let out = kubectl_wait_ready(&cluster, "good");
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("time to Ready for one app: {:?}", started.elapsed());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+
+    let app = app_when(&cluster, "good", "server info", READY_TIMEOUT, |a| {
+        a.status
+            .as_ref()
+            .is_some_and(|s| s.server.is_some() && s.stable_revision.is_some())
+    })
+    .await;
+    let status = app.status.unwrap();
+    let server = status.server.unwrap();
+    assert_eq!(server.name, "mcp-server");
+    // `auto` speaks the stateless revision first; the companion server answers it.
+    assert_eq!(server.protocol_version, "2026-07-28");
+    assert_eq!(server.tools, 4, "echo, add, time and sleep");
+    let probe = status.last_probe.unwrap();
+    assert_eq!(probe.result, mcp_operator::api::ProbeResult::Succeeded);
+
+    // The pod carries the condition with what the server said, and is a ready endpoint.
+    let pod = pods_of(&cluster, "good").await.remove(0);
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
+    let c = handshake_condition(&pods, &pod.name_any()).await.unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "HandshakeSucceeded")
+    );
+    assert!(c.message.contains("mcp-server"), "{}", c.message);
+    let endpoints = ready_endpoints(&cluster, "good").await;
+    assert_eq!(endpoints.len(), 1);
+    echo(&cluster.env, endpoints[0], "hello")
+        .await
+        .expect("echo through the endpoint");
+
+    // The good revision is kept for rollbacks.
+    let revisions: Api<ControllerRevision> = Api::default_namespaced(cluster.client.clone());
+    let kept = revisions
+        .get(status.stable_revision.as_deref().unwrap())
+        .await
+        .expect("stable revision kept");
+    assert_eq!(kept.owner_references()[0].name, "good");
+
+    // Handshake metrics are exported.
+    let (_, metrics) = cluster
+        .env
+        .http_get("127.0.0.1:18101".parse().unwrap(), "/metrics")
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "mcp_operator_probes_total{result=\"success\",reason=\"HandshakeSucceeded\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mcp_operator_apps_ready 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_rolls_out() {
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18102, &[]).await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "svc"}, "spec": {
+            "replicas": 2,
+            "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
+            "rollout": {"drainSeconds": 0},
+        }}))
+        .await
+        .expect("app applies");
+    let good = app_when(&cluster, "svc", "Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True")
+            && a.status
+                .as_ref()
+                .is_some_and(|s| s.stable_revision.is_some())
+    })
+    .await;
+    let stable = good.status.unwrap().stable_revision.unwrap();
+
+    // A client calls echo in a loop against whatever the EndpointSlice says is ready.
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let client_loop = {
+        let (stop, calls, failures) = (stop.clone(), calls.clone(), failures.clone());
+        let cluster = &cluster;
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                for addr in ready_endpoints(cluster, "svc").await {
+                    let n = calls.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = echo(&cluster.env, addr, &format!("call-{n}")).await {
+                        failures.lock().unwrap().push(e);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    let scenario = async {
+        let updated = Instant::now();
+        set_image(&cluster, "svc", BROKEN).await;
+        let aborted = app_when(&cluster, "svc", "the rollout aborted", READY_TIMEOUT, |a| {
+            is(a, "Degraded", "True")
+                && condition(a, "Degraded").is_some_and(|c| c.reason == "RolloutAborted")
+        })
+        .await;
+        println!("broken update → RolloutAborted: {:?}", updated.elapsed());
+        let degraded = condition(&aborted, "Degraded").unwrap();
+        assert!(
+            degraded.message.contains("HTTP 404"),
+            "the probe's own error: {}",
+            degraded.message
+        );
+        assert!(
+            degraded
+                .message
+                .contains(&format!("rolled back to {stable}")),
+            "{}",
+            degraded.message
+        );
+        let status = aborted.status.clone().unwrap();
+        assert!(status.failed_revision.is_some());
+        assert_ne!(status.failed_revision, status.stable_revision);
+
+        // The Deployment is back on the good template and the broken pod is gone.
+        let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+        until("the rollback to finish", READY_TIMEOUT, || async {
+            let d = deployments.get("svc").await.map_err(|e| e.to_string())?;
+            let image = d.spec.template.spec.as_ref().unwrap().containers[0]
+                .image
+                .clone();
+            let pods = pods_of(&cluster, "svc").await;
+            let broken = pods.iter().filter(|p| {
+                p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some(BROKEN)
+            });
+            match (image.as_deref() != Some(BROKEN), broken.count()) {
+                (true, 0) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let rollback = updated.elapsed();
+        println!("broken update → rolled back, broken pods gone: {rollback:?}");
+        // Let the client run on the rolled-back app a little longer.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, Ordering::Relaxed);
+        aborted
+    };
+    let (aborted, ()) = tokio::join!(scenario, client_loop);
+
+    let calls = calls.load(Ordering::Relaxed);
+    let failures = failures.lock().unwrap().clone();
+    println!(
+        "echo calls during the broken rollout: {calls}, failed: {}",
+        failures.len()
+    );
+    assert!(calls > 50, "the client ran: {calls} calls");
+    assert!(failures.is_empty(), "no client call may fail: {failures:?}");
+    assert!(
+        is(&aborted, "Ready", "True"),
+        "the old pods keep the app ready"
+    );
+
+    // The abort is a Warning Event on the app.
+    let events: Api<Event> = Api::default_namespaced(cluster.client.clone());
+    until(
+        "a RolloutAborted warning",
+        Duration::from_secs(30),
+        || async {
+            let list = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            list.items
+                .iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("RolloutAborted")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.involved_object.name.as_deref() == Some("svc")
+                })
+                .map(|_| ())
+                .ok_or_else(|| format!("{} events", list.items.len()))
+        },
+    )
+    .await;
+
+    // The same spec is not retried: after a while the app still runs the good revision.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = cluster.apps().get("svc").await.unwrap();
+    assert_eq!(
+        held.status.as_ref().unwrap().stable_revision.as_deref(),
+        Some(stable.as_str())
+    );
+    assert!(
+        pods_of(&cluster, "svc")
+            .await
+            .iter()
+            .all(|p| { p.spec.as_ref().unwrap().containers[0].image.as_deref() != Some(BROKEN) })
+    );
+
+    // A fixed image rolls out normally and clears Degraded.
+    set_image(&cluster, "svc", SCRIPTED).await;
+    let fixed = app_when(&cluster, "svc", "the fix to roll out", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True")
+            && is(a, "Degraded", "False")
+            && a.status.as_ref().is_some_and(|s| {
+                s.stable_revision.as_deref() != Some(stable.as_str()) && s.failed_revision.is_none()
+            })
+    })
+    .await;
+    assert_eq!(fixed.status.unwrap().server.unwrap().name, "scripted");
+}
+
+#[tokio::test]
+async fn a_pod_that_stops_speaking_mcp_leaves_the_endpoints_and_comes_back() {
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18103, &[]).await;
+    let (period, threshold) = (2u64, 2u64);
+    cluster
+        .apply_app(json!({"metadata": {"name": "flaky"}, "spec": {
+            "image": SCRIPTED,
+            "probe": {"periodSeconds": period, "timeoutSeconds": 1, "failureThreshold": threshold},
+        }}))
+        .await
+        .expect("app applies");
+    app_when(&cluster, "flaky", "Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True")
+    })
+    .await;
+    let addr = until("a ready endpoint", READY_TIMEOUT, || async {
+        ready_endpoints(&cluster, "flaky")
+            .await
+            .first()
+            .copied()
+            .ok_or("none")
+    })
+    .await;
+
+    let (status, _) = cluster.env.http_get(addr, "/break").await.unwrap();
+    assert_eq!(status, 200);
+    let broke = Instant::now();
+    let bound = Duration::from_secs(period * threshold + period);
+    until("the pod to leave the endpoints", bound * 3, || async {
+        match ready_endpoints(&cluster, "flaky").await.is_empty() {
+            true => Ok(()),
+            false => Err("still ready"),
+        }
+    })
+    .await;
+    let left = broke.elapsed();
+    println!("stopped speaking MCP → out of the endpoints: {left:?} (bound {bound:?})");
+    assert!(left <= bound, "left after {left:?}, more than {bound:?}");
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
+    let pod = pods_of(&cluster, "flaky").await.remove(0).name_any();
+    let c = handshake_condition(&pods, &pod).await.unwrap();
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "HttpStatus")
+    );
+    assert!(c.message.contains("503"), "{}", c.message);
+    let app = app_when(&cluster, "flaky", "not Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "False")
+    })
+    .await;
+    assert!(condition(&app, "Ready").unwrap().message.contains("503"));
+
+    let (status, _) = cluster.env.http_get(addr, "/heal").await.unwrap();
+    assert_eq!(status, 200);
+    let healed = Instant::now();
+    until("the pod to come back", bound * 3, || async {
+        match ready_endpoints(&cluster, "flaky").await.is_empty() {
+            false => Ok(()),
+            true => Err("not ready"),
+        }
+    })
+    .await;
+    let back = healed.elapsed();
+    println!("speaks MCP again → back in the endpoints: {back:?}");
+    assert!(
+        back <= Duration::from_secs(period) * 2,
+        "back after {back:?}"
+    );
+    // Steady state without a change: the app is Ready and not Degraded (the pod was out of the
+    // Service, but the revision was never aborted: it passed before).
+    let app = app_when(&cluster, "flaky", "Ready again", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True")
+    })
+    .await;
+    assert!(is(&app, "Degraded", "False"));
+}
+
+#[tokio::test]
+async fn a_missing_required_tool_keeps_the_app_unready_and_names_the_tool() {
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18104, &[]).await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "picky"}, "spec": {
+            "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2,
+                      "requiredTools": ["echo", "forecast"]},
+        }}))
+        .await
+        .expect("app applies");
+    let app = app_when(&cluster, "picky", "HandshakeFailed", READY_TIMEOUT, |a| {
+        condition(a, "Ready").is_some_and(|c| c.reason == "HandshakeFailed")
+    })
+    .await;
+    let ready = condition(&app, "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains("forecast"), "{}", ready.message);
+    assert!(
+        !ready.message.contains("echo,"),
+        "only the missing tool: {}",
+        ready.message
+    );
+    // With no earlier good revision, the abort is reported in place.
+    let app = app_when(&cluster, "picky", "RolloutAborted", READY_TIMEOUT, |a| {
+        condition(a, "Degraded").is_some_and(|c| c.reason == "RolloutAborted")
+    })
+    .await;
+    let degraded = condition(&app, "Degraded").unwrap();
+    assert!(
+        degraded.message.contains("forecast"),
+        "{}",
+        degraded.message
+    );
+    assert!(
+        degraded.message.contains("nothing to roll back to"),
+        "{}",
+        degraded.message
+    );
+    assert!(ready_endpoints(&cluster, "picky").await.is_empty());
+}
+
+/// The official TypeScript SDK's stdio server, from the clients the mcp-server tests install.
+fn typescript_stdio_server() -> (String, String) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let server = repo.join("mcp-server/tests/clients/stdio_server.cjs");
+    let cache = mcp_testenv::binaries::cache_dir();
+    let node_modules = std::fs::read_dir(&cache)
+        .expect("cache dir")
+        .flatten()
+        .map(|e| e.path().join("node_modules"))
+        .find(|p| p.join("@modelcontextprotocol/sdk").exists())
+        .expect("the MCP clients are installed (mcp-server/tests/clients/setup.sh)");
+    (
+        server.display().to_string(),
+        node_modules.display().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_stdio_server_bridged_by_the_companion_binary_becomes_ready() {
+    let (server, node_modules) = typescript_stdio_server();
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18105, &[]).await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "stdio"}, "spec": {
+            "image": NODE,
+            "transport": "stdio",
+            "command": ["node", server],
+            "env": [{"name": "NODE_PATH", "value": node_modules}],
+            "probe": {"periodSeconds": 2, "timeoutSeconds": 2},
+        }}))
+        .await
+        .expect("app applies");
+    let app = app_when(&cluster, "stdio", "Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True") && a.status.as_ref().is_some_and(|s| s.server.is_some())
+    })
+    .await;
+    let server = app.status.unwrap().server.unwrap();
+    assert_eq!(server.name, "bridged-ts-server");
+    assert!(server.tools >= 1);
+}
+
+/// The operator's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_hundred_apps_at_once_all_become_ready() {
+    const APPS: usize = 100;
+    let cluster = start().await;
+    let operator = cluster.start_operator("operator", 18106, &[]).await;
+    let started = Instant::now();
+    for i in 0..APPS {
+        cluster
+            .apply_app(
+                json!({"metadata": {"name": format!("app-{i:03}")}, "spec": {
+                    "probe": {"periodSeconds": 10},
+                    "rollout": {"drainSeconds": 0},
+                }}),
+            )
+            .await
+            .expect("app applies");
+    }
+    let apps = cluster.apps();
+    until("every app Ready", Duration::from_secs(600), || async {
+        let list = apps
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = list.items.iter().filter(|a| is(a, "Ready", "True")).count();
+        if ready == APPS {
+            Ok(())
+        } else {
+            Err(format!("{ready} of {APPS} Ready"))
+        }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let rss = rss_kib(operator.pid());
+    println!(
+        "{APPS} apps Ready in {elapsed:?}; operator RSS {} MiB",
+        rss / 1024
+    );
+    assert!(rss > 0, "the operator's RSS was read");
+}

@@ -1,0 +1,85 @@
+"""A minimal MCP server (Streamable HTTP, JSON responses, initialize era) whose behaviour the
+gate tests switch at run time, to play the servers real clusters meet:
+
+  --broken        /healthz answers 200 but /mcp is a 404 page: up, yet not an MCP server.
+  --tools a,b     the tools tools/list returns (default: echo).
+  GET /break      from now on /mcp answers 503, as a server that stopped speaking MCP.
+  GET /heal       back to normal.
+
+It listens on 0.0.0.0:$PORT (default 8080).
+"""
+
+import json
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+broken = "--broken" in sys.argv
+tools = ["echo"]
+if "--tools" in sys.argv:
+    tools = [t for t in sys.argv[sys.argv.index("--tools") + 1].split(",") if t]
+failing = threading.Event()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.command, self.path))
+
+    def reply(self, status, body=b"", content_type="application/json", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/healthz":
+            self.reply(200, b"ok", "text/plain")
+        elif self.path == "/break":
+            failing.set()
+            self.reply(200, b"broken", "text/plain")
+        elif self.path == "/heal":
+            failing.clear()
+            self.reply(200, b"healed", "text/plain")
+        else:
+            self.reply(405 if self.path == "/mcp" else 404, b"", "text/plain")
+
+    def do_DELETE(self):
+        self.reply(200 if self.path == "/mcp" else 404, b"", "text/plain")
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if broken or self.path != "/mcp":
+            self.reply(404, b"<html><body>Not Found</body></html>", "text/html")
+            return
+        if failing.is_set():
+            self.reply(503, b"overloaded", "text/plain")
+            return
+        message = json.loads(body)
+        method, rid = message.get("method"), message.get("id")
+        if rid is None:
+            self.reply(202)
+            return
+        if method == "initialize":
+            result = {
+                "protocolVersion": message["params"]["protocolVersion"],
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "scripted", "version": "0.1.0"},
+            }
+            headers = [("Mcp-Session-Id", "s-1")]
+        elif method == "tools/list":
+            result = {"tools": [{"name": t, "inputSchema": {"type": "object"}} for t in tools]}
+            headers = []
+        else:
+            error = {"code": -32601, "message": "method not found: %s" % method}
+            self.reply(200, json.dumps({"jsonrpc": "2.0", "id": rid, "error": error}).encode())
+            return
+        self.reply(200, json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}).encode(), headers=headers)
+
+
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()
