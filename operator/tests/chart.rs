@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -18,6 +19,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpApp;
+use mcp_operator::api::conditions::READY;
+use mcp_operator::status::condition;
 use mcp_testenv::wait::until;
 use mcp_testenv::{audit, binaries, manifests};
 use serde::Deserialize;
@@ -25,6 +28,8 @@ use serde_json::{Value, json};
 use support::{Cluster, OPERATOR_IMAGE, TIMEOUT, from, repo};
 
 const RELEASE: &str = "mcp-operator";
+/// A pod's first handshake waits for its containers to be ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const NAMESPACE: &str = "mcp-operator-system";
 /// The user the API server sees for the chart's ServiceAccount.
 const OPERATOR_SERVICE_ACCOUNT: &str = "system:serviceaccount:mcp-operator-system:mcp-operator";
@@ -635,6 +640,52 @@ async fn reconciled(client: &Client, namespace: &str, name: &str) -> (McpApp, De
     (app, deployment)
 }
 
+/// The app once its Ready condition is True: its pods passed the MCP handshake.
+async fn ready_app(client: &Client, namespace: &str, name: &str) -> McpApp {
+    let apps: Api<McpApp> = Api::namespaced(client.clone(), namespace);
+    until(
+        &format!("McpApp {namespace}/{name} to be Ready"),
+        READY_TIMEOUT,
+        || async {
+            let app = apps.get(name).await.unwrap();
+            match condition(app.status.as_ref(), READY) {
+                Some(c) if c.status == "True" => Ok(app),
+                other => Err(format!(
+                    "{other:?}; last probe {:?}; pods {:?}",
+                    app.status.as_ref().and_then(|s| s.last_probe.as_ref()),
+                    pod_conditions(client, namespace, name).await
+                )),
+            }
+        },
+    )
+    .await
+}
+
+/// `pod: type=status (reason)` of every condition of the app's pods, for failure messages.
+async fn pod_conditions(client: &Client, namespace: &str, app: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app.kubernetes.io/instance={app}");
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap();
+    list.items
+        .iter()
+        .flat_map(|pod| {
+            let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone());
+            conditions.into_iter().flatten().map(move |c| {
+                format!(
+                    "{}: {}={} ({})",
+                    pod.name_any(),
+                    c.type_,
+                    c.status,
+                    c.message.or(c.reason).unwrap_or_default()
+                )
+            })
+        })
+        .collect()
+}
+
 /// Every write the operator's ServiceAccount made was allowed: its RBAC is enough.
 fn assert_no_forbidden_writes(cluster: &Cluster) -> Vec<audit::AuditEvent> {
     let writes = audit::writes_by(&cluster.env.audit_log(), OPERATOR_SERVICE_ACCOUNT);
@@ -703,6 +754,16 @@ async fn helm_install_upgrade_and_uninstall_run_the_operator_with_the_charts_rba
         image.as_deref(),
         Some(mcp_operator::api::DEFAULT_COMPANION_IMAGE)
     );
+    // The rollout gate, from inside the cluster: the app's pod answered the operator's MCP
+    // handshake, its condition was patched (pods/status), and the app is Ready.
+    let ready = ready_app(&client, "default", "hello-mcp").await;
+    let server = ready
+        .status
+        .unwrap()
+        .server
+        .expect("status.server from the handshake");
+    assert!(server.tools > 0, "{server:?}");
+
     // An HTTPRoute needs the Gateway API rules and the CRD read at start.
     apply_sample(&client, "gateway.yaml", "default").await;
     let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(
@@ -727,10 +788,12 @@ async fn helm_install_upgrade_and_uninstall_run_the_operator_with_the_charts_rba
     })
     .await;
     let writes = assert_no_forbidden_writes(&cluster);
-    let wrote = |what: &str| writes.iter().any(|w| w.describe() == what);
+    let wrote = |what: &str| writes.iter().any(|w| w.describe().starts_with(what));
     assert!(
         wrote("patch deployments default/hello-mcp")
-            && wrote("patch mcpapps/status default/hello-mcp"),
+            && wrote("patch mcpapps/status default/hello-mcp")
+            && wrote("patch pods/status default/hello-mcp-")
+            && wrote("patch controllerrevisions default/hello-mcp"),
         "the operator writes as its ServiceAccount: {:#?}",
         writes
             .iter()
@@ -878,6 +941,7 @@ async fn watch_namespaces_install_manages_those_namespaces_on_namespaced_rbac() 
     apply_sample(&client, "minimal.yaml", "default").await;
     apply_sample(&client, "minimal.yaml", "team-a").await;
     reconciled(&client, "team-a", "hello-mcp").await;
+    ready_app(&client, "team-a", "hello-mcp").await;
     assert_no_forbidden_writes(&cluster);
     // By now an app in an unwatched namespace would have been reconciled too.
     let apps: Api<McpApp> = Api::namespaced(client.clone(), "default");
@@ -906,5 +970,6 @@ async fn plain_manifests_install_a_working_operator() {
     ready_operator_pods(&client, 1).await;
     apply_sample(&client, "minimal.yaml", "default").await;
     reconciled(&client, "default", "hello-mcp").await;
+    ready_app(&client, "default", "hello-mcp").await;
     assert_no_forbidden_writes(&cluster);
 }
