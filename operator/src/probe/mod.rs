@@ -1,8 +1,24 @@
 //! The MCP handshake the rollout gate sends to each pod: a typed result or a typed error.
 //!
-//! (Skeleton: the interface the gate codes against. The implementation fills it in.)
+//! This module owns the types and picks the protocol era; the transports live in `streamable`
+//! (`initialize` over Streamable HTTP), `stateless` (2026-07-28 `server/discover`) and
+//! `legacy_sse` (2024-11-05 HTTP+SSE), over the shared `http`, `sse`, `jsonrpc` and `mcp`
+//! layers.
 
+mod http;
+mod jsonrpc;
+mod legacy_sse;
+mod mcp;
+mod sse;
+mod stateless;
+mod streamable;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::Url;
+use tokio::time::Instant;
 
 use crate::api::ProtocolVersion;
 
@@ -40,7 +56,7 @@ pub struct Handshake {
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProbeError {
-    #[error("connection refused by {0}")]
+    #[error("connection refused by {0}: nothing listens on that port")]
     Refused(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -82,19 +98,136 @@ impl ProbeError {
     }
 }
 
-/// Sends handshakes; cheap to clone (one connection pool).
+/// What a transport established before the required tools are checked.
+struct Reached {
+    greeting: mcp::Greeting,
+    tools: Vec<String>,
+}
+
+/// Sends handshakes; cheap to clone (one HTTP client).
 #[derive(Clone, Debug)]
-pub struct Prober {}
+pub struct Prober {
+    client: reqwest::Client,
+}
 
 impl Prober {
     pub fn new() -> Self {
-        Prober {}
+        // Probes go to pod IPs over plain HTTP. TLS is configured with an explicit provider and
+        // no trust roots only because the HTTP client insists on a TLS configuration; it keeps
+        // the probe independent of a process-wide crypto provider.
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            // Pods come and go: a kept-alive connection to an old pod IP is worth nothing.
+            .pool_max_idle_per_host(0)
+            // Pod IPs are never reached through a proxy, whatever the environment says.
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .user_agent(format!("{}/{}", mcp::CLIENT_NAME, mcp::CLIENT_VERSION))
+            .build()
+            .expect("the probe's HTTP client settings are valid");
+        Prober { client }
     }
 
     /// One handshake with `target`, bounded by `target.timeout`.
     pub async fn handshake(&self, target: &Target) -> Result<Handshake, ProbeError> {
-        let _ = target;
-        todo!("implemented by the probe client work")
+        let started = Instant::now();
+        let deadline = started + target.timeout;
+        let reached = tokio::time::timeout_at(deadline, self.exchange(target, deadline))
+            .await
+            .map_err(|_| ProbeError::Timeout(target.timeout))??;
+        let latency = started.elapsed();
+        let listed: BTreeSet<&str> = reached.tools.iter().map(String::as_str).collect();
+        let missing: BTreeSet<&str> = target
+            .required_tools
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !listed.contains(t))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ProbeError::ToolsMissing(
+                missing.into_iter().map(str::to_owned).collect(),
+            ));
+        }
+        Ok(Handshake {
+            server_name: reached.greeting.identity.name,
+            server_version: reached.greeting.identity.version,
+            protocol_version: reached.greeting.protocol_version,
+            tools: reached.tools.len(),
+            latency,
+        })
+    }
+
+    async fn exchange(&self, target: &Target, deadline: Instant) -> Result<Reached, ProbeError> {
+        let url = Url::parse(&target.url).map_err(|e| {
+            ProbeError::Transport(format!("the probe URL {:?} is invalid: {e}", target.url))
+        })?;
+        if url.scheme() != "http" {
+            return Err(ProbeError::Transport(format!(
+                "the probe speaks plain HTTP to pods; {url} is not an http:// URL"
+            )));
+        }
+        let http = http::Http {
+            client: &self.client,
+            bearer_token: target.bearer_token.as_deref(),
+        };
+        if target.legacy_sse {
+            let asked = match target.protocol {
+                ProtocolVersion::Auto => "2024-11-05",
+                ProtocolVersion::V2026_07_28 => {
+                    return Err(ProbeError::Transport(
+                        "protocol revision 2026-07-28 has no HTTP+SSE transport; probe this \
+                         server with protocol version auto or 2024-11-05"
+                            .into(),
+                    ));
+                }
+                explicit => revision(explicit),
+            };
+            return legacy_sse::handshake(http, &url, asked).await;
+        }
+        match target.protocol {
+            ProtocolVersion::V2026_07_28 => stateless::handshake(http, &url).await,
+            ProtocolVersion::Auto => match stateless::handshake(http, &url).await {
+                Err(e) if speaks_another_era(&e) => {
+                    tracing::debug!(url = %url, error = %e, "server/discover refused; trying initialize");
+                    streamable::handshake(http, &url, mcp::LATEST_HANDSHAKE, deadline).await
+                }
+                reached => reached,
+            },
+            explicit => streamable::handshake(http, &url, revision(explicit), deadline).await,
+        }
+    }
+}
+
+/// The wire name of an explicit revision.
+fn revision(version: ProtocolVersion) -> &'static str {
+    match version {
+        ProtocolVersion::V2024_11_05 => "2024-11-05",
+        ProtocolVersion::V2025_03_26 => "2025-03-26",
+        ProtocolVersion::V2025_06_18 => "2025-06-18",
+        ProtocolVersion::V2025_11_25 | ProtocolVersion::Auto => mcp::LATEST_HANDSHAKE,
+        ProtocolVersion::V2026_07_28 => mcp::STATELESS,
+    }
+}
+
+/// Whether a failed `server/discover` means "not this era" (so `initialize` may work), rather
+/// than a server that is down, slow or refuses us.
+fn speaks_another_era(error: &ProbeError) -> bool {
+    match error {
+        ProbeError::HttpStatus { status, .. } => matches!(status, 400 | 404 | 405),
+        // Method not found, invalid request (no session), unsupported protocol version.
+        ProbeError::JsonRpcError { code, .. } => matches!(code, -32601 | -32600 | -32022),
+        ProbeError::VersionMismatch { .. } | ProbeError::NotJsonRpc { .. } => true,
+        ProbeError::Refused(_)
+        | ProbeError::Timeout(_)
+        | ProbeError::ToolsMissing(_)
+        | ProbeError::Transport(_) => false,
     }
 }
 

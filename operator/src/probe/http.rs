@@ -1,0 +1,374 @@
+//! HTTP plumbing shared by the transports: sending with the probe's headers, turning failures
+//! into [`ProbeError`]s a person can act on, and reading a JSON-RPC answer from a JSON body or an
+//! event stream.
+
+use std::collections::VecDeque;
+use std::error::Error as _;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde_json::Value;
+
+use super::ProbeError;
+use super::jsonrpc::{self, Incoming, Outcome};
+use super::sse;
+
+pub const SESSION_ID: &str = "mcp-session-id";
+pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub const MCP_METHOD: &str = "mcp-method";
+pub const JSON: &str = "application/json";
+pub const EVENT_STREAM: &str = "text/event-stream";
+/// What MCP clients must accept on a POST.
+const POST_ACCEPT: &str = "application/json, text/event-stream";
+
+/// Most bytes read from one response: enough for a long tool list, bounded for a server that
+/// streams without end.
+const MAX_BODY_BYTES: usize = 8 << 20;
+/// Characters of an error body quoted in a message.
+const EXCERPT_CHARS: usize = 200;
+/// Bytes of an error body read to explain it.
+const FAILED_BODY_BYTES: usize = 16 * 1024;
+
+/// One target's connection settings.
+#[derive(Clone, Copy)]
+pub struct Http<'a> {
+    pub client: &'a reqwest::Client,
+    pub bearer_token: Option<&'a str>,
+}
+
+impl Http<'_> {
+    pub fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        let builder = self.client.request(method, url.clone());
+        match self.bearer_token {
+            // Tokens read from Secrets often end in a newline, which no header value may carry.
+            Some(token) => builder.bearer_auth(token.trim()),
+            None => builder,
+        }
+    }
+
+    /// A POST of one JSON-RPC message, accepting JSON or an event stream back.
+    pub fn post(&self, url: &Url, message: &Value) -> RequestBuilder {
+        self.request(Method::POST, url)
+            .header(ACCEPT, POST_ACCEPT)
+            .header(CONTENT_TYPE, JSON)
+            .body(message.to_string())
+    }
+
+    /// Sends `request`; `what` names it in errors (a JSON-RPC method, or `GET /sse`).
+    pub async fn send(
+        &self,
+        request: RequestBuilder,
+        what: &str,
+        url: &Url,
+    ) -> Result<Response, ProbeError> {
+        request
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, what, url))
+    }
+}
+
+/// `host:port` of a URL, for messages.
+pub fn authority(url: &Url) -> String {
+    // `host_str` keeps the brackets of an IPv6 address.
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        _ => url.to_string(),
+    }
+}
+
+/// The innermost causes of an error, which say what actually happened (reqwest's own message
+/// only repeats the URL).
+fn causes(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    if parts.is_empty() {
+        error.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn is_refused(error: &reqwest::Error) -> bool {
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+pub fn transport_error(error: &reqwest::Error, what: &str, url: &Url) -> ProbeError {
+    if error.is_connect() && is_refused(error) {
+        return ProbeError::Refused(authority(url));
+    }
+    if error.is_connect() {
+        return ProbeError::Transport(format!(
+            "cannot connect to {}: {}",
+            authority(url),
+            causes(error)
+        ));
+    }
+    ProbeError::Transport(format!("{what} to {}: {}", authority(url), causes(error)))
+}
+
+fn not_json_rpc(what: &str, detail: impl Into<String>) -> ProbeError {
+    ProbeError::NotJsonRpc {
+        method: what.into(),
+        detail: detail.into(),
+    }
+}
+
+/// The media type of a response, lowercase and without parameters.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Reads a body, at most [`MAX_BODY_BYTES`] of it.
+async fn read_body(mut response: Response, what: &str, url: &Url) -> Result<Vec<u8>, ProbeError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(&e, what, url))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_BODY_BYTES {
+            return Err(not_json_rpc(
+                what,
+                format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// Quotes the start of a body on one line, for an error message.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        return "(empty body)".into();
+    }
+    match line.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// A non-2xx answer, read far enough to explain it.
+pub struct Failed {
+    pub status: StatusCode,
+    /// For 401, the challenge, which tells a missing token from a rejected one.
+    challenge: Option<String>,
+    /// The start of the body.
+    pub body: Vec<u8>,
+}
+
+impl Failed {
+    pub async fn read(mut response: Response) -> Self {
+        let status = response.status();
+        let challenge = (status == StatusCode::UNAUTHORIZED)
+            .then(|| response.headers().get(WWW_AUTHENTICATE))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // The first few KiB say what went wrong (JSON-RPC error bodies are small); a body that
+        // fails to arrive quotes as what arrived.
+        let mut body = Vec::new();
+        while body.len() < FAILED_BODY_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        Self {
+            status,
+            challenge,
+            body,
+        }
+    }
+
+    pub fn into_error(self, what: &str) -> ProbeError {
+        let mut quoted = excerpt(&self.body);
+        if let Some(challenge) = self.challenge {
+            quoted.push_str(&format!(" (WWW-Authenticate: {challenge})"));
+        }
+        ProbeError::HttpStatus {
+            method: what.into(),
+            status: self.status.as_u16(),
+            body: quoted,
+        }
+    }
+}
+
+/// The [`ProbeError::HttpStatus`] for a non-2xx answer.
+pub async fn status_error(response: Response, what: &str) -> ProbeError {
+    Failed::read(response).await.into_error(what)
+}
+
+/// Reads the answer to request `id` from a 2xx response: a JSON body (one message or a batch) or
+/// an event stream, read until the answer arrives.
+pub async fn read_answer(
+    response: Response,
+    method: &str,
+    id: u64,
+    url: &Url,
+) -> Result<Outcome, ProbeError> {
+    if media_type(response.headers()) == EVENT_STREAM {
+        let mut events = EventReader::new(response);
+        return answer_from_events(&mut events, method, id, url).await;
+    }
+    let status = response.status();
+    let declared = media_type(response.headers());
+    let body = read_body(response, method, url).await?;
+    if body.is_empty() {
+        return Err(not_json_rpc(
+            method,
+            format!(
+                "HTTP {} with an empty body, no response to the request",
+                status.as_u16()
+            ),
+        ));
+    }
+    match jsonrpc::answer_in_body(&body, id) {
+        Ok(Some(outcome)) => Ok(outcome),
+        Ok(None) => Err(not_json_rpc(
+            method,
+            format!("the body holds no response to request id {id}"),
+        )),
+        Err(why) if declared == JSON => {
+            Err(not_json_rpc(method, format!("{why}: {}", excerpt(&body))))
+        }
+        Err(_) => Err(not_json_rpc(
+            method,
+            format!(
+                "expected {JSON} or {EVENT_STREAM}, got {}: {}",
+                if declared.is_empty() {
+                    "no Content-Type"
+                } else {
+                    &declared
+                },
+                excerpt(&body)
+            ),
+        )),
+    }
+}
+
+/// Reads events until the answer to `id`: server requests and notifications on the way are
+/// skipped, and so are events without data (2025-11-25 servers prime streams with one).
+pub async fn answer_from_events(
+    events: &mut EventReader,
+    method: &str,
+    id: u64,
+    url: &Url,
+) -> Result<Outcome, ProbeError> {
+    while let Some(event) = events.next(method, url).await? {
+        if event.event != "message" || event.data.trim().is_empty() {
+            continue;
+        }
+        let message: Value = serde_json::from_str(&event.data).map_err(|e| {
+            not_json_rpc(
+                method,
+                format!(
+                    "an event's data is not JSON ({e}): {}",
+                    excerpt(event.data.as_bytes())
+                ),
+            )
+        })?;
+        match jsonrpc::classify(&message, id).map_err(|why| not_json_rpc(method, why))? {
+            Incoming::Answer(outcome) => return Ok(outcome),
+            Incoming::Unattributed(e) => return Ok(Err(e)),
+            Incoming::Other => {}
+        }
+    }
+    Err(not_json_rpc(
+        method,
+        "the event stream ended before the response arrived",
+    ))
+}
+
+/// Events of a streaming response, read as they arrive.
+pub struct EventReader {
+    response: Response,
+    parser: sse::Parser,
+    ready: VecDeque<sse::Event>,
+    read: usize,
+}
+
+impl EventReader {
+    pub fn new(response: Response) -> Self {
+        Self {
+            response,
+            parser: sse::Parser::new(),
+            ready: VecDeque::new(),
+            read: 0,
+        }
+    }
+
+    /// The next event, or `None` when the stream ends.
+    pub async fn next(&mut self, what: &str, url: &Url) -> Result<Option<sse::Event>, ProbeError> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(Some(event));
+            }
+            let Some(chunk) = self
+                .response
+                .chunk()
+                .await
+                .map_err(|e| transport_error(&e, what, url))?
+            else {
+                return Ok(None);
+            };
+            self.read += chunk.len();
+            if self.read > MAX_BODY_BYTES {
+                return Err(not_json_rpc(
+                    what,
+                    format!(
+                        "the event stream sent more than {MAX_BODY_BYTES} bytes without the response"
+                    ),
+                ));
+            }
+            self.ready.extend(self.parser.feed(&chunk));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(excerpt(b"  not\n found \r\n"), "not found");
+        assert_eq!(excerpt(b""), "(empty body)");
+        let long = "é".repeat(500);
+        let quoted = excerpt(long.as_bytes());
+        assert_eq!(quoted.chars().count(), EXCERPT_CHARS + 1);
+        assert!(quoted.ends_with('…'));
+    }
+
+    #[test]
+    fn authority_names_host_and_port() {
+        let url = Url::parse("http://10.0.0.7:8080/mcp").unwrap();
+        assert_eq!(authority(&url), "10.0.0.7:8080");
+        let url = Url::parse("http://[fd00::7]/mcp").unwrap();
+        assert_eq!(authority(&url), "[fd00::7]:80");
+    }
+}
