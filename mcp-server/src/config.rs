@@ -138,6 +138,12 @@ pub struct ServerArgs {
     #[arg(long, env = "MCP_RESPONSE_MODE", value_enum, default_value_t = ResponseMode::Auto, global = true)]
     pub response_mode: ResponseMode,
 
+    /// Built-in mode: also offer the reference fixtures of the @modelcontextprotocol/conformance
+    /// server scenarios (tools test_*, resources test://..., prompts test_*), for running that
+    /// suite against this server.
+    #[arg(long, env = "MCP_CONFORMANCE_FIXTURES", global = true)]
+    pub conformance_fixtures: bool,
+
     /// Messages kept per session for resuming broken SSE streams with Last-Event-ID.
     #[arg(long, env = "MCP_EVENT_HISTORY", default_value_t = 256, global = true)]
     pub event_history: usize,

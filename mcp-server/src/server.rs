@@ -26,11 +26,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let lifecycle = Arc::new(Lifecycle::default());
 
     let (backend, default_max) = match cli.mode {
-        None => (
-            Backend::Builtin(Arc::new(Builtin::new())),
-            DEFAULT_MAX_SESSIONS_BUILTIN,
-        ),
+        None => {
+            let builtin = if args.conformance_fixtures {
+                Builtin::new().with_conformance_fixtures()
+            } else {
+                Builtin::new()
+            };
+            (
+                Backend::Builtin(Arc::new(builtin)),
+                DEFAULT_MAX_SESSIONS_BUILTIN,
+            )
+        }
         Some(Mode::Install { dest }) => return crate::install::install(&dest),
+        Some(Mode::Bridge(_)) if args.conformance_fixtures => {
+            anyhow::bail!("--conformance-fixtures belongs to the built-in mode, not to bridge mode")
+        }
         Some(Mode::Bridge(bridge)) => {
             let (command, command_args) = bridge
                 .command

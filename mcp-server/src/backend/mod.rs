@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod builtin;
+pub mod conformance;
 
 use std::sync::{Arc, Mutex};
 

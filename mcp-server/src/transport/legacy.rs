@@ -49,12 +49,10 @@ pub async fn connect(State(app): State<AppState>, headers: HeaderMap) -> Respons
         sessions: Arc::clone(&app.sessions),
         id: session.id.clone(),
     };
-    let events = reply::channel_stream(rx)
-        .map(move |event| {
-            let _ends_session = &guard;
-            event
-        })
-        .boxed();
+    let events = rx.map(move |event| {
+        let _ends_session = &guard;
+        event
+    });
     let endpoint = sse::Event::default()
         .event("endpoint")
         .data(format!("/messages?sessionId={}", session.id));

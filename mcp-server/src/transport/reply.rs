@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, BoxStream, Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
@@ -142,7 +142,7 @@ pub async fn answer(
     }
     event_stream(
         app,
-        stream::iter(first).chain(events).boxed(),
+        stream::iter(first).chain(events),
         None,
         shape.event_ids,
         None,
@@ -182,7 +182,7 @@ fn status_for(message: &Message) -> StatusCode {
 /// transport's `endpoint` event). The stream counts in the active-streams gauge while open.
 pub fn event_stream(
     app: &AppState,
-    events: BoxStream<'static, Event>,
+    events: impl Stream<Item = Event> + Send + 'static,
     stop: Option<CancellationToken>,
     event_ids: bool,
     prelude: Option<sse::Event>,

@@ -257,7 +257,7 @@ pub async fn get(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let rx = session.attach_stream(last_event);
     reply::event_stream(
         &app,
-        reply::channel_stream(rx),
+        rx,
         Some(app.lifecycle.streams_closing.clone()),
         true,
         None,
