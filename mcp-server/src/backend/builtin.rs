@@ -80,6 +80,12 @@ impl Call {
         self.send(Message::notification("notifications/progress", params));
     }
 
+    /// Ends the HTTP response carrying this call while the call goes on: the client resumes
+    /// the stream with `Last-Event-ID` and gets the rest there (SEP-1699 polling).
+    pub fn release_stream(&self) {
+        self.outlet.release_stream(&self.request);
+    }
+
     /// Sends a log message (`notifications/message`) if the session's level admits it.
     pub fn log(&self, level: &str, data: Value) {
         if self.session.as_ref().is_some_and(|s| s.logs(level)) {

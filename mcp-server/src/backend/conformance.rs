@@ -23,6 +23,9 @@ const TEMPLATE_PREFIX: &str = "test://template/";
 const TEMPLATE_SUFFIX: &str = "/data";
 /// Pause between the steps of the logging and progress tools, as the scenarios ask.
 const STEP: Duration = Duration::from_millis(50);
+/// How long `test_reconnection` works after releasing its connection, so the client reconnects
+/// while the call is still running.
+const RECONNECTION_WORK: Duration = Duration::from_millis(200);
 
 fn no_arguments() -> Value {
     json!({ "type": "object", "properties": {} })
@@ -103,6 +106,11 @@ pub fn tools() -> Vec<Value> {
         tool(
             "test_elicitation_sep1330_enums",
             "Asks the user to choose from each kind of enum schema.",
+            no_arguments(),
+        ),
+        tool(
+            "test_reconnection",
+            "Closes its connection mid-call; the client resumes the stream to get the result.",
             no_arguments(),
         ),
         // SEP-1613: JSON Schema 2020-12 keywords must reach the client as written.
@@ -193,6 +201,11 @@ pub async fn call_tool(name: &str, args: &Value, call: &Call) -> Option<Result<V
         }
         "json_schema_2020_12_tool" => {
             Ok(content(vec![text(format!("Received arguments: {args}"))]))
+        }
+        "test_reconnection" => {
+            call.release_stream();
+            tokio::time::sleep(RECONNECTION_WORK).await;
+            Ok(content(vec![text("Reconnection test completed")]))
         }
         "test_error_handling" => Ok(json!({
             "isError": true,

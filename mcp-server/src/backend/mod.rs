@@ -39,6 +39,11 @@ pub trait Outlet: Send + Sync + 'static {
     fn send(&self, out: Outbound);
     /// The backend is gone for good; the session must end.
     fn closed(&self);
+
+    /// Asks the transport to end the HTTP response carrying `request`'s stream while the
+    /// request goes on; the client resumes the stream on a new connection. Transports that
+    /// cannot resume it keep the response open.
+    fn release_stream(&self, _request: &RequestId) {}
 }
 
 /// An outlet that queues on a channel: one stateless request's answers, and tests.

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -103,6 +104,8 @@ pub struct Answer {
     pub status_from_error: bool,
     /// Whether SSE events carry ids (resumable streams only).
     pub event_ids: bool,
+    /// The priming event's id, sent first when the answer is an SSE stream.
+    pub prime: Option<u64>,
 }
 
 /// Answers a POST from its stream of events: JSON when the answer is complete quickly with
@@ -129,6 +132,9 @@ pub async fn answer(
                         return complete_json(&first, &shape);
                     }
                 }
+                // A primed stream that ends before its answers was released for the client to
+                // resume: it gets the priming event, and the rest on the resumed stream.
+                Ok(None) if shape.prime.is_some() => break,
                 Ok(None) if !first.is_empty() => return complete_json(&first, &shape),
                 Ok(None) => {
                     return rpc_error(
@@ -140,13 +146,37 @@ pub async fn answer(
             }
         }
     }
-    event_stream(
+    let response = event_stream(
         app,
         stream::iter(first).chain(events),
         None,
         shape.event_ids,
         None,
-    )
+    );
+    match shape.prime {
+        Some(id) => prepend(response, priming_event(id)),
+        None => response,
+    }
+}
+
+/// How long a client whose stream this server closed waits before resuming it (the SSE `retry`
+/// field of the priming event).
+const RESUME_AFTER: Duration = Duration::from_secs(1);
+
+/// An event with an id, a `retry` hint and empty data (SEP-1699). Written out by hand: axum's
+/// `sse::Event` writes no `data` line for empty data, and clients then see no event at all.
+fn priming_event(id: u64) -> Bytes {
+    Bytes::from(format!(
+        "id: {id}\nretry: {}\ndata: \n\n",
+        RESUME_AFTER.as_millis()
+    ))
+}
+
+/// The response with `first` sent ahead of its body.
+fn prepend(response: Response, first: Bytes) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = stream::once(async move { Ok(first) }).chain(body.into_data_stream());
+    Response::from_parts(parts, Body::from_stream(body))
 }
 
 fn complete_json(events: &[Event], shape: &Answer) -> Response {

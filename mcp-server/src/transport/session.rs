@@ -68,6 +68,17 @@ struct Routes {
     awaiting: HashMap<RequestId, StreamId>,
     streams: HashMap<StreamId, Slot>,
     history: VecDeque<Logged>,
+    /// Priming event ids of request streams and the stream each primed, so a client can resume
+    /// a stream from before its first message. As bounded as the history.
+    primes: VecDeque<(u64, StreamId)>,
+}
+
+/// The stream a POST answers on.
+pub struct RequestStream {
+    pub events: EventReceiver,
+    /// The id of the priming event to send first on an SSE answer: an id with empty data, which
+    /// lets the client resume the stream before any message arrived (2025-11-25, SEP-1699).
+    pub prime: Option<u64>,
 }
 
 pub struct Session {
@@ -161,7 +172,8 @@ impl Session {
     }
 
     /// Opens the stream a POST answers on, expecting responses to `ids`.
-    pub fn open_request_stream(&self, ids: &[RequestId]) -> Result<EventReceiver, SessionError> {
+    pub fn open_request_stream(&self, ids: &[RequestId]) -> Result<RequestStream, SessionError> {
+        let primes = self.primes_streams();
         let mut routes = self.routes();
         if let Some(dup) = ids.iter().find(|id| routes.awaiting.contains_key(*id)) {
             return Err(SessionError::DuplicateId(dup.clone()));
@@ -179,7 +191,41 @@ impl Session {
         for id in ids {
             routes.awaiting.insert(id.clone(), stream);
         }
-        Ok(rx)
+        // Taken before any message of the stream, so a resume from it replays them all.
+        let prime = primes.then(|| {
+            let id = routes.next_event;
+            routes.next_event += 1;
+            routes.primes.push_back((id, stream));
+            if routes.primes.len() > self.history_limit {
+                routes.primes.pop_front();
+            }
+            id
+        });
+        Ok(RequestStream { events: rx, prime })
+    }
+
+    /// Priming events are for clients of 2025-11-25 and later: older ones fail on empty data.
+    fn primes_streams(&self) -> bool {
+        self.revision()
+            .and_then(Revision::parse)
+            .is_some_and(|r| r >= Revision::V2025_11_25)
+    }
+
+    /// Ends the HTTP response of the stream awaiting `request` while the request goes on; the
+    /// client reconnects with `Last-Event-ID` and the stream continues there (SEP-1699 polling).
+    /// Only a primed stream is released: without an event id the client could not resume it.
+    pub fn release_request_stream(&self, request: &RequestId) {
+        let mut routes = self.routes();
+        let Some(stream) = routes.awaiting.get(request).copied() else {
+            return;
+        };
+        if !routes.primes.iter().any(|(_, primed)| *primed == stream) {
+            return;
+        }
+        if let Some(slot) = routes.streams.get_mut(&stream) {
+            // Dropping the sender ends the response once what is queued has been sent.
+            slot.tx = None;
+        }
     }
 
     /// Legacy transport: responses to `ids` travel on the standalone stream.
@@ -202,11 +248,12 @@ impl Session {
         let (tx, rx) = mpsc::unbounded();
         let mut routes = self.routes();
         let resumed = last_event.and_then(|last| {
-            routes
-                .history
-                .iter()
-                .find(|l| l.event.id == last)
-                .map(|l| (l.stream, last))
+            let logged = routes.history.iter().find(|l| l.event.id == last);
+            let stream = logged.map(|l| l.stream).or_else(|| {
+                let primed = routes.primes.iter().find(|(id, _)| *id == last);
+                primed.map(|(_, stream)| *stream)
+            });
+            stream.map(|stream| (stream, last))
         });
         let (stream, replay_after) = match resumed {
             Some((stream, last)) => (stream, Some(last)),
@@ -376,8 +423,8 @@ mod tests {
     #[test]
     fn responses_go_to_the_requesting_stream_which_then_ends() {
         let s = session();
-        let mut a = s.open_request_stream(&[request_id(1)]).unwrap();
-        let mut b = s.open_request_stream(&[request_id(2)]).unwrap();
+        let mut a = s.open_request_stream(&[request_id(1)]).unwrap().events;
+        let mut b = s.open_request_stream(&[request_id(2)]).unwrap().events;
         s.route(progress_for(2));
         s.route(response(2));
         s.route(response(1));
@@ -395,7 +442,8 @@ mod tests {
         let s = session();
         let mut rx = s
             .open_request_stream(&[request_id(1), request_id(2)])
-            .unwrap();
+            .unwrap()
+            .events;
         s.route(response(2));
         assert_eq!(rx.try_recv().unwrap().message.id(), Some(&request_id(2)));
         assert!(matches!(rx.try_recv(), Err(mpsc::TryRecvError::Empty)));
@@ -417,7 +465,7 @@ mod tests {
     #[test]
     fn a_broken_request_stream_is_resumed_from_the_last_event_id() {
         let s = session();
-        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap();
+        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap().events;
         s.route(progress_for(1));
         let seen = rx.try_recv().unwrap().id;
         drop(rx); // the connection breaks
@@ -454,7 +502,7 @@ mod tests {
     #[test]
     fn server_requests_use_a_request_stream_when_no_get_stream_is_open() {
         let s = session();
-        let mut post = s.open_request_stream(&[request_id(1)]).unwrap();
+        let mut post = s.open_request_stream(&[request_id(1)]).unwrap().events;
         s.route(Outbound::unrelated(msg(
             r#"{"jsonrpc":"2.0","id":"srv-1","method":"elicitation/create"}"#,
         )));
@@ -475,7 +523,7 @@ mod tests {
     #[test]
     fn a_gone_backend_fails_every_awaited_request() {
         let s = session();
-        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap();
+        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap().events;
         s.fail_awaiting("backend ended");
         let v: serde_json::Value =
             serde_json::from_str(rx.try_recv().unwrap().message.text()).unwrap();
@@ -497,5 +545,43 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 16);
+    }
+
+    #[test]
+    fn a_released_stream_resumes_from_its_priming_event() {
+        let s = session();
+        s.set_revision("2025-11-25");
+        let stream = s.open_request_stream(&[request_id(1)]).unwrap();
+        let prime = stream.prime.expect("2025-11-25 streams are primed");
+        let mut events = stream.events;
+        s.release_request_stream(&request_id(1));
+        assert!(ended(&mut events), "the response ends");
+        s.route(progress_for(1));
+        s.route(response(1));
+        let mut resumed = s.attach_stream(Some(prime));
+        assert_eq!(
+            resumed.try_recv().unwrap().message.method(),
+            Some("notifications/progress")
+        );
+        assert_eq!(
+            resumed.try_recv().unwrap().message.id(),
+            Some(&request_id(1))
+        );
+        assert!(ended(&mut resumed));
+    }
+
+    #[test]
+    fn streams_of_older_revisions_are_neither_primed_nor_released() {
+        let s = session();
+        s.set_revision("2025-06-18");
+        let stream = s.open_request_stream(&[request_id(1)]).unwrap();
+        assert!(stream.prime.is_none());
+        let mut events = stream.events;
+        s.release_request_stream(&request_id(1));
+        s.route(response(1));
+        assert_eq!(
+            events.try_recv().unwrap().message.id(),
+            Some(&request_id(1))
+        );
     }
 }

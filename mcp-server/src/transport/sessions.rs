@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Session, TransportKind};
 use crate::backend::{Backend, BackendError, Outbound, Outlet};
+use crate::message::RequestId;
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +169,12 @@ impl Outlet for SessionOutlet {
     fn send(&self, out: Outbound) {
         if let Some(session) = self.session.upgrade() {
             session.route(out);
+        }
+    }
+
+    fn release_stream(&self, request: &RequestId) {
+        if let Some(session) = self.session.upgrade() {
+            session.release_request_stream(request);
         }
     }
 

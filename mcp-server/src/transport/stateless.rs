@@ -70,6 +70,7 @@ pub async fn post(app: &AppState, headers: &HeaderMap, payload: Payload) -> Resp
         status_from_error: true,
         // The stateless revision has no resumption, so events need no ids.
         event_ids: false,
+        prime: None,
     };
     reply::answer(app, events, shape).await
 }

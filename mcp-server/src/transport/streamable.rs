@@ -138,11 +138,11 @@ async fn deliver(app: &AppState, session: &Session, payload: Payload) -> Respons
     let ids = payload.request_ids();
     let messages = payload.into_messages();
     // The stream is opened before anything is sent, so no answer can arrive ahead of it.
-    let events = if ids.is_empty() {
+    let stream = if ids.is_empty() {
         None
     } else {
         match session.open_request_stream(&ids) {
-            Ok(rx) => Some(rx),
+            Ok(stream) => Some(stream),
             Err(e @ SessionError::DuplicateId(_)) => return bad_request(e.to_string()),
             Err(SessionError::Gone) => return gone(),
         }
@@ -152,17 +152,18 @@ async fn deliver(app: &AppState, session: &Session, payload: Payload) -> Respons
             return gone();
         }
     }
-    match events {
+    match stream {
         // Only notifications and responses: accepted, nothing to answer.
         None => StatusCode::ACCEPTED.into_response(),
-        Some(rx) => {
+        Some(stream) => {
             let shape = Answer {
                 expected: ids.len(),
                 batch,
                 status_from_error: false,
                 event_ids: true,
+                prime: stream.prime,
             };
-            reply::answer(app, reply::channel_stream(rx), shape).await
+            reply::answer(app, reply::channel_stream(stream.events), shape).await
         }
     }
 }
@@ -190,7 +191,8 @@ async fn initialize(app: &AppState, payload: Payload) -> Response {
     let answered = async {
         let mut rx = session
             .open_request_stream(std::slice::from_ref(&id))
-            .ok()?;
+            .ok()?
+            .events;
         session.send(init).await.ok()?;
         rx.next().await
     };
