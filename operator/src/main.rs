@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use clap::Parser;
 use kube::runtime::events::Reporter;
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use tokio_util::sync::CancellationToken;
 
 use mcp_operator::api::{DEFAULT_COMPANION_IMAGE, McpApp};
@@ -119,15 +119,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fails with a message that says what to do when the McpApp CRD is not installed.
+/// Fails with a message that says what to do when the McpApp CRD is not installed. Reads the
+/// CRD itself, which needs no permission beyond the watched namespaces' McpApps.
 async fn ensure_crd_installed(client: &Client) -> anyhow::Result<()> {
-    let apps: Api<McpApp> = Api::all(client.clone());
-    match apps.list(&kube::api::ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => anyhow::bail!(
-            "the McpApp CRD (mcpapps.mcp-operator.dev) is not installed: apply crds/ or install the Helm chart first"
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = format!("{}.{}", McpApp::plural(&()), McpApp::group(&()));
+    match crds
+        .get_opt(&name)
+        .await
+        .context("reading the McpApp CRD")?
+    {
+        Some(_) => Ok(()),
+        None => anyhow::bail!(
+            "the McpApp CRD ({name}) is not installed: apply crds/ or install the Helm chart first"
         ),
-        Err(e) => Err(e).context("listing McpApps"),
     }
 }
 

@@ -8,7 +8,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -19,17 +18,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpApp;
-use mcp_operator::api::conditions::READY;
-use mcp_operator::status::condition;
 use mcp_testenv::wait::until;
-use mcp_testenv::{audit, binaries, manifests};
+use mcp_testenv::{audit, binaries};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::{Cluster, OPERATOR_IMAGE, TIMEOUT, from, repo};
+use support::{Cluster, OPERATOR_IMAGE, TIMEOUT, apply_sample, from, ready_app, repo};
 
 const RELEASE: &str = "mcp-operator";
-/// A pod's first handshake waits for its containers to be ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const NAMESPACE: &str = "mcp-operator-system";
 /// The user the API server sees for the chart's ServiceAccount.
 const OPERATOR_SERVICE_ACCOUNT: &str = "system:serviceaccount:mcp-operator-system:mcp-operator";
@@ -334,12 +329,7 @@ fn watch_namespaces_get_a_role_each_and_only_cluster_reads_stay_cluster_wide() {
         );
     }
     let cluster_role = object(&docs, "ClusterRole", "", "mcp-operator");
-    let mut expected = vec![
-        // The start-up check that the CRD is installed lists McpApps cluster-wide (limit 1).
-        json!({"apiGroups": ["mcp-operator.dev"], "resources": ["mcpapps"], "verbs": ["list"]}),
-    ];
-    expected.extend(cluster_rules());
-    assert_eq!(rules(cluster_role), expected);
+    assert_eq!(rules(cluster_role), cluster_rules());
     let deployment = object(&docs, "Deployment", NAMESPACE, "mcp-operator");
     assert_eq!(
         container_env(deployment)["WATCH_NAMESPACES"],
@@ -596,15 +586,6 @@ fn pod_addr(pod: &Pod, port: u16) -> std::net::SocketAddr {
     std::net::SocketAddr::new(ip.parse().expect("pod IP"), port)
 }
 
-/// Applies a sample of `config/samples/` in `namespace`, as `kubectl apply --server-side` does.
-async fn apply_sample(client: &Client, sample: &str, namespace: &str) {
-    let yaml = std::fs::read_to_string(repo().join("config/samples").join(sample))
-        .expect("sample is readable");
-    manifests::apply(client, &yaml, namespace)
-        .await
-        .unwrap_or_else(|e| panic!("applying {sample}: {e}"));
-}
-
 /// The app's Deployment, once the operator made it: owned by the app, with the app's status
 /// written for that generation.
 async fn reconciled(client: &Client, namespace: &str, name: &str) -> (McpApp, Deployment) {
@@ -638,52 +619,6 @@ async fn reconciled(client: &Client, namespace: &str, name: &str) -> (McpApp, De
     );
     assert_eq!(owner.controller, Some(true));
     (app, deployment)
-}
-
-/// The app once its Ready condition is True: its pods passed the MCP handshake.
-async fn ready_app(client: &Client, namespace: &str, name: &str) -> McpApp {
-    let apps: Api<McpApp> = Api::namespaced(client.clone(), namespace);
-    until(
-        &format!("McpApp {namespace}/{name} to be Ready"),
-        READY_TIMEOUT,
-        || async {
-            let app = apps.get(name).await.unwrap();
-            match condition(app.status.as_ref(), READY) {
-                Some(c) if c.status == "True" => Ok(app),
-                other => Err(format!(
-                    "{other:?}; last probe {:?}; pods {:?}",
-                    app.status.as_ref().and_then(|s| s.last_probe.as_ref()),
-                    pod_conditions(client, namespace, name).await
-                )),
-            }
-        },
-    )
-    .await
-}
-
-/// `pod: type=status (reason)` of every condition of the app's pods, for failure messages.
-async fn pod_conditions(client: &Client, namespace: &str, app: &str) -> Vec<String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let selector = format!("app.kubernetes.io/instance={app}");
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .unwrap();
-    list.items
-        .iter()
-        .flat_map(|pod| {
-            let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone());
-            conditions.into_iter().flatten().map(move |c| {
-                format!(
-                    "{}: {}={} ({})",
-                    pod.name_any(),
-                    c.type_,
-                    c.status,
-                    c.message.or(c.reason).unwrap_or_default()
-                )
-            })
-        })
-        .collect()
 }
 
 /// Every write the operator's ServiceAccount made was allowed: its RBAC is enough.

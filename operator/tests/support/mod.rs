@@ -7,15 +7,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpApp;
+use mcp_operator::api::conditions::READY;
+use mcp_operator::status::condition;
 use mcp_testenv::process::Supervised;
+use mcp_testenv::wait::until;
 use mcp_testenv::{TestEnv, TestEnvBuilder, binaries, manifests, workspace_binary};
 
 /// The operator's user name in the audit log.
 pub const OPERATOR_USER: &str = "mcp-operator";
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// A pod's first handshake waits for its containers to be ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct Cluster {
     pub env: TestEnv,
@@ -151,4 +157,59 @@ pub fn repo() -> PathBuf {
 /// Deserializes a JSON value into a Kubernetes type.
 pub fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).expect("valid object")
+}
+
+/// Applies a sample of `config/samples/` in `namespace`, as `kubectl apply --server-side` does.
+pub async fn apply_sample(client: &Client, sample: &str, namespace: &str) {
+    let yaml = std::fs::read_to_string(repo().join("config/samples").join(sample))
+        .expect("sample is readable");
+    manifests::apply(client, &yaml, namespace)
+        .await
+        .unwrap_or_else(|e| panic!("applying {sample}: {e}"));
+}
+
+/// The app once its Ready condition is True: its pods passed the MCP handshake.
+pub async fn ready_app(client: &Client, namespace: &str, name: &str) -> McpApp {
+    let apps: Api<McpApp> = Api::namespaced(client.clone(), namespace);
+    until(
+        &format!("McpApp {namespace}/{name} to be Ready"),
+        READY_TIMEOUT,
+        || async {
+            let app = apps.get(name).await.unwrap();
+            match condition(app.status.as_ref(), READY) {
+                Some(c) if c.status == "True" => Ok(app),
+                other => Err(format!(
+                    "{other:?}; last probe {:?}; pods {:?}",
+                    app.status.as_ref().and_then(|s| s.last_probe.as_ref()),
+                    pod_conditions(client, namespace, name).await
+                )),
+            }
+        },
+    )
+    .await
+}
+
+/// `pod: type=status (reason)` of every condition of the app's pods, for failure messages.
+pub async fn pod_conditions(client: &Client, namespace: &str, app: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app.kubernetes.io/instance={app}");
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap();
+    list.items
+        .iter()
+        .flat_map(|pod| {
+            let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone());
+            conditions.into_iter().flatten().map(move |c| {
+                format!(
+                    "{}: {}={} ({})",
+                    pod.name_any(),
+                    c.type_,
+                    c.status,
+                    c.message.or(c.reason).unwrap_or_default()
+                )
+            })
+        })
+        .collect()
 }
