@@ -27,6 +27,8 @@ const SCRIPTED: &str = "example.com/scripted-mcp";
 const BROKEN: &str = "example.com/scripted-mcp:broken";
 /// An image that only provides `node`, for the official TypeScript SDK's stdio server.
 const NODE: &str = "example.com/node";
+/// An image whose process exits at once: its pods crash-loop and never reach a handshake.
+const CRASHING: &str = "example.com/crashing";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn scripted_server() -> String {
@@ -40,6 +42,7 @@ async fn start() -> Cluster {
         env.image(SCRIPTED, ["python3", script.as_str()])
             .image(BROKEN, ["python3", script.as_str(), "--broken"])
             .image(NODE, ["node"])
+            .image(CRASHING, ["false"])
     })
     .await
 }
@@ -140,25 +143,19 @@ async fn echo(env: &TestEnv, addr: SocketAddr, message: &str) -> Result<(), Stri
     }
 }
 
-async fn handshake_condition(pods: &Api<Pod>, name: &str) -> Option<Condition> {
+/// The pod's handshake condition as (status, reason, message).
+async fn handshake_condition(pods: &Api<Pod>, name: &str) -> Option<(String, String, String)> {
     let pod = pods.get(name).await.ok()?;
     let c = pod
         .status?
         .conditions?
         .into_iter()
         .find(|c| c.type_ == HANDSHAKE_CONDITION)?;
-    Some(Condition {
-        type_: c.type_,
-        status: c.status,
-        reason: c.reason.unwrap_or_default(),
-        message: c.message.unwrap_or_default(),
-        observed_generation: None,
-        last_transition_time: c.last_transition_time.unwrap_or_else(|| {
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-            )
-        }),
-    })
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
 }
 
 async fn pods_of(cluster: &Cluster, app: &str) -> Vec<Pod> {
@@ -232,12 +229,12 @@ async fn a_good_app_becomes_ready_through_its_handshake_and_reports_the_server()
     // The pod carries the condition with what the server said, and is a ready endpoint.
     let pod = pods_of(&cluster, "good").await.remove(0);
     let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
-    let c = handshake_condition(&pods, &pod.name_any()).await.unwrap();
+    let (pod_status, reason, message) = handshake_condition(&pods, &pod.name_any()).await.unwrap();
     assert_eq!(
-        (c.status.as_str(), c.reason.as_str()),
+        (pod_status.as_str(), reason.as_str()),
         ("True", "HandshakeSucceeded")
     );
-    assert!(c.message.contains("mcp-server"), "{}", c.message);
+    assert!(message.contains("mcp-server"), "{message}");
     let endpoints = ready_endpoints(&cluster, "good").await;
     assert_eq!(endpoints.len(), 1);
     echo(&cluster.env, endpoints[0], "hello")
@@ -424,6 +421,70 @@ async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_r
 }
 
 #[tokio::test]
+async fn a_revision_that_never_reaches_a_handshake_is_aborted_at_its_progress_deadline() {
+    const DEADLINE: u64 = 30;
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18107, &[]).await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "stuck"}, "spec": {
+            "probe": {"periodSeconds": 1, "timeoutSeconds": 1},
+            "rollout": {"progressDeadlineSeconds": DEADLINE, "drainSeconds": 0},
+        }}))
+        .await
+        .expect("app applies");
+    let good = app_when(&cluster, "stuck", "Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True")
+            && a.status
+                .as_ref()
+                .is_some_and(|s| s.stable_revision.is_some())
+    })
+    .await;
+    let stable = good.status.unwrap().stable_revision.unwrap();
+
+    // Its pods crash before they serve anything, so no handshake ever fails: only the
+    // Deployment's progress deadline can tell that the revision will not come up.
+    let updated = Instant::now();
+    set_image(&cluster, "stuck", CRASHING).await;
+    let aborted = app_when(
+        &cluster,
+        "stuck",
+        "the rollout aborted at its deadline",
+        Duration::from_secs(DEADLINE + 60),
+        |a| condition(a, "Degraded").is_some_and(|c| c.reason == "RolloutAborted"),
+    )
+    .await;
+    let took = updated.elapsed();
+    println!("crashing update → RolloutAborted at the progress deadline: {took:?}");
+    assert!(
+        took >= Duration::from_secs(DEADLINE),
+        "aborted before the deadline: {took:?}"
+    );
+    let message = condition(&aborted, "Degraded").unwrap().message;
+    assert!(
+        message.contains("progressDeadlineSeconds")
+            && message.contains(&format!("rolled back to {stable}")),
+        "{message}"
+    );
+    assert!(is(&aborted, "Ready", "True"), "the old pod kept serving");
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    until("the crashing pods to go", READY_TIMEOUT, || async {
+        let d = deployments.get("stuck").await.map_err(|e| e.to_string())?;
+        let image = d.spec.template.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone();
+        let crashing = pods_of(&cluster, "stuck")
+            .await
+            .into_iter()
+            .filter(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some(CRASHING));
+        match (image.as_deref() != Some(CRASHING), crashing.count()) {
+            (true, 0) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_pod_that_stops_speaking_mcp_leaves_the_endpoints_and_comes_back() {
     let cluster = start().await;
     let _operator = cluster.start_operator("operator", 18103, &[]).await;
@@ -464,12 +525,9 @@ async fn a_pod_that_stops_speaking_mcp_leaves_the_endpoints_and_comes_back() {
     assert!(left <= bound, "left after {left:?}, more than {bound:?}");
     let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
     let pod = pods_of(&cluster, "flaky").await.remove(0).name_any();
-    let c = handshake_condition(&pods, &pod).await.unwrap();
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_str()),
-        ("False", "HttpStatus")
-    );
-    assert!(c.message.contains("503"), "{}", c.message);
+    let (status, reason, message) = handshake_condition(&pods, &pod).await.unwrap();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "HttpStatus"));
+    assert!(message.contains("503"), "{message}");
     let app = app_when(&cluster, "flaky", "not Ready", READY_TIMEOUT, |a| {
         is(a, "Ready", "False")
     })
