@@ -19,3 +19,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked
+
+step "the one-command demo (tests/demo.sh --exit)"
+bash tests/demo.sh --exit

@@ -39,6 +39,24 @@ impl ImageMap {
             .unwrap_or_default()
     }
 
+    /// Parses `IMAGE=PATH_IN_IMAGE=HOST_FILE` (the companion image's binary, for example).
+    pub fn insert_file_spec(&mut self, spec: &str) -> Result<(), Error> {
+        let mut parts = spec.splitn(3, '=');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(image), Some(path), Some(host))
+                if !image.is_empty() && path.starts_with('/') && !host.is_empty() =>
+            {
+                self.insert_file(
+                    image,
+                    path,
+                    std::path::absolute(host).map_err(|e| Error::io(host, e))?,
+                );
+                Ok(())
+            }
+            _ => Err(Error::ImageFile(spec.to_string())),
+        }
+    }
+
     pub fn insert(&mut self, image: impl Into<String>, entrypoint: Vec<String>) {
         self.entrypoints.insert(image.into(), entrypoint);
     }
@@ -102,5 +120,21 @@ mod tests {
         assert!(map.insert_spec("no-command").is_err());
         assert!(map.insert_spec("=cmd").is_err());
         assert!(map.insert_spec("img=  ").is_err());
+        assert!(map.insert_file_spec("img=relative/path=/bin/true").is_err());
+        assert!(map.insert_file_spec("img=/usr/bin/x").is_err());
+    }
+
+    #[test]
+    fn image_files_are_declared_by_image_path_and_host_file() {
+        let mut map = ImageMap::default();
+        map.insert_file_spec("ghcr.io/o/server=/usr/local/bin/server=/bin/true")
+            .unwrap();
+        assert_eq!(
+            map.files("ghcr.io/o/server:v1"),
+            [(
+                PathBuf::from("/usr/local/bin/server"),
+                PathBuf::from("/bin/true")
+            )]
+        );
     }
 }

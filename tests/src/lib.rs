@@ -66,6 +66,8 @@ pub enum Error {
     Manifest(String),
     #[error("invalid image map entry {0:?}: expected IMAGE=COMMAND")]
     ImageMap(String),
+    #[error("invalid image file entry {0:?}: expected IMAGE=/PATH/IN/IMAGE=HOST_FILE")]
+    ImageFile(String),
 }
 
 impl Error {

@@ -1,8 +1,8 @@
 //! `testenv`: the test environment for people and scripts.
 //!
-//! `testenv up --kubeconfig PATH [--image-map IMAGE=COMMAND]...` starts the control plane and the
-//! process kubelet, prints `ready` once `kubectl --kubeconfig PATH` works, and stops cleanly on
-//! SIGINT or SIGTERM. `testenv exec --kubeconfig PATH -- COMMAND...` runs a command inside that
+//! `testenv up --kubeconfig PATH [--image-map IMAGE=COMMAND]... [--image-file IMAGE=PATH=FILE]...`
+//! starts the control plane and the process kubelet, prints `ready` once `kubectl --kubeconfig
+//! PATH` works, and stops cleanly on SIGINT or SIGTERM. `testenv exec --kubeconfig PATH -- COMMAND...` runs a command inside that
 //! environment's network, where pod IPs are reachable.
 
 use std::os::unix::process::CommandExt;
@@ -32,6 +32,10 @@ enum Command {
         /// IMAGE=COMMAND: run containers of IMAGE as COMMAND (its entrypoint). Repeatable.
         #[arg(long = "image-map", value_name = "IMAGE=COMMAND")]
         image_map: Vec<String>,
+        /// IMAGE=/PATH/IN/IMAGE=HOST_FILE: containers of IMAGE see HOST_FILE at that path
+        /// (read-only). Repeatable.
+        #[arg(long = "image-file", value_name = "IMAGE=PATH=FILE")]
+        image_file: Vec<String>,
         /// Keep the environment's files (PKI, etcd data, logs) here instead of a temporary
         /// directory.
         #[arg(long)]
@@ -51,8 +55,9 @@ fn main() -> anyhow::Result<()> {
         Command::Up {
             kubeconfig,
             image_map,
+            image_file,
             dir,
-        } => up(kubeconfig, image_map, dir),
+        } => up(kubeconfig, &image_map, &image_file, dir),
         Command::Exec {
             kubeconfig,
             command,
@@ -67,10 +72,18 @@ fn netns_file(kubeconfig: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn up(kubeconfig: PathBuf, image_map: Vec<String>, dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn up(
+    kubeconfig: PathBuf,
+    image_map: &[String],
+    image_files: &[String],
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut images = ImageMap::default();
-    for spec in &image_map {
+    for spec in image_map {
         images.insert_spec(spec)?;
+    }
+    for spec in image_files {
+        images.insert_file_spec(spec)?;
     }
     let kubeconfig = std::path::absolute(&kubeconfig)?;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The main job in one command, on a local control plane (no cluster needed): start Kubernetes
+# whose pods run as local processes, install the McpApp CRD, run the operator, apply the minimal
+# sample, wait until it is Ready (its pod answered the operator's MCP handshake), call the `echo`
+# tool through the app's endpoint, show `kubectl get mcpapps`, and keep everything up for
+# exploring until Ctrl-C.
+#
+#   bash tests/demo.sh            # stays up until Ctrl-C
+#   bash tests/demo.sh --exit     # stops after the echo call (CI runs it this way)
+#
+# Must run as root (the environment creates network namespaces). The first run builds the control
+# plane from its Go modules (cached under ~/.cache/mcp-operator) and the workspace's binaries.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+# shellcheck source=versions.env
+source tests/versions.env
+
+stay_up=true
+case "${1:-}" in
+  --exit) stay_up=false ;;
+  "") ;;
+  *) echo "usage: bash tests/demo.sh [--exit]" >&2; exit 2 ;;
+esac
+[ "$(id -u)" = 0 ] || { echo "tests/demo.sh must run as root (it creates network namespaces)" >&2; exit 1; }
+
+kubeconfig=${DEMO_KUBECONFIG:-/tmp/mcp-demo.kubeconfig}
+work=$(mktemp -d /tmp/mcp-demo.XXXXXX)
+app=hello-mcp
+total=8
+n=0
+step() { n=$((n + 1)); printf '[%d/%d] %s\n' "$n" "$total" "$*" >&2; }
+fail() { printf 'demo failed: %s\n' "$*" >&2; exit 1; }
+
+pids=()
+cleanup() {
+  local status=$? pid
+  # The operator first (it runs outside the environment's process tree), then the environment.
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -f "$kubeconfig"
+  case $status in
+    0 | 130) rm -rf "$work" ;;
+    *) printf 'logs kept in %s\n' "$work" >&2 ;;
+  esac
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "building the control plane (etcd, kube-apiserver, kube-controller-manager, kubectl; cached)"
+bash tests/controlplane/build.sh
+kubectl="${MCP_OPERATOR_CACHE:-$HOME/.cache/mcp-operator}/kubernetes-v$KUBERNETES_VERSION/kubectl"
+k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
+
+step "building mcp-operator, mcp-server and testenv"
+cargo build --locked -q -p mcp-operator -p mcp-server -p mcp-testenv --bins
+bin=${CARGO_TARGET_DIR:-$repo/target}/debug
+companion=ghcr.io/mcp-operator/mcp-server
+
+step "starting the control plane (files and logs in $work)"
+# The companion image runs the workspace's mcp-server and contains it at its real path, so stdio
+# apps (whose init container copies the binary) work too.
+"$bin/testenv" up --kubeconfig "$kubeconfig" --dir "$work/env" \
+  --image-map "$companion=$bin/mcp-server" \
+  --image-file "$companion=/usr/local/bin/mcp-server=$bin/mcp-server" \
+  >"$work/testenv.out" 2>"$work/testenv.err" &
+pids+=($!)
+until grep -qx ready "$work/testenv.out" 2>/dev/null; do
+  kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/testenv.err" >&2; fail "the control plane did not start"; }
+  sleep 0.2
+done
+
+step "installing the McpApp CRD (crds/)"
+k apply --server-side -f crds/ >/dev/null
+k wait --for=condition=Established crd/mcpapps.mcp-operator.dev --timeout=60s >/dev/null
+
+step "starting the operator (log: $work/operator.log)"
+# Inside the environment's network, where pod IPs (and so the handshake probes) are reachable.
+"$bin/testenv" exec --kubeconfig "$kubeconfig" -- \
+  "$bin/mcp-operator" --metrics-addr 127.0.0.1:9090 >"$work/operator.log" 2>&1 &
+pids+=($!)
+
+step "applying config/samples/minimal.yaml"
+k apply -f config/samples/minimal.yaml >/dev/null
+
+step "waiting for the handshake: kubectl wait --for=condition=Ready mcpapp/$app"
+k wait --for=condition=Ready "mcpapp/$app" --timeout=180s >/dev/null ||
+  { k get mcpapp "$app" -o yaml >&2; fail "$app did not become Ready"; }
+
+address=$(k get endpointslices -l "kubernetes.io/service-name=$app" \
+  -o jsonpath='{.items[*].endpoints[?(@.conditions.ready==true)].addresses[0]}' | awk '{print $1}')
+[ -n "$address" ] || fail "no ready endpoint for $app"
+url="http://$address:8080/mcp"
+step "calling the echo tool at $url (a ready endpoint of Service $app)"
+text=$("$bin/testenv" exec --kubeconfig "$kubeconfig" -- bash tests/mcp-echo.sh "$url")
+[ "$text" = "hello from mcp-operator" ] || fail "unexpected echo reply: $text"
+printf '\necho answered: %s\n\n' "$text"
+
+k get mcpapps
+echo
+
+if ! $stay_up; then
+  exit 0
+fi
+cat <<EOF
+The environment stays up until Ctrl-C. In another shell:
+  export KUBECONFIG=$kubeconfig
+  $kubectl get mcpapps,deployments,pods,endpointslices
+  $kubectl describe mcpapp $app
+  $bin/testenv exec --kubeconfig $kubeconfig -- bash tests/mcp-echo.sh $url "any message"
+Pod IPs live in the environment's own network: reach them through testenv exec.
+Logs (removed at Ctrl-C): $work (operator.log, env/logs/).
+EOF
+wait "${pids[0]}"
