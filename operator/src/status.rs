@@ -126,20 +126,9 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
         ready_replicas: Some(rollout.ready),
         url: observed.url.clone(),
         server: observed.server.clone().or(previous.server),
-        last_probe: newer_probe(previous.last_probe, observed.last_probe.as_ref()),
+        last_probe: observed.last_probe.clone().or(previous.last_probe),
         stable_revision: observed.stable_revision.clone(),
         failed_revision: observed.failed_revision.clone(),
-    }
-}
-
-/// The probe the status shows: `observed` unless it only repeats what `previous` says (after an
-/// operator restart the first handshakes are news to it, not to the status).
-fn newer_probe(previous: Option<LastProbe>, observed: Option<&LastProbe>) -> Option<LastProbe> {
-    match (previous, observed) {
-        (Some(p), Some(o)) if p.pod == o.pod && p.result == o.result && p.message == o.message => {
-            Some(p)
-        }
-        (p, o) => o.cloned().or(p),
     }
 }
 
@@ -236,7 +225,6 @@ pub fn condition<'a>(status: Option<&'a McpAppStatus>, type_: &str) -> Option<&'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ProbeResult;
 
     fn app() -> McpApp {
         let mut app: McpApp = serde_json::from_value(serde_json::json!({
@@ -374,44 +362,5 @@ mod tests {
         assert_eq!(condition(Some(&status), READY).unwrap().status, "True");
         assert_eq!(status.failed_revision.as_deref(), Some("demo-bbbb"));
         assert_eq!(status.stable_revision.as_deref(), Some("demo-aaaa"));
-    }
-
-    fn probe(second: i64, pod: &str, message: Option<&str>) -> LastProbe {
-        LastProbe {
-            time: Time(Timestamp::from_second(second).unwrap()),
-            pod: Some(pod.into()),
-            result: if message.is_some() {
-                ProbeResult::Failed
-            } else {
-                ProbeResult::Succeeded
-            },
-            latency_milliseconds: Some(3),
-            message: message.map(Into::into),
-        }
-    }
-
-    #[test]
-    fn a_probe_that_repeats_the_status_keeps_it_and_news_replaces_it() {
-        let mut app = app();
-        app.status = Some(McpAppStatus {
-            last_probe: Some(probe(10, "demo-1", None)),
-            ..McpAppStatus::default()
-        });
-        let status_with = |last_probe: LastProbe| {
-            let observed = Observed {
-                last_probe: Some(last_probe),
-                ..Observed::default()
-            };
-            compute(&app, &observed, Timestamp::UNIX_EPOCH).last_probe
-        };
-        // After a restart the same pod passes again: nothing new to write.
-        assert_eq!(
-            status_with(probe(99, "demo-1", None)),
-            Some(probe(10, "demo-1", None))
-        );
-        let failed = probe(99, "demo-1", Some("connection refused"));
-        assert_eq!(status_with(failed.clone()), Some(failed));
-        let other_pod = probe(99, "demo-2", None);
-        assert_eq!(status_with(other_pod.clone()), Some(other_pod));
     }
 }

@@ -90,6 +90,19 @@ pub struct Recorded {
     pub failures_in_a_row: u32,
 }
 
+/// One finished handshake with a pod.
+#[derive(Debug, Clone)]
+pub struct Handshook {
+    /// The app revision the pod runs (its `mcp-operator.dev/revision` label).
+    pub revision: Option<String>,
+    pub outcome: Outcome,
+    /// The pod's condition already states this outcome: the first handshake after an operator
+    /// restart then brings no news.
+    pub shown: bool,
+    pub latency: Duration,
+    pub at: Timestamp,
+}
+
 /// Probe results of every app, shared between the gate (writer) and the reconciler (reader).
 #[derive(Clone, Default)]
 pub struct Book {
@@ -98,19 +111,21 @@ pub struct Book {
 
 impl Book {
     /// Records one handshake with `pod` of `app`.
-    pub fn record(
-        &self,
-        app: &ObjectRef<McpApp>,
-        pod: &str,
-        revision: Option<String>,
-        outcome: Outcome,
-        latency: Duration,
-        at: Timestamp,
-    ) -> Recorded {
+    pub fn record(&self, app: &ObjectRef<McpApp>, pod: &str, handshake: Handshook) -> Recorded {
+        let Handshook {
+            revision,
+            outcome,
+            shown,
+            latency,
+            at,
+        } = handshake;
         let mut apps = self.apps.lock().expect("probe book lock");
         let record = apps.entry(app.clone()).or_default();
         let previous = record.pods.get(pod);
-        let changed = previous.is_none_or(|p| !same_outcome(&p.last, &outcome));
+        let changed = match previous {
+            Some(p) => !same_outcome(&p.last, &outcome),
+            None => !shown,
+        };
         let failures_in_a_row = match (&outcome, previous) {
             (Ok(_), _) => 0,
             (Err(_), Some(p)) => p.failures_in_a_row.saturating_add(1),
@@ -222,10 +237,13 @@ mod tests {
         book.record(
             &app(),
             pod,
-            Some(rev.into()),
-            outcome,
-            Duration::from_millis(second as u64),
-            Timestamp::from_second(second).unwrap(),
+            Handshook {
+                revision: Some(rev.into()),
+                outcome,
+                shown: false,
+                latency: Duration::from_millis(second as u64),
+                at: Timestamp::from_second(second).unwrap(),
+            },
         )
     }
 
@@ -280,5 +298,28 @@ mod tests {
         assert_eq!(view.server.unwrap().tools, 2);
         book.forget_pod(&app(), "b");
         assert!(book.view(&app()).latest_failure("r2").is_none());
+    }
+
+    #[test]
+    fn a_first_outcome_the_pod_condition_already_shows_is_no_news() {
+        let book = Book::default();
+        let shown = |outcome| {
+            book.record(
+                &app(),
+                "a",
+                Handshook {
+                    revision: Some("r1".into()),
+                    outcome,
+                    shown: true,
+                    latency: Duration::ZERO,
+                    at: Timestamp::UNIX_EPOCH,
+                },
+            )
+        };
+        assert!(!shown(ok(4)).changed, "an earlier process wrote it");
+        let view = book.view(&app());
+        assert!(view.last_change.is_none() && view.server.is_none());
+        assert!(!record(&book, "a", "r1", ok(4), 2).changed);
+        assert!(record(&book, "a", "r1", failed("503"), 3).changed);
     }
 }

@@ -31,7 +31,16 @@ pub fn wanted(
     failures_in_a_row: u32,
     threshold: u32,
 ) -> Option<Wanted> {
-    let next = match outcome {
+    if outcome.is_err() && current.is_some_and(|c| c.ok) && failures_in_a_row < threshold {
+        return None;
+    }
+    let next = describing(outcome);
+    (current != Some(&next)).then_some(next)
+}
+
+/// The condition that states `outcome` as it is.
+pub fn describing(outcome: &Outcome) -> Wanted {
+    match outcome {
         Ok(h) => Wanted {
             ok: true,
             reason: reasons::HANDSHAKE_SUCCEEDED.into(),
@@ -46,14 +55,12 @@ pub fn wanted(
                 h.tools
             ),
         },
-        Err(_) if current.is_some_and(|c| c.ok) && failures_in_a_row < threshold => return None,
         Err(f) => Wanted {
             ok: false,
             reason: f.reason.into(),
             message: f.message.clone(),
         },
-    };
-    (current != Some(&next)).then_some(next)
+    }
 }
 
 /// The handshake condition the pod carries now.

@@ -26,7 +26,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-pub use book::{AppRecord, Book, Failure, Outcome};
+pub use book::{AppRecord, Book, Failure, Handshook, Outcome};
 use condition::Wanted;
 
 use crate::api::conditions::READY;
@@ -216,13 +216,20 @@ impl Gate {
         if let Err(f) = &done.outcome {
             tracing::debug!(pod = %done.pod.name, reason = f.reason, "handshake failed: {}", f.message);
         }
+        // The first handshake this process sent to a pod whose condition already says the same
+        // (an earlier operator process wrote it) is no news for the app's status.
+        let shown = state.probes == 1
+            && state.written.as_ref() == Some(&condition::describing(&done.outcome));
         let recorded = self.book.record(
             &state.app,
             &done.pod.name,
-            done.revision,
-            done.outcome.clone(),
-            done.latency,
-            Timestamp::now(),
+            Handshook {
+                revision: done.revision,
+                outcome: done.outcome.clone(),
+                shown,
+                latency: done.latency,
+                at: Timestamp::now(),
+            },
         );
         let next = condition::wanted(
             state.written.as_ref(),

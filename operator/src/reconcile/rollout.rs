@@ -109,7 +109,7 @@ mod tests {
     use kube::runtime::reflector::ObjectRef;
 
     use super::*;
-    use crate::gate::{Book, Failure};
+    use crate::gate::{Book, Failure, Handshook};
 
     fn facts<'a>() -> Facts<'a> {
         Facts {
@@ -130,13 +130,16 @@ mod tests {
             book.record(
                 &app,
                 "demo-bbbb-x",
-                Some("bbbb".into()),
-                Err(Failure {
-                    reason: "HttpStatus",
-                    message: "HTTP 404 from initialize: not found".into(),
-                }),
-                Duration::from_millis(2),
-                Timestamp::from_second(i as i64).unwrap(),
+                Handshook {
+                    revision: Some("bbbb".into()),
+                    outcome: Err(Failure {
+                        reason: "HttpStatus",
+                        message: "HTTP 404 from initialize: not found".into(),
+                    }),
+                    shown: false,
+                    latency: Duration::from_millis(2),
+                    at: Timestamp::from_second(i as i64).unwrap(),
+                },
             );
         }
         book.view(&app)
