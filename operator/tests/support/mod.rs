@@ -36,6 +36,7 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with more images (or other settings) added to the environment.
     pub async fn start_with(more: impl FnOnce(TestEnvBuilder) -> TestEnvBuilder) -> Self {
+        assert_checkout_outside_tmp();
         let server = workspace_binary("mcp-server").expect("mcp-server is built");
         let server_path = server.display().to_string();
         let env = TestEnv::builder()
@@ -120,6 +121,7 @@ impl Cluster {
     /// ServiceAccount's token, and the companion image the workspace's `mcp-server`. The Gateway
     /// API CRDs are installed; the McpApp CRD is not, since the install brings it.
     pub async fn start_for_install() -> Self {
+        assert_checkout_outside_tmp();
         let server = workspace_binary("mcp-server").expect("mcp-server is built");
         let server_path = server.display().to_string();
         let env = TestEnv::builder()
@@ -147,6 +149,18 @@ impl Cluster {
             operator_kubeconfig,
         }
     }
+}
+
+/// Test servers run from the checkout as pods, and every McpApp pod has an emptyDir at `/tmp`
+/// that hides the machine's: a checkout under `/tmp` is invisible to them.
+fn assert_checkout_outside_tmp() {
+    let repo = std::fs::canonicalize(repo()).expect("the checkout exists");
+    assert!(
+        !repo.starts_with("/tmp"),
+        "the checkout {} is under /tmp, which the pods' /tmp emptyDir hides from the servers \
+         they run from it: clone the repository elsewhere",
+        repo.display()
+    );
 }
 
 /// The workspace root, where `charts/`, `config/` and `crds/` live.
