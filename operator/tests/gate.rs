@@ -178,6 +178,49 @@ async fn set_image(cluster: &Cluster, name: &str, image: &str) {
         .expect("image changed");
 }
 
+/// The app's stable revision, once it is Ready and has one.
+async fn stable_revision(cluster: &Cluster, name: &str) -> String {
+    let app = app_when(
+        cluster,
+        name,
+        "Ready with a stable revision",
+        READY_TIMEOUT,
+        |a| {
+            is(a, "Ready", "True")
+                && a.status
+                    .as_ref()
+                    .is_some_and(|s| s.stable_revision.is_some())
+        },
+    )
+    .await;
+    app.status.unwrap().stable_revision.unwrap()
+}
+
+/// Waits until the app's Deployment no longer asks for `image` and none of its pods runs it.
+async fn rolled_back_from(cluster: &Cluster, name: &str, image: &str) {
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let runs = |spec: Option<&k8s_openapi::api::core::v1::PodSpec>| {
+        spec.is_some_and(|s| s.containers[0].image.as_deref() == Some(image))
+    };
+    until(
+        &format!("{name} rolled back from {image}"),
+        READY_TIMEOUT,
+        || async {
+            let d = deployments.get(name).await.map_err(|e| e.to_string())?;
+            let asked = runs(d.spec.template.spec.as_ref());
+            let pods = pods_of(cluster, name).await;
+            let running = pods.iter().filter(|p| runs(p.spec.as_ref())).count();
+            match (asked, running) {
+                (false, 0) => Ok(()),
+                other => Err(format!(
+                    "(template asks for it, pods running it): {other:?}"
+                )),
+            }
+        },
+    )
+    .await;
+}
+
 /// `kubectl wait --for=condition=Ready`, the way users and CI wait for an app.
 fn kubectl_wait_ready(cluster: &Cluster, name: &str) -> std::process::Output {
     let kubectl = mcp_testenv::binaries::Binaries::locate()
@@ -288,14 +331,7 @@ async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_r
         }}))
         .await
         .expect("app applies");
-    let good = app_when(&cluster, "svc", "Ready", READY_TIMEOUT, |a| {
-        is(a, "Ready", "True")
-            && a.status
-                .as_ref()
-                .is_some_and(|s| s.stable_revision.is_some())
-    })
-    .await;
-    let stable = good.status.unwrap().stable_revision.unwrap();
+    let stable = stable_revision(&cluster, "svc").await;
 
     // A client calls echo in a loop against whatever the EndpointSlice says is ready.
     let stop = Arc::new(AtomicBool::new(false));
@@ -344,22 +380,7 @@ async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_r
         assert_ne!(status.failed_revision, status.stable_revision);
 
         // The Deployment is back on the good template and the broken pod is gone.
-        let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
-        until("the rollback to finish", READY_TIMEOUT, || async {
-            let d = deployments.get("svc").await.map_err(|e| e.to_string())?;
-            let image = d.spec.template.spec.as_ref().unwrap().containers[0]
-                .image
-                .clone();
-            let pods = pods_of(&cluster, "svc").await;
-            let broken = pods.iter().filter(|p| {
-                p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some(BROKEN)
-            });
-            match (image.as_deref() != Some(BROKEN), broken.count()) {
-                (true, 0) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
+        rolled_back_from(&cluster, "svc", BROKEN).await;
         let rollback = updated.elapsed();
         println!("broken update → rolled back, broken pods gone: {rollback:?}");
         // Let the client run on the rolled-back app a little longer.
@@ -444,14 +465,7 @@ async fn a_revision_that_never_reaches_a_handshake_is_aborted_at_its_progress_de
         }}))
         .await
         .expect("app applies");
-    let good = app_when(&cluster, "stuck", "Ready", READY_TIMEOUT, |a| {
-        is(a, "Ready", "True")
-            && a.status
-                .as_ref()
-                .is_some_and(|s| s.stable_revision.is_some())
-    })
-    .await;
-    let stable = good.status.unwrap().stable_revision.unwrap();
+    let stable = stable_revision(&cluster, "stuck").await;
 
     // Its pods crash before they serve anything, so no handshake ever fails: only the
     // Deployment's progress deadline can tell that the revision will not come up.
@@ -478,22 +492,7 @@ async fn a_revision_that_never_reaches_a_handshake_is_aborted_at_its_progress_de
         "{message}"
     );
     assert!(is(&aborted, "Ready", "True"), "the old pod kept serving");
-    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
-    until("the crashing pods to go", READY_TIMEOUT, || async {
-        let d = deployments.get("stuck").await.map_err(|e| e.to_string())?;
-        let image = d.spec.template.spec.as_ref().unwrap().containers[0]
-            .image
-            .clone();
-        let crashing = pods_of(&cluster, "stuck")
-            .await
-            .into_iter()
-            .filter(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some(CRASHING));
-        match (image.as_deref() != Some(CRASHING), crashing.count()) {
-            (true, 0) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    rolled_back_from(&cluster, "stuck", CRASHING).await;
 }
 
 #[tokio::test]

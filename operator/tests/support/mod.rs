@@ -36,22 +36,28 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with more images (or other settings) added to the environment.
     pub async fn start_with(more: impl FnOnce(TestEnvBuilder) -> TestEnvBuilder) -> Self {
-        assert_checkout_outside_tmp();
-        let server = workspace_binary("mcp-server").expect("mcp-server is built");
-        let server_path = server.display().to_string();
-        let env = TestEnv::builder()
-            .image("ghcr.io/mcp-operator/mcp-server", [server_path.as_str()])
-            .image_file(
-                "ghcr.io/mcp-operator/mcp-server",
-                mcp_operator::build::COMPANION_BINARY,
-                &server,
-            );
-        let env = more(env).start().await.expect("test environment starts");
+        Self::start_on(more(companion_environment()), true).await
+    }
+
+    /// A control plane to install the operator on the way users do (Helm chart, plain
+    /// manifests): the operator image runs the workspace's `mcp-operator`, in-cluster with its
+    /// ServiceAccount's token, and the companion image the workspace's `mcp-server`. The Gateway
+    /// API CRDs are installed; the McpApp CRD is not, since the install brings it.
+    pub async fn start_for_install() -> Self {
+        let env =
+            companion_environment().image(OPERATOR_IMAGE, [env!("CARGO_BIN_EXE_mcp-operator")]);
+        Self::start_on(env, false).await
+    }
+
+    /// Starts the environment and installs the Gateway API CRDs, and the McpApp CRD if asked.
+    async fn start_on(env: TestEnvBuilder, mcp_app_crd: bool) -> Self {
+        let env = env.start().await.expect("test environment starts");
         let client = env.client();
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        manifests::apply_dir(&client, &repo.join("crds"), "default")
-            .await
-            .expect("McpApp CRD installs");
+        if mcp_app_crd {
+            manifests::apply_dir(&client, &repo().join("crds"), "default")
+                .await
+                .expect("McpApp CRD installs");
+        }
         let gateway = binaries::gateway_api_crds("experimental").expect("Gateway API CRDs fetched");
         manifests::apply_dir(&client, &gateway, "default")
             .await
@@ -115,41 +121,23 @@ impl Cluster {
 /// The operator's image as the Helm chart and the plain manifests name it.
 pub const OPERATOR_IMAGE: &str = "ghcr.io/mcp-operator/operator";
 
-impl Cluster {
-    /// A control plane to install the operator on the way users do (Helm chart, plain
-    /// manifests): the operator image runs the workspace's `mcp-operator`, in-cluster with its
-    /// ServiceAccount's token, and the companion image the workspace's `mcp-server`. The Gateway
-    /// API CRDs are installed; the McpApp CRD is not, since the install brings it.
-    pub async fn start_for_install() -> Self {
-        assert_checkout_outside_tmp();
-        let server = workspace_binary("mcp-server").expect("mcp-server is built");
-        let server_path = server.display().to_string();
-        let env = TestEnv::builder()
-            .image("ghcr.io/mcp-operator/mcp-server", [server_path.as_str()])
-            .image_file(
-                "ghcr.io/mcp-operator/mcp-server",
-                mcp_operator::build::COMPANION_BINARY,
-                &server,
-            )
-            .image(OPERATOR_IMAGE, [env!("CARGO_BIN_EXE_mcp-operator")])
-            .start()
-            .await
-            .expect("test environment starts");
-        let client = env.client();
-        let gateway = binaries::gateway_api_crds("experimental").expect("Gateway API CRDs fetched");
-        manifests::apply_dir(&client, &gateway, "default")
-            .await
-            .expect("Gateway API CRDs install");
-        let operator_kubeconfig = env
-            .kubeconfig_for(OPERATOR_USER, &["system:masters"])
-            .expect("operator kubeconfig");
-        Cluster {
-            env,
-            client,
-            operator_kubeconfig,
-        }
-    }
+/// An environment whose companion image runs the workspace's `mcp-server` and contains it at its
+/// real path (the stdio bridge's init container copies it from there).
+fn companion_environment() -> TestEnvBuilder {
+    assert_checkout_outside_tmp();
+    let server = workspace_binary("mcp-server").expect("mcp-server is built");
+    let server_path = server.display().to_string();
+    TestEnv::builder()
+        .image(COMPANION_IMAGE, [server_path.as_str()])
+        .image_file(
+            COMPANION_IMAGE,
+            mcp_operator::build::COMPANION_BINARY,
+            &server,
+        )
 }
+
+/// The companion image's repository; any tag finds it.
+const COMPANION_IMAGE: &str = "ghcr.io/mcp-operator/mcp-server";
 
 /// Test servers run from the checkout as pods, and every McpApp pod has an emptyDir at `/tmp`
 /// that hides the machine's: a checkout under `/tmp` is invisible to them.
