@@ -20,5 +20,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 
+step "the static (musl) build of mcp-server that the stdio bridge copies into any image"
+bash tests/static-build.sh
+
 step "the one-command demo (tests/demo.sh --exit)"
 bash tests/demo.sh --exit
