@@ -12,6 +12,7 @@ It listens on 0.0.0.0:$PORT (default 8080).
 import json
 import os
 import sys
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -82,4 +83,12 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}).encode(), headers=headers)
 
 
-ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()
+class Server(ThreadingHTTPServer):
+    # HTTPServer.server_bind looks up the host's FQDN, a DNS query that a pod network without a
+    # resolver answers only after its timeout (about 10 s): bind without it.
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+Server(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler).serve_forever()
