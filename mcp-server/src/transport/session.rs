@@ -462,6 +462,19 @@ mod tests {
         ));
     }
 
+    /// The resumed stream carries request 1's progress, then its answer, and ends.
+    fn assert_progress_then_answer_then_end(resumed: &mut EventReceiver) {
+        assert_eq!(
+            resumed.try_recv().unwrap().message.method(),
+            Some("notifications/progress")
+        );
+        assert_eq!(
+            resumed.try_recv().unwrap().message.id(),
+            Some(&request_id(1))
+        );
+        assert!(ended(resumed));
+    }
+
     #[test]
     fn a_broken_request_stream_is_resumed_from_the_last_event_id() {
         let s = session();
@@ -472,15 +485,7 @@ mod tests {
         s.route(progress_for(1));
         let mut resumed = s.attach_stream(Some(seen));
         s.route(response(1));
-        assert_eq!(
-            resumed.try_recv().unwrap().message.method(),
-            Some("notifications/progress")
-        );
-        assert_eq!(
-            resumed.try_recv().unwrap().message.id(),
-            Some(&request_id(1))
-        );
-        assert!(ended(&mut resumed));
+        assert_progress_then_answer_then_end(&mut resumed);
     }
 
     #[test]
@@ -559,15 +564,7 @@ mod tests {
         s.route(progress_for(1));
         s.route(response(1));
         let mut resumed = s.attach_stream(Some(prime));
-        assert_eq!(
-            resumed.try_recv().unwrap().message.method(),
-            Some("notifications/progress")
-        );
-        assert_eq!(
-            resumed.try_recv().unwrap().message.id(),
-            Some(&request_id(1))
-        );
-        assert!(ended(&mut resumed));
+        assert_progress_then_answer_then_end(&mut resumed);
     }
 
     #[test]
