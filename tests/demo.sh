@@ -23,6 +23,12 @@ case "${1:-}" in
   *) echo "usage: bash tests/demo.sh [--exit]" >&2; exit 2 ;;
 esac
 [ "$(id -u)" = 0 ] || { echo "tests/demo.sh must run as root (it creates network namespaces)" >&2; exit 1; }
+missing=()
+for tool in go cargo ip unshare curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "tests/demo.sh needs: ${missing[*]} (Go and Rust toolchains; on Debian: apt-get install iproute2 util-linux curl)" >&2
+  exit 1
+fi
 
 kubeconfig=${DEMO_KUBECONFIG:-/tmp/mcp-demo.kubeconfig}
 work=$(mktemp -d /tmp/mcp-demo.XXXXXX)
