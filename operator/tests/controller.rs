@@ -573,6 +573,41 @@ async fn gateway_route_gets_stream_long_timeouts_and_the_experimental_session_pe
     .await;
     // Gateways terminate TLS for their listeners' hostnames.
     assert_eq!(status, "https://mcp.example.com/mcp");
+
+    // The route is watched like the built-in kinds: one deleted by hand is put back at once,
+    // not at the next resync.
+    let old_uid = route.metadata.uid.clone();
+    routes.delete("routed", &Default::default()).await.unwrap();
+    until(
+        "the deleted route to come back",
+        Duration::from_secs(20),
+        || async {
+            match routes.get_opt("routed").await.unwrap() {
+                Some(r) if r.metadata.uid != old_uid && r.metadata.deletion_timestamp.is_none() => {
+                    Ok(())
+                }
+                other => Err(other.map(|r| r.metadata.uid)),
+            }
+        },
+    )
+    .await;
+
+    // Without spec.gateway the operator deletes the route it made. (Applied again by the same
+    // field manager, the spec without the field drops it.)
+    cluster
+        .apply_app(json!({"metadata": {"name": "routed"}, "spec": {
+            "sse": {"streamTimeoutSeconds": 5400},
+            "session": {"affinity": "Cookie"},
+        }}))
+        .await
+        .unwrap();
+    until("the route to go with spec.gateway", TIMEOUT, || async {
+        match routes.get_opt("routed").await.unwrap() {
+            None => Ok(()),
+            Some(_) => Err("still there"),
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

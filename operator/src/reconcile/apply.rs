@@ -62,17 +62,16 @@ where
 pub async fn apply_dynamic(
     client: &Client,
     resource: &ApiResource,
+    live: Option<&DynamicObject>,
     mut desired: DynamicObject,
 ) -> kube::Result<Applied> {
     let hash = desired_hash(&desired);
+    if live.is_some_and(|l| carries(l.annotations(), &hash)) {
+        return Ok(Applied::Unchanged);
+    }
     let ns = desired.namespace().unwrap_or_default();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, resource);
     let name = desired.name_any();
-    if let Some(live) = api.get_opt(&name).await?
-        && carries(live.annotations(), &hash)
-    {
-        return Ok(Applied::Unchanged);
-    }
     desired
         .annotations_mut()
         .insert(APPLIED_HASH_ANNOTATION.into(), hash);
@@ -89,10 +88,30 @@ where
         + DeserializeOwned
         + Debug,
 {
+    delete_with(live, |ns| Api::namespaced(client.clone(), ns)).await
+}
+
+/// [`delete`] for an object whose type is known only at run time (HTTPRoute, BackendConfig).
+pub async fn delete_dynamic(
+    client: &Client,
+    resource: &ApiResource,
+    live: Option<&DynamicObject>,
+) -> kube::Result<Applied> {
+    delete_with(live, |ns| {
+        Api::namespaced_with(client.clone(), ns, resource)
+    })
+    .await
+}
+
+/// Deletes `live` through the API that `api` gives for its namespace.
+async fn delete_with<K>(live: Option<&K>, api: impl FnOnce(&str) -> Api<K>) -> kube::Result<Applied>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let Some(live) = live.filter(|l| l.annotations().contains_key(APPLIED_HASH_ANNOTATION)) else {
         return Ok(Applied::Unchanged);
     };
-    let api: Api<K> = Api::namespaced(client.clone(), &live.namespace().unwrap_or_default());
+    let api = api(&live.namespace().unwrap_or_default());
     match api
         .delete(&live.name_any(), &DeleteParams::background())
         .await

@@ -26,6 +26,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -94,6 +95,23 @@ struct Stores {
     ingress_classes: Store<IngressClass>,
     secrets: Store<Secret>,
     revisions: Store<ControllerRevision>,
+    /// The optional APIs' owned objects, when the cluster serves them.
+    http_routes: Option<DynamicStore>,
+    backend_configs: Option<DynamicStore>,
+}
+
+/// A cache of owned objects whose type is known only at run time (HTTPRoute, BackendConfig).
+#[derive(Clone)]
+struct DynamicStore {
+    resource: ApiResource,
+    store: Store<DynamicObject>,
+}
+
+impl DynamicStore {
+    fn get(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
+        self.store
+            .get(&ObjectRef::new_with(name, self.resource.clone()).within(ns))
+    }
 }
 
 impl Stores {
@@ -111,6 +129,10 @@ impl Stores {
             && ready(self.ingress_classes.wait_until_ready().boxed())
             && ready(self.secrets.wait_until_ready().boxed())
             && ready(self.revisions.wait_until_ready().boxed())
+            && [&self.http_routes, &self.backend_configs]
+                .into_iter()
+                .flatten()
+                .all(|d| ready(d.store.wait_until_ready().boxed()))
     }
 }
 
@@ -149,7 +171,7 @@ pub async fn run(
         cached::<ControllerRevision>(&client, &ns, owned_config.clone());
     // The gate reads pods from this cache; the controller learns of pod changes through the
     // Deployment's status and the gate's own requests.
-    let (pods, pod_events) = cached::<Pod>(&client, &ns, owned_config);
+    let (pods, pod_events) = cached::<Pod>(&client, &ns, owned_config.clone());
     tokio::spawn(
         pod_events
             .take_until(stop.clone().cancelled_owned())
@@ -159,6 +181,18 @@ pub async fn run(
                 }
                 futures::future::ready(())
             }),
+    );
+    let (http_routes, route_events) = cached_dynamic(
+        &client,
+        &ns,
+        settings.apis.http_route.as_ref(),
+        &owned_config,
+    );
+    let (backend_configs, backend_config_events) = cached_dynamic(
+        &client,
+        &ns,
+        settings.apis.backend_config.as_ref(),
+        &owned_config,
     );
     // Every Secret, not only labelled ones: apps reference Secrets their users made.
     let (secrets, secret_events) = cached::<Secret>(&client, &ns, watcher::Config::default());
@@ -185,6 +219,8 @@ pub async fn run(
             ingress_classes,
             secrets: secrets.clone(),
             revisions,
+            http_routes: http_routes.clone(),
+            backend_configs: backend_configs.clone(),
         },
     });
 
@@ -204,6 +240,16 @@ pub async fn run(
     tokio::spawn(gate.run(gate_requests, stop.clone()));
     let secret_apps = app_store.clone();
     let class_apps = app_store.clone();
+    let mut controller = controller;
+    // A deleted or edited HTTPRoute or BackendConfig is put back at once, not at the resync.
+    for (cache, events) in [
+        (http_routes, route_events),
+        (backend_configs, backend_config_events),
+    ] {
+        if let (Some(cache), Some(events)) = (cache, events) {
+            controller = controller.owns_stream_with(events, cache.resource);
+        }
+    }
     controller
         .owns_stream(deployment_events)
         .owns_stream(service_events)
@@ -263,6 +309,36 @@ where
         .reflect(writer)
         .touched_objects();
     (reader, events)
+}
+
+/// [`cached`] for an optional API (None when the cluster does not serve it).
+fn cached_dynamic(
+    client: &Client,
+    ns: &Option<String>,
+    resource: Option<&ApiResource>,
+    config: &watcher::Config,
+) -> (
+    Option<DynamicStore>,
+    Option<impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static>,
+) {
+    let Some(resource) = resource else {
+        return (None, None);
+    };
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    };
+    let writer = reflector::store::Writer::new(resource.clone());
+    let store = writer.as_reader();
+    let events = watcher(api, config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    let cache = DynamicStore {
+        resource: resource.clone(),
+        store,
+    };
+    (Some(cache), Some(events))
 }
 
 fn apps_using_secret(apps: &Store<McpApp>, secret: &Secret) -> Vec<ObjectRef<McpApp>> {
@@ -377,9 +453,10 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
     .await?;
     let budget = live(&s.budgets, &ns, &name);
     converge(client, budget.as_deref(), objects.pod_disruption_budget).await?;
-    match (&ctx.apis.http_route, objects.http_route) {
-        (Some(api), Some(route)) => {
-            apply::apply_dynamic(client, api, route).await?;
+    match (&s.http_routes, objects.http_route) {
+        (Some(routes), Some(route)) => {
+            let live = routes.get(&ns, &name);
+            apply::apply_dynamic(client, &routes.resource, live.as_deref(), route).await?;
         }
         (None, Some(_)) => {
             problem = Some(Problem {
@@ -389,11 +466,15 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
                     .into(),
             });
         }
-        (Some(api), None) => delete_dynamic(client, api, &ns, &name).await?,
+        (Some(routes), None) => {
+            let live = routes.get(&ns, &name);
+            apply::delete_dynamic(client, &routes.resource, live.as_deref()).await?;
+        }
         (None, None) => {}
     }
-    if let (Some(api), Some(config)) = (&ctx.apis.backend_config, objects.backend_config) {
-        apply::apply_dynamic(client, api, config).await?;
+    if let (Some(configs), Some(config)) = (&s.backend_configs, objects.backend_config) {
+        let live = configs.get(&ns, &name);
+        apply::apply_dynamic(client, &configs.resource, live.as_deref(), config).await?;
     }
 
     // The applied revision passed once its Deployment settled with enough pods through the
@@ -479,21 +560,6 @@ where
         Some(desired) => apply::apply(client, live, desired).await,
         None => apply::delete(client, live).await,
     }
-}
-
-async fn delete_dynamic(
-    client: &Client,
-    resource: &kube::discovery::ApiResource,
-    ns: &str,
-    name: &str,
-) -> kube::Result<()> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
-    if let Some(live) = api.get_opt(name).await?
-        && live.annotations().contains_key(APPLIED_HASH_ANNOTATION)
-    {
-        api.delete(name, &Default::default()).await?;
-    }
-    Ok(())
 }
 
 /// Writes the status and records an Event for every condition that changed.
