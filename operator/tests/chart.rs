@@ -15,11 +15,11 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpApp;
 use mcp_testenv::wait::until;
-use mcp_testenv::{audit, binaries};
+use mcp_testenv::{audit, binaries, manifests};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::{Cluster, OPERATOR_IMAGE, TIMEOUT, apply_sample, from, ready_app, repo};
@@ -640,8 +640,14 @@ fn assert_no_forbidden_writes(cluster: &Cluster) -> Vec<audit::AuditEvent> {
 async fn helm_install_upgrade_and_uninstall_run_the_operator_with_the_charts_rbac() {
     let cluster = Cluster::start_for_install().await;
     let client = cluster.client.clone();
+    // prometheus-operator's CRD, so the optional ServiceMonitor is installed for real.
+    let monitor_crd = binaries::service_monitor_crd().expect("ServiceMonitor CRD fetched");
+    manifests::apply_dir(&client, &monitor_crd, "default")
+        .await
+        .expect("ServiceMonitor CRD installs");
 
-    let notes = helm_install(&cluster, &[]).await;
+    let with_monitor = ["--set", "metrics.serviceMonitor.enabled=true"];
+    let notes = helm_install(&cluster, &with_monitor).await;
     for next_step in [
         "kubectl wait --for=condition=Ready mcpapp/hello-mcp",
         "kubectl get mcpapps",
@@ -658,6 +664,22 @@ async fn helm_install_upgrade_and_uninstall_run_the_operator_with_the_charts_rba
             .unwrap()
             .is_some()
     );
+
+    // The API server kept every field of the rendered monitor (a CRD prunes unknown ones).
+    let rendered = object(&render(&with_monitor), "ServiceMonitor", NAMESPACE, RELEASE).clone();
+    let monitors: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NAMESPACE,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor"),
+            "servicemonitors",
+        ),
+    );
+    let live = monitors
+        .get(RELEASE)
+        .await
+        .expect("the ServiceMonitor is installed");
+    assert_eq!(live.data["spec"], rendered["spec"]);
 
     let pods = ready_operator_pods(&client, 1).await;
     let operator = &pods[0];

@@ -88,9 +88,25 @@ fetch_gateway_api() {
   finish "$out"
 }
 
+# The ServiceMonitor CRD, likewise a file of its module.
+fetch_service_monitor_crd() {
+  local out=$cache/prometheus-operator-v$PROMETHEUS_OPERATOR_VERSION dir
+  [ -f "$out/servicemonitors.yaml" ] && return
+  log "fetching the prometheus-operator v$PROMETHEUS_OPERATOR_VERSION ServiceMonitor CRD"
+  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" |
+    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf "$out.partial"
+  mkdir -p "$out.partial"
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+    "$out.partial/servicemonitors.yaml"
+  chmod -R u+w "$out.partial"
+  finish "$out"
+}
+
 start=$(date +%s)
 build_etcd
 build_kubernetes
 build_helm
 fetch_gateway_api
+fetch_service_monitor_crd
 log "control plane ready in $cache ($(( $(date +%s) - start )) s)"

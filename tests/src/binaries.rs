@@ -107,3 +107,16 @@ pub fn gateway_api_crds(channel: &str) -> Result<PathBuf, Error> {
         Err(Error::MissingBinary(dir))
     }
 }
+
+/// The directory holding the pinned prometheus-operator's ServiceMonitor CRD.
+pub fn service_monitor_crd() -> Result<PathBuf, Error> {
+    let dir = cache_dir().join(format!(
+        "prometheus-operator-v{}",
+        version("PROMETHEUS_OPERATOR_VERSION")
+    ));
+    if dir.join("servicemonitors.yaml").is_file() {
+        Ok(dir)
+    } else {
+        Err(Error::MissingBinary(dir))
+    }
+}
