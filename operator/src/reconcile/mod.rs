@@ -182,13 +182,13 @@ pub async fn run(
                 futures::future::ready(())
             }),
     );
-    let (http_routes, route_events) = cached_dynamic(
+    let http_routes = cached_dynamic(
         &client,
         &ns,
         settings.apis.http_route.as_ref(),
         &owned_config,
     );
-    let (backend_configs, backend_config_events) = cached_dynamic(
+    let backend_configs = cached_dynamic(
         &client,
         &ns,
         settings.apis.backend_config.as_ref(),
@@ -219,8 +219,8 @@ pub async fn run(
             ingress_classes,
             secrets: secrets.clone(),
             revisions,
-            http_routes: http_routes.clone(),
-            backend_configs: backend_configs.clone(),
+            http_routes: http_routes.as_ref().map(|(cache, _)| cache.clone()),
+            backend_configs: backend_configs.as_ref().map(|(cache, _)| cache.clone()),
         },
     });
 
@@ -242,13 +242,8 @@ pub async fn run(
     let class_apps = app_store.clone();
     let mut controller = controller;
     // A deleted or edited HTTPRoute or BackendConfig is put back at once, not at the resync.
-    for (cache, events) in [
-        (http_routes, route_events),
-        (backend_configs, backend_config_events),
-    ] {
-        if let (Some(cache), Some(events)) = (cache, events) {
-            controller = controller.owns_stream_with(events, cache.resource);
-        }
+    for (cache, events) in [http_routes, backend_configs].into_iter().flatten() {
+        controller = controller.owns_stream_with(events, cache.resource);
     }
     controller
         .owns_stream(deployment_events)
@@ -317,13 +312,11 @@ fn cached_dynamic(
     ns: &Option<String>,
     resource: Option<&ApiResource>,
     config: &watcher::Config,
-) -> (
-    Option<DynamicStore>,
-    Option<impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static>,
-) {
-    let Some(resource) = resource else {
-        return (None, None);
-    };
+) -> Option<(
+    DynamicStore,
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+)> {
+    let resource = resource?;
     let api: Api<DynamicObject> = match ns {
         Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
         None => Api::all_with(client.clone(), resource),
@@ -338,7 +331,7 @@ fn cached_dynamic(
         resource: resource.clone(),
         store,
     };
-    (Some(cache), Some(events))
+    Some((cache, events))
 }
 
 fn apps_using_secret(apps: &Store<McpApp>, secret: &Secret) -> Vec<ObjectRef<McpApp>> {
