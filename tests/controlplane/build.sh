@@ -34,8 +34,9 @@ finish() { rm -rf "$1"; mv "$1.partial" "$1"; }
 
 build_kubernetes() {
   local v=$KUBERNETES_VERSION out=$cache/kubernetes-v$KUBERNETES_VERSION
-  [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/kubectl" ] && return
-  log "building Kubernetes v$v (kube-apiserver, kube-controller-manager, kubectl)"
+  [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/kubectl" ] &&
+    [ -x "$out/kube-proxy" ] && return
+  log "building Kubernetes v$v (kube-apiserver, kube-controller-manager, kube-proxy, kubectl)"
   # k8s.io/kubernetes points its staging modules (k8s.io/api, k8s.io/client-go, ...) at ./staging:
   # a module that depends on it must replace each of them with the published v0.Y.Z release.
   local gomod staging replaces
@@ -52,6 +53,7 @@ build_kubernetes() {
   build_in_wrapper "$out" "$flags" "$replaces" \
     "k8s.io/kubernetes/cmd/kube-apiserver@v$v" \
     "k8s.io/kubernetes/cmd/kube-controller-manager@v$v" \
+    "k8s.io/kubernetes/cmd/kube-proxy@v$v" \
     "k8s.io/kubernetes/cmd/kubectl@v$v"
   finish "$out"
 }
