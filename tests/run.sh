@@ -7,7 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-step "control plane (etcd, kube-apiserver, kube-controller-manager, kubectl, helm)"
+step "prerequisites (installed from Debian when missing, as root)"
+# shellcheck source=prerequisites.sh
+source tests/prerequisites.sh
+prerequisites tests
+
+step "control plane (etcd, kube-apiserver, kube-controller-manager, kube-proxy, kubectl, helm)"
 bash tests/controlplane/build.sh
 
 step "official MCP clients for the mcp-server tests"

@@ -10,7 +10,7 @@ use serde_json::Value;
 fn assert_builtin_exchange(out: &Value, echo: &str, sum: &str) {
     assert_eq!(
         out["tools"],
-        serde_json::json!(["add", "echo", "sleep", "time"]),
+        serde_json::json!(["add", "echo", "sleep", "time", "whoami"]),
         "{out}"
     );
     assert_eq!(out["echo"], echo);

@@ -20,68 +20,24 @@ use mcp_operator::api::{HANDSHAKE_CONDITION, McpApp};
 use mcp_testenv::TestEnv;
 use mcp_testenv::wait::until;
 use serde_json::json;
-use support::Cluster;
+use mcp_testenv::mcp::Endpoint;
+use support::{
+    BROKEN, Cluster, SCRIPTED, app_when, condition, is, pods_of, rolled_back_from, set_image, stable_revision,
+};
 
-/// A scripted MCP server (see `servers/scripted_mcp.py`) and its broken variant.
-const SCRIPTED: &str = "example.com/scripted-mcp";
-const BROKEN: &str = "example.com/scripted-mcp:broken";
 /// An image that only provides `node`, for the official TypeScript SDK's stdio server.
 const NODE: &str = "example.com/node";
 /// An image whose process exits at once: its pods crash-loop and never reach a handshake.
 const CRASHING: &str = "example.com/crashing";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn scripted_server() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scripted_mcp.py");
-    path.display().to_string()
-}
-
 async fn start() -> Cluster {
-    let script = scripted_server();
     Cluster::start_with(|env| {
-        env.image(SCRIPTED, ["python3", script.as_str()])
-            .image(BROKEN, ["python3", script.as_str(), "--broken"])
+        support::with_scripted_servers(env)
             .image(NODE, ["node"])
             .image(CRASHING, ["false"])
     })
     .await
-}
-
-fn condition(app: &McpApp, type_: &str) -> Option<Condition> {
-    app.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
-}
-
-/// Waits until `check` holds for the app, and returns it.
-async fn app_when(
-    cluster: &Cluster,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&McpApp) -> bool,
-) -> McpApp {
-    let apps = cluster.apps();
-    until(what, timeout, || {
-        let apps = apps.clone();
-        let check = &check;
-        async move {
-            let app = apps.get(name).await.map_err(|e| e.to_string())?;
-            if check(&app) {
-                Ok(app)
-            } else {
-                Err(format!("{:?}", app.status))
-            }
-        }
-    })
-    .await
-}
-
-fn is(app: &McpApp, type_: &str, status: &str) -> bool {
-    condition(app, type_).is_some_and(|c| c.status == status)
 }
 
 /// The ready endpoints of the app's Service, as the EndpointSlice controller publishes them.
@@ -115,31 +71,14 @@ async fn ready_endpoints(cluster: &Cluster, app: &str) -> Vec<SocketAddr> {
 
 /// One `echo` call to the companion server at `addr` (a stateless 2026-07-28 request).
 async fn echo(env: &TestEnv, addr: SocketAddr, message: &str) -> Result<(), String> {
-    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                      "io.modelcontextprotocol/clientCapabilities": {}});
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"message": message}, "_meta": meta}});
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Accept", "application/json, text/event-stream"),
-        ("MCP-Protocol-Version", "2026-07-28"),
-        ("Mcp-Method", "tools/call"),
-        ("Mcp-Name", "echo"),
-    ];
-    let (status, text) = env
-        .http_request(addr, "POST", "/mcp", &headers, &body.to_string())
+    let endpoint = Endpoint::new(env.connector(addr), addr.to_string(), "/mcp");
+    match endpoint
+        .call_tool_stateless("echo", json!({"message": message}))
         .await
-        .map_err(|e| format!("{addr}: {e}"))?;
-    // The answer may be JSON or one SSE event carrying it.
-    let json = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data:"))
-        .unwrap_or(&text);
-    let reply: serde_json::Value =
-        serde_json::from_str(json.trim()).map_err(|e| format!("{addr}: {status} {text}: {e}"))?;
-    match reply["result"]["content"][0]["text"].as_str() {
-        Some(m) if m == message && status == 200 => Ok(()),
-        _ => Err(format!("{addr}: {status} {text}")),
+    {
+        Ok(text) if text == message => Ok(()),
+        Ok(text) => Err(format!("{addr}: echo answered {text:?}")),
+        Err(e) => Err(format!("{addr}: {e}")),
     }
 }
 
@@ -156,69 +95,6 @@ async fn handshake_condition(pods: &Api<Pod>, name: &str) -> Option<(String, Str
         c.reason.unwrap_or_default(),
         c.message.unwrap_or_default(),
     ))
-}
-
-async fn pods_of(cluster: &Cluster, app: &str) -> Vec<Pod> {
-    let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
-    pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={app}")))
-        .await
-        .expect("pods list")
-        .items
-}
-
-async fn set_image(cluster: &Cluster, name: &str, image: &str) {
-    cluster
-        .apps()
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"image": image}})),
-        )
-        .await
-        .expect("image changed");
-}
-
-/// The app's stable revision, once it is Ready and has one.
-async fn stable_revision(cluster: &Cluster, name: &str) -> String {
-    let app = app_when(
-        cluster,
-        name,
-        "Ready with a stable revision",
-        READY_TIMEOUT,
-        |a| {
-            is(a, "Ready", "True")
-                && a.status
-                    .as_ref()
-                    .is_some_and(|s| s.stable_revision.is_some())
-        },
-    )
-    .await;
-    app.status.unwrap().stable_revision.unwrap()
-}
-
-/// Waits until the app's Deployment no longer asks for `image` and none of its pods runs it.
-async fn rolled_back_from(cluster: &Cluster, name: &str, image: &str) {
-    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
-    let runs = |spec: Option<&k8s_openapi::api::core::v1::PodSpec>| {
-        spec.is_some_and(|s| s.containers[0].image.as_deref() == Some(image))
-    };
-    until(
-        &format!("{name} rolled back from {image}"),
-        READY_TIMEOUT,
-        || async {
-            let d = deployments.get(name).await.map_err(|e| e.to_string())?;
-            let asked = runs(d.spec.template.spec.as_ref());
-            let pods = pods_of(cluster, name).await;
-            let running = pods.iter().filter(|p| runs(p.spec.as_ref())).count();
-            match (asked, running) {
-                (false, 0) => Ok(()),
-                other => Err(format!(
-                    "(template asks for it, pods running it): {other:?}"
-                )),
-            }
-        },
-    )
-    .await;
 }
 
 /// `kubectl wait --for=condition=Ready`, the way users and CI wait for an app.
@@ -265,7 +141,7 @@ async fn a_good_app_becomes_ready_through_its_handshake_and_reports_the_server()
     assert_eq!(server.name, "mcp-server");
     // `auto` speaks the stateless revision first; the companion server answers it.
     assert_eq!(server.protocol_version, "2026-07-28");
-    assert_eq!(server.tools, 4, "echo, add, time and sleep");
+    assert_eq!(server.tools, 5, "echo, add, time, whoami and sleep");
     let probe = status.last_probe.unwrap();
     assert_eq!(probe.result, mcp_operator::api::ProbeResult::Succeeded);
 

@@ -19,7 +19,7 @@ use mcp_operator::api::ProtocolVersion;
 use mcp_operator::probe::{Handshake, ProbeError, Prober, Target};
 use serde_json::{Value, json};
 
-const BUILTIN_TOOLS: usize = 4;
+const BUILTIN_TOOLS: usize = 5;
 
 /// A running `mcp-server`, killed when dropped.
 struct Server {

@@ -3,7 +3,8 @@
 //! The API server listens on 0.0.0.0:PORT inside the environment, where PORT is the port of the
 //! host loopback listener that forwards into it: `https://127.0.0.1:PORT` therefore reaches the API
 //! server both from the invoking shell and from inside the environment, and one kubeconfig serves
-//! both. Pods reach it at `10.244.0.1:PORT`.
+//! both. Pods reach it through the `kubernetes` Service (10.96.0.1:443), which kube-proxy routes
+//! to its advertise address `10.244.0.1:PORT`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,8 +15,10 @@ use crate::certs::Pki;
 use crate::process::{Supervised, log_tail};
 use crate::sandbox::{self, GATEWAY};
 
-/// The Service network (ClusterIPs); 10.96.0.1 is the `kubernetes` Service.
+/// The Service network (ClusterIPs).
 pub const SERVICE_CIDR: &str = "10.96.0.0/16";
+/// The `kubernetes` Service: the API server's address for pods, routed by kube-proxy.
+pub const KUBERNETES_SERVICE_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 96, 0, 1);
 const ETCD_CLIENT: &str = "127.0.0.1:2379";
 
 /// Controllers of kube-controller-manager that need a cloud or a real kubelet's heartbeats.

@@ -7,9 +7,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -19,6 +16,7 @@ use crate::certs::Pki;
 use crate::controlplane::{ControlPlane, Layout};
 use crate::kubelet::{self, Kubelet, KubeletConfig};
 use crate::process::{Supervised, log_tail};
+use crate::{dns, ingress, kube_proxy};
 use crate::sandbox::{GATEWAY, Sandbox};
 use crate::{Error, ImageMap};
 
@@ -29,6 +27,8 @@ pub struct TestEnvBuilder {
     dir: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     restart_backoff: Option<Duration>,
+    /// The loopback port of the ingress controller, if one is wanted (0: any free port).
+    ingress_port: Option<u16>,
 }
 
 impl TestEnvBuilder {
@@ -78,6 +78,13 @@ impl TestEnvBuilder {
         self
     }
 
+    /// Also installs the ingress controller (Traefik, with the Gateway API CRDs) and forwards
+    /// its entry point to `127.0.0.1:port` (0: a free port; see [`TestEnv::ingress_port`]).
+    pub fn ingress(mut self, port: u16) -> Self {
+        self.ingress_port = Some(port);
+        self
+    }
+
     pub async fn start(self) -> Result<TestEnv, Error> {
         TestEnv::start_with(self).await
     }
@@ -91,7 +98,9 @@ pub struct TestEnv {
     port: u16,
     pki: Pki,
     control_plane: Option<ControlPlane>,
+    kube_proxy: Option<Supervised>,
     kubelet: Option<Kubelet>,
+    ingress_port: Option<u16>,
     started_in: Duration,
     _tempdir: Option<tempfile::TempDir>,
     // Last: the sandbox thread's end kills whatever the steps above left running.
@@ -137,7 +146,7 @@ impl TestEnv {
             &[
                 Ipv4Addr::LOCALHOST.into(),
                 GATEWAY.into(),
-                Ipv4Addr::new(10, 96, 0, 1).into(),
+                crate::controlplane::KUBERNETES_SERVICE_IP.into(),
             ],
             &[
                 "localhost",
@@ -170,7 +179,9 @@ impl TestEnv {
             port,
             pki: pki.clone(),
             control_plane: None,
+            kube_proxy: None,
             kubelet: None,
+            ingress_port: None,
             started_in: Duration::ZERO,
             _tempdir: tempdir,
             sandbox,
@@ -193,16 +204,44 @@ impl TestEnv {
         });
         env.wait_until_api_ready().await?;
 
+        let proxy_kubeconfig = env.kubeconfig_for(kube_proxy::USER, &[])?;
+        let (binary, dir, log) = (bins.kube_proxy.clone(), env.dir.clone(), logs.join("kube-proxy.log"));
+        env.kube_proxy = Some(
+            env.sandbox
+                .run(async move { kube_proxy::start(&binary, &proxy_kubeconfig, &dir, &log).await })
+                .await?,
+        );
+
+        // The cluster's own add-ons run as pods, their images mapped to the binaries built with
+        // the control plane.
+        let mut images = opts.images;
+        images.insert(dns::COREDNS_IMAGE, vec![bins.coredns.display().to_string()]);
+        images.insert(
+            ingress::TRAEFIK_IMAGE,
+            vec![bins.traefik.display().to_string()],
+        );
         let config = KubeletConfig {
             kubeconfig: layout.kubeconfig.clone(),
-            api_port: port,
-            images: opts.images,
+            images,
             dir: layout.dir.join("pods"),
             log_dir: logs.join("pods"),
             restart_backoff: opts.restart_backoff.unwrap_or(kubelet::RESTART_BACKOFF),
         };
         env.kubelet = Some(env.sandbox.run(Kubelet::start(config)).await?);
         env.wait_for_default_service_account().await?;
+        dns::install(&env.client).await?;
+        dns::write(&env.dir, "resolv.conf", &dns::environment_resolv_conf())?;
+        if let Some(port) = opts.ingress_port {
+            ingress::install(&env.client).await?;
+            let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+                .map_err(|e| Error::io(format!("ingress port 127.0.0.1:{port}"), e))?;
+            let port = listener
+                .local_addr()
+                .map_err(|e| Error::io("ingress port", e))?
+                .port();
+            env.sandbox.forward(listener, ingress::SERVICE)?;
+            env.ingress_port = Some(port);
+        }
         env.started_in = begin.elapsed();
         Ok(env)
     }
@@ -240,9 +279,22 @@ impl TestEnv {
         self.port
     }
 
+    /// The loopback port that reaches the ingress controller's entry point, if the environment
+    /// has one ([`TestEnvBuilder::ingress`]): `http://NAME.localhost:PORT/` is the Ingress or
+    /// HTTPRoute for host `NAME.localhost`.
+    pub fn ingress_port(&self) -> Option<u16> {
+        self.ingress_port
+    }
+
     /// How long `start` took.
     pub fn started_in(&self) -> Duration {
         self.started_in
+    }
+
+    /// The `/etc/resolv.conf` of commands run inside the environment ([`TestEnv::command`],
+    /// `testenv exec`): cluster DNS, searching the `default` namespace.
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
     }
 
     /// The path of the environment's network namespace.
@@ -258,6 +310,16 @@ impl TestEnv {
     /// A TCP connection from inside the environment, e.g. to a pod IP.
     pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
         self.sandbox.connect(addr).await
+    }
+
+    /// A connection factory for `addr` inside the environment (a pod IP or a ClusterIP), for
+    /// clients that open many connections ([`crate::mcp::Endpoint`]).
+    pub fn connector(&self, addr: SocketAddr) -> crate::mcp::Connect {
+        let handle = self.sandbox.handle().clone();
+        std::sync::Arc::new(move || {
+            Box::pin(crate::sandbox::connect_from(handle.clone(), addr))
+                as futures::future::BoxFuture<'static, _>
+        })
     }
 
     /// `GET http://{addr}{path}` from inside the environment: the status and the body.
@@ -276,38 +338,20 @@ impl TestEnv {
         body: &str,
     ) -> std::io::Result<(u16, String)> {
         let stream = self.connect(addr).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
-        tokio::spawn(conn);
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, addr.to_string());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .map_err(std::io::Error::other)?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        let response =
+            crate::http::request(stream, &addr.to_string(), method, path, headers, body).await?;
+        Ok((response.status, response.body))
     }
 
-    /// A command that runs inside the environment's network (pod IPs reachable, the API server
-    /// at `127.0.0.1:{api_port}`), with `KUBECONFIG` set.
+    /// A command that runs inside the environment's network (pod IPs and ClusterIPs reachable,
+    /// cluster names resolved, the API server at `127.0.0.1:{api_port}`), with `KUBECONFIG` set.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-        join_network_command(self.netns_path(), program, &self.kubeconfig)
+        join_network_command(
+            self.netns_path(),
+            Some(&self.resolv_conf()),
+            program,
+            &self.kubeconfig,
+        )
     }
 
     /// Starts `program` inside the environment (pod IPs reachable, `KUBECONFIG` set), with its
@@ -387,11 +431,15 @@ impl TestEnv {
     /// Stops pods, then the control plane.
     fn shutdown(&mut self) {
         let kubelet = self.kubelet.take();
+        let kube_proxy = self.kube_proxy.take();
         let control_plane = self.control_plane.take();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         self.sandbox.handle().spawn(async move {
             if let Some(kubelet) = kubelet {
                 kubelet.stop().await;
+            }
+            if let Some(proxy) = kube_proxy {
+                proxy.terminate(Duration::from_secs(5)).await;
             }
             if let Some(cp) = control_plane {
                 cp.stop().await;
@@ -419,29 +467,75 @@ impl Drop for TestEnv {
     }
 }
 
-/// A command that joins the network namespace at `netns` before it runs.
+/// A command that joins the network namespace at `netns` before it runs, with `KUBECONFIG` set
+/// and, given `resolv_conf`, that file as its `/etc/resolv.conf` (in a mount namespace of its
+/// own) so that cluster names resolve as they do in a pod.
 pub fn join_network_command(
     netns: &Path,
+    resolv_conf: Option<&Path>,
     program: impl AsRef<std::ffi::OsStr>,
     kubeconfig: &Path,
 ) -> std::process::Command {
     let mut cmd = std::process::Command::new(program);
     cmd.env("KUBECONFIG", kubeconfig);
-    let netns = netns.to_path_buf();
-    // SAFETY: the file is opened before fork; the child only makes the setns syscall.
-    let file = std::fs::File::open(&netns);
+    // Opened and named before fork; the child only makes syscalls on them.
+    let netns = std::fs::File::open(netns);
+    let resolv_conf = resolv_conf.map(|path| {
+        std::fs::File::open(path).map(|file| {
+            let source = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+                .expect("no NUL in a number");
+            (file, source)
+        })
+    });
+    // SAFETY: the closure makes plain syscalls on descriptors and strings prepared before fork.
     unsafe {
         cmd.pre_exec(move || {
-            let file = file
+            let netns = netns
                 .as_ref()
                 .map_err(|e| std::io::Error::new(e.kind(), "netns"))?;
-            if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) == -1 {
+            if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) == -1 {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(file) = &resolv_conf {
+                let (_, source) = file
+                    .as_ref()
+                    .map_err(|e| std::io::Error::new(e.kind(), "resolv.conf"))?;
+                bind_resolv_conf(source)?;
             }
             Ok(())
         });
     }
     cmd
+}
+
+/// Mounts `source` over `/etc/resolv.conf` in a new, private mount namespace. Runs between fork
+/// and exec.
+fn bind_resolv_conf(source: &std::ffi::CStr) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: plain syscalls with NUL-terminated paths.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            source.as_ptr(),
+            c"/etc/resolv.conf".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ))
+    }
 }
 
 async fn client_for(kubeconfig: &Path) -> Result<Client, Error> {

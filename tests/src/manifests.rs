@@ -100,3 +100,33 @@ async fn wait_established(client: &Client, name: &str) -> Result<(), Error> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Waits until the Deployment `namespace/name` has an available replica (an add-on the
+/// environment installs, for example).
+pub async fn wait_available(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), namespace);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let available = deployments
+            .get_opt(name)
+            .await?
+            .and_then(|d| d.status)
+            .and_then(|s| s.available_replicas)
+            .unwrap_or(0);
+        if available > 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Timeout(format!(
+                "Deployment {namespace}/{name} to become available"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -20,6 +20,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::Error;
+use crate::controlplane::SERVICE_CIDR;
 
 /// The bridge's address: the pods' default gateway and the API server's advertise address.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
@@ -115,10 +116,7 @@ impl Sandbox {
     /// Opens a TCP connection from inside the environment (to a pod IP, or to a control plane
     /// port), usable from any runtime.
     pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
-        let stream = self
-            .run(async move { tokio::net::TcpStream::connect(addr).await?.into_std() })
-            .await?;
-        tokio::net::TcpStream::from_std(stream)
+        connect_from(self.handle.clone(), addr).await
     }
 
     /// Forwards `listener` (a socket of the caller's network) into the environment: every
@@ -160,6 +158,18 @@ impl Sandbox {
     }
 }
 
+/// Opens a TCP connection from the sandbox whose runtime `handle` is, usable from any runtime.
+pub async fn connect_from(
+    handle: Handle,
+    addr: SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = handle
+        .spawn(async move { tokio::net::TcpStream::connect(addr).await?.into_std() })
+        .await
+        .map_err(std::io::Error::other)??;
+    tokio::net::TcpStream::from_std(stream)
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -184,9 +194,22 @@ fn enter_new_network() -> Result<tokio::runtime::Runtime, Error> {
         "link set lo up\n\
          link add {BRIDGE} type bridge\n\
          addr add {GATEWAY}/{POD_PREFIX_LEN} dev {BRIDGE}\n\
-         link set {BRIDGE} up\n"
+         link set {BRIDGE} up\n\
+         route add {SERVICE_CIDR} dev {BRIDGE}\n"
     );
     runtime.block_on(ip_batch(None, &script))?;
+    // The Service network needs a route for connections from here to leave the routing decision
+    // before kube-proxy's DNAT rewrites them (a node's default route plays that part).
+    // kube-proxy's rules see pod traffic only if the node routes it (a ClusterIP is behind the
+    // default gateway) and if bridged replies between pods pass through netfilter too, so that
+    // conntrack can undo the DNAT on them. Both settings belong to this namespace alone.
+    for (setting, value) in [
+        ("net/ipv4/ip_forward", "1"),
+        ("net/bridge/bridge-nf-call-iptables", "1"),
+    ] {
+        let path = format!("/proc/sys/{setting}");
+        std::fs::write(&path, value).map_err(|e| Error::io(&path, e))?;
+    }
     Ok(runtime)
 }
 

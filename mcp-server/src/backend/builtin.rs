@@ -612,6 +612,11 @@ fn tool_definitions() -> Vec<Value> {
             "inputSchema": { "type": "object", "properties": {} },
         }),
         json!({
+            "name": "whoami",
+            "description": "Names the pod (host) that answered, to see where a load balancer sent the call.",
+            "inputSchema": { "type": "object", "properties": {} },
+        }),
+        json!({
             "name": "sleep",
             "description": "Waits the given number of seconds, reporting progress if asked to.",
             "inputSchema": {
@@ -663,6 +668,7 @@ async fn call_tool(params: &Value, call: &Call) -> Result<Value, RpcError> {
             Ok(text_result(format_number(sum)))
         }
         "time" => Ok(text_result(rfc3339_utc(SystemTime::now()))),
+        "whoami" => Ok(text_result(host_name())),
         "sleep" => {
             let seconds = number_arg(args, "seconds")?;
             if !(0.0..=MAX_SLEEP_SECONDS).contains(&seconds) {
@@ -678,6 +684,19 @@ async fn call_tool(params: &Value, call: &Call) -> Result<Value, RpcError> {
         }
         other => Err(RpcError::invalid_params(format!("unknown tool: {other}"))),
     }
+}
+
+/// The pod's name: `HOSTNAME`, which Kubernetes sets to it, else the kernel's host name.
+fn host_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    })
 }
 
 async fn sleep_with_progress(seconds: f64, call: &Call) {
@@ -816,6 +835,20 @@ mod tests {
             text(&call("echo", json!({"message": "hi ✓"})).await.unwrap()),
             "hi ✓"
         );
+    }
+
+    #[tokio::test]
+    async fn whoami_names_the_host_kubernetes_named() {
+        let expected = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            });
+        assert_eq!(text(&call("whoami", json!({})).await.unwrap()), expected);
     }
 
     #[tokio::test]

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpApp;
@@ -16,6 +18,7 @@ use mcp_operator::status::condition;
 use mcp_testenv::process::Supervised;
 use mcp_testenv::wait::until;
 use mcp_testenv::{TestEnv, TestEnvBuilder, binaries, manifests, workspace_binary};
+use serde_json::json;
 
 /// The operator's user name in the audit log.
 pub const OPERATOR_USER: &str = "mcp-operator";
@@ -136,6 +139,19 @@ fn companion_environment() -> TestEnvBuilder {
         )
 }
 
+/// A scripted MCP server (see `servers/scripted_mcp.py`) and its broken variant, which answers
+/// the handshake with HTTP 404.
+pub const SCRIPTED: &str = "example.com/scripted-mcp";
+pub const BROKEN: &str = "example.com/scripted-mcp:broken";
+
+/// Adds the images [`SCRIPTED`] and [`BROKEN`] to the environment.
+pub fn with_scripted_servers(env: TestEnvBuilder) -> TestEnvBuilder {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scripted_mcp.py");
+    let script = script.display().to_string();
+    env.image(SCRIPTED, ["python3", script.as_str()])
+        .image(BROKEN, ["python3", script.as_str(), "--broken"])
+}
+
 /// The companion image's repository; any tag finds it.
 const COMPANION_IMAGE: &str = "ghcr.io/mcp-operator/mcp-server";
 
@@ -214,4 +230,104 @@ pub async fn pod_conditions(client: &Client, namespace: &str, app: &str) -> Vec<
             })
         })
         .collect()
+}
+
+pub fn condition(app: &McpApp, type_: &str) -> Option<Condition> {
+    app.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// Waits until `check` holds for the app, and returns it.
+pub async fn app_when(
+    cluster: &Cluster,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&McpApp) -> bool,
+) -> McpApp {
+    let apps = cluster.apps();
+    until(what, timeout, || {
+        let apps = apps.clone();
+        let check = &check;
+        async move {
+            let app = apps.get(name).await.map_err(|e| e.to_string())?;
+            if check(&app) {
+                Ok(app)
+            } else {
+                Err(format!("{:?}", app.status))
+            }
+        }
+    })
+    .await
+}
+
+pub fn is(app: &McpApp, type_: &str, status: &str) -> bool {
+    condition(app, type_).is_some_and(|c| c.status == status)
+}
+
+pub async fn pods_of(cluster: &Cluster, app: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
+    pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={app}")))
+        .await
+        .expect("pods list")
+        .items
+}
+
+pub async fn set_image(cluster: &Cluster, name: &str, image: &str) {
+    cluster
+        .apps()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": image}})),
+        )
+        .await
+        .expect("image changed");
+}
+
+/// The app's stable revision, once it is Ready and has one.
+pub async fn stable_revision(cluster: &Cluster, name: &str) -> String {
+    let app = app_when(
+        cluster,
+        name,
+        "Ready with a stable revision",
+        READY_TIMEOUT,
+        |a| {
+            is(a, "Ready", "True")
+                && a.status
+                    .as_ref()
+                    .is_some_and(|s| s.stable_revision.is_some())
+        },
+    )
+    .await;
+    app.status.unwrap().stable_revision.unwrap()
+}
+
+/// Waits until the app's Deployment no longer asks for `image` and none of its pods runs it.
+pub async fn rolled_back_from(cluster: &Cluster, name: &str, image: &str) {
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let runs = |spec: Option<&k8s_openapi::api::core::v1::PodSpec>| {
+        spec.is_some_and(|s| s.containers[0].image.as_deref() == Some(image))
+    };
+    until(
+        &format!("{name} rolled back from {image}"),
+        READY_TIMEOUT,
+        || async {
+            let d = deployments.get(name).await.map_err(|e| e.to_string())?;
+            let asked = runs(d.spec.template.spec.as_ref());
+            let pods = pods_of(cluster, name).await;
+            let running = pods.iter().filter(|p| runs(p.spec.as_ref())).count();
+            match (asked, running) {
+                (false, 0) => Ok(()),
+                other => Err(format!(
+                    "(template asks for it, pods running it): {other:?}"
+                )),
+            }
+        },
+    )
+    .await;
 }

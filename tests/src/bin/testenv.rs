@@ -1,9 +1,11 @@
 //! `testenv`: the test environment for people and scripts.
 //!
-//! `testenv up --kubeconfig PATH [--image-map IMAGE=COMMAND]... [--image-file IMAGE=PATH=FILE]...`
-//! starts the control plane and the process kubelet, prints `ready` once `kubectl --kubeconfig
-//! PATH` works, and stops cleanly on SIGINT or SIGTERM. `testenv exec --kubeconfig PATH -- COMMAND...` runs a command inside that
-//! environment's network, where pod IPs are reachable.
+//! `testenv up --kubeconfig PATH [--image-map IMAGE=COMMAND]... [--image-file IMAGE=PATH=FILE]...
+//! [--ingress-port PORT | --no-ingress]` starts the control plane, kube-proxy, cluster DNS, the
+//! process kubelet and the ingress controller, prints `ready` once `kubectl --kubeconfig
+//! PATH` works, and stops cleanly on SIGINT or SIGTERM. `testenv exec --kubeconfig PATH --
+//! COMMAND...` runs a command inside that environment's network, where pod IPs and ClusterIPs
+//! are reachable and cluster names (`NAME.NAMESPACE.svc`) resolve.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,14 @@ enum Command {
         /// directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The loopback port of the ingress controller (Traefik): an app with
+        /// `ingress.host: NAME.localhost` answers at http://NAME.localhost:PORT/. 0 picks a free
+        /// port; the port is printed as `ingress http://127.0.0.1:PORT`.
+        #[arg(long, default_value_t = 0)]
+        ingress_port: u16,
+        /// Start without the ingress controller.
+        #[arg(long, conflicts_with = "ingress_port")]
+        no_ingress: bool,
     },
     /// Run COMMAND inside the environment that `up` started with this kubeconfig.
     Exec {
@@ -57,7 +67,15 @@ fn main() -> anyhow::Result<()> {
             image_map,
             image_file,
             dir,
-        } => up(kubeconfig, &image_map, &image_file, dir),
+            ingress_port,
+            no_ingress,
+        } => up(
+            kubeconfig,
+            &image_map,
+            &image_file,
+            dir,
+            (!no_ingress).then_some(ingress_port),
+        ),
         Command::Exec {
             kubeconfig,
             command,
@@ -65,7 +83,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The file beside the kubeconfig that tells `exec` where the environment's network is.
+/// The file beside the kubeconfig that tells `exec` where the environment's network is (first
+/// line) and its resolver configuration (second line).
 fn netns_file(kubeconfig: &Path) -> PathBuf {
     let mut name = kubeconfig.as_os_str().to_owned();
     name.push(".netns");
@@ -77,6 +96,7 @@ fn up(
     image_map: &[String],
     image_files: &[String],
     dir: Option<PathBuf>,
+    ingress_port: Option<u16>,
 ) -> anyhow::Result<()> {
     let mut images = ImageMap::default();
     for spec in image_map {
@@ -93,17 +113,30 @@ fn up(
             std::fs::create_dir_all(&dir)?;
             builder = builder.dir(std::path::absolute(dir)?);
         }
+        if let Some(port) = ingress_port {
+            builder = builder.ingress(port);
+        }
         let env = builder
             .start()
             .await
             .context("starting the test environment")?;
         let marker = netns_file(&kubeconfig);
-        std::fs::write(&marker, env.netns_path().as_os_str().as_encoded_bytes())?;
+        std::fs::write(
+            &marker,
+            format!(
+                "{}\n{}\n",
+                env.netns_path().display(),
+                env.resolv_conf().display()
+            ),
+        )?;
         eprintln!(
             "control plane up in {:.1}s; files in {}",
             env.started_in().as_secs_f64(),
             env.dir().display()
         );
+        if let Some(port) = env.ingress_port() {
+            println!("ingress http://127.0.0.1:{port}");
+        }
         println!("ready");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -119,17 +152,21 @@ fn up(
 
 fn exec(kubeconfig: &Path, command: &[String]) -> anyhow::Result<()> {
     let marker = netns_file(&std::path::absolute(kubeconfig)?);
-    let netns = std::fs::read_to_string(&marker).with_context(|| {
+    let text = std::fs::read_to_string(&marker).with_context(|| {
         format!(
             "no environment is up for {} (no {})",
             kubeconfig.display(),
             marker.display()
         )
     })?;
+    let mut lines = text.lines();
+    let netns = lines.next().context("empty environment marker")?;
+    let resolv_conf = lines.next().map(Path::new);
     let Some((program, args)) = command.split_first() else {
         bail!("no command given");
     };
-    let mut cmd = mcp_testenv::join_network_command(Path::new(&netns), program, kubeconfig);
+    let mut cmd =
+        mcp_testenv::join_network_command(Path::new(netns), resolv_conf, program, kubeconfig);
     let err = cmd.args(args).exec();
     bail!("cannot run {program}: {err}")
 }

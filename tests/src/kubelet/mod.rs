@@ -40,7 +40,6 @@ const FIELD_MANAGER: &str = "testenv-kubelet";
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
     pub kubeconfig: PathBuf,
-    pub api_port: u16,
     pub images: ImageMap,
     /// Where pod volumes live.
     pub dir: PathBuf,

@@ -1,6 +1,7 @@
 //! Pod sandboxes: each pod gets network, PID and UTS namespaces of its own, held by an
 //! `unshare ... sleep infinity` process, and a veth pair to the environment's bridge with an
-//! address from 10.244.0.0/16. When the holder dies, the kernel kills every process of the pod
+//! address from 10.244.0.0/16. The bridge port is in hairpin mode, as kubelet sets it, so that a
+//! pod reaches itself through a Service's ClusterIP. When the holder dies, the kernel kills every process of the pod
 //! (the end of a PID namespace's init) and removes the veth pair (the end of its network).
 
 use std::collections::BTreeSet;
@@ -70,6 +71,7 @@ impl PodSandbox {
             &format!(
                 "link add {veth} type veth peer name eth0 netns {init}\n\
                  link set {veth} master {BRIDGE}\n\
+                 link set {veth} type bridge_slave hairpin on\n\
                  link set {veth} up\n"
             ),
         )

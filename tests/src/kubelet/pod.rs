@@ -29,7 +29,8 @@ use super::status::{self, ContainerView, Exit, PodView, State};
 use super::volumes::{self, PreparedVolume};
 use super::{Ctx, NODE_NAME};
 use crate::process::Supervised;
-use crate::sandbox::GATEWAY;
+use crate::controlplane::KUBERNETES_SERVICE_IP;
+use crate::dns;
 
 /// How often the loop looks at its processes when nothing else wakes it.
 const TICK: Duration = Duration::from_millis(200);
@@ -74,6 +75,8 @@ struct PodWorker {
     /// Why the pod cannot start yet (sandbox or volume errors), shown on every container.
     blocked: Option<(String, String)>,
     volumes: Option<BTreeMap<String, PreparedVolume>>,
+    /// `/etc/hosts` and `/etc/resolv.conf`, written once the pod has its address.
+    etc_mounts: Vec<container::Mount>,
     init: Vec<ContainerRun>,
     containers: Vec<ContainerRun>,
     next_init: usize,
@@ -110,6 +113,7 @@ impl PodWorker {
             sandbox: None,
             blocked: None,
             volumes: None,
+            etc_mounts: Vec::new(),
             next_init: 0,
             reported: None,
         }
@@ -125,8 +129,17 @@ impl PodWorker {
 
     /// One pass: sandbox, volumes, init containers, containers, probes.
     async fn sync(&mut self, pod: &Pod) {
-        if self.sandbox.is_none() && !self.create_sandbox().await {
-            return;
+        if self.sandbox.is_none() {
+            if !self.create_sandbox().await {
+                return;
+            }
+            match self.etc_files(pod) {
+                Ok(mounts) => self.etc_mounts = mounts,
+                Err(e) => {
+                    self.blocked = Some(("ContainerCreating".into(), e.to_string()));
+                    return;
+                }
+            }
         }
         if self.volumes.is_none() {
             let ip = self.pod_ip().map(|ip| ip.to_string()).unwrap_or_default();
@@ -192,6 +205,25 @@ impl PodWorker {
         }
     }
 
+    /// The `/etc/hosts` and `/etc/resolv.conf` kubelet gives every container of the pod.
+    fn etc_files(&self, pod: &Pod) -> Result<Vec<container::Mount>, crate::Error> {
+        let dir = self.dir.join("etc");
+        let ip = self.pod_ip().map(|ip| ip.to_string()).unwrap_or_default();
+        let mut files = vec![("/etc/hosts", dns::hosts(&ip, &self.name))];
+        files.extend(dns::resolv_conf(pod).map(|conf| ("/etc/resolv.conf", conf)));
+        files
+            .into_iter()
+            .map(|(target, content)| {
+                let name = target.trim_start_matches("/etc/");
+                Ok(container::Mount {
+                    source: dns::write(&dir, name, &content)?,
+                    target: target.into(),
+                    read_only: false,
+                })
+            })
+            .collect()
+    }
+
     fn initialized(&self) -> bool {
         self.next_init == self.init.len()
     }
@@ -247,7 +279,8 @@ impl PodWorker {
                             argv,
                             env,
                             working_dir: spec.working_dir.clone(),
-                            mounts,
+                            // The pod's own files first: a volume mounted over them wins.
+                            mounts: self.etc_mounts.iter().cloned().chain(mounts).collect(),
                             hostname: self.name.clone(),
                         })
                         .map_err(|m| ("CreateContainerConfigError", m))
@@ -686,19 +719,22 @@ async fn pre_stop(hook: &LifecycleHandler, pod_ip: IpAddr, container: &Container
 
 impl Ctx {
     /// Variables every container gets: PATH and HOME of the machine (the "image" is the
-    /// machine's file system), the hostname, and the `kubernetes` Service's address.
+    /// machine's file system), the hostname, and the `kubernetes` Service's ClusterIP (routed to
+    /// the API server by kube-proxy).
     fn base_env(&self, pod_name: &str) -> Vec<(String, String)> {
-        let port = self.config.api_port.to_string();
         let mut env: Vec<(String, String)> = ["PATH", "HOME", "LANG"]
             .iter()
             .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
             .collect();
         env.extend([
             ("HOSTNAME".into(), pod_name.to_string()),
-            ("KUBERNETES_SERVICE_HOST".into(), GATEWAY.to_string()),
-            ("KUBERNETES_SERVICE_PORT".into(), port.clone()),
-            ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port.clone()),
-            ("KUBERNETES_PORT".into(), format!("tcp://{GATEWAY}:{port}")),
+            ("KUBERNETES_SERVICE_HOST".into(), KUBERNETES_SERVICE_IP.to_string()),
+            ("KUBERNETES_SERVICE_PORT".into(), "443".into()),
+            ("KUBERNETES_SERVICE_PORT_HTTPS".into(), "443".into()),
+            (
+                "KUBERNETES_PORT".into(),
+                format!("tcp://{KUBERNETES_SERVICE_IP}:443"),
+            ),
         ]);
         env
     }
