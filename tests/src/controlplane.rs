@@ -81,6 +81,14 @@ impl ControlPlane {
             format!("--tls-cert-file={}", pki.serving_cert.display()),
             format!("--tls-private-key-file={}", pki.serving_key.display()),
             format!("--client-ca-file={}", pki.ca_cert.display()),
+            // `kubectl logs` goes through the API server to the process kubelet's HTTPS port.
+            format!(
+                "--kubelet-client-certificate={}",
+                pki.kubelet_client_cert.display()
+            ),
+            format!("--kubelet-client-key={}", pki.kubelet_client_key.display()),
+            format!("--kubelet-certificate-authority={}", pki.ca_cert.display()),
+            "--kubelet-preferred-address-types=InternalIP".into(),
             format!(
                 "--service-account-key-file={}",
                 pki.service_account_pub.display()

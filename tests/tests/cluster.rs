@@ -1,7 +1,7 @@
 //! The test environment proves itself on the real control plane: Deployments become Available
 //! with processes as pods, EndpointSlices list real pod IPs that answer HTTP, readiness gates
-//! hold pods back, the garbage collector's deletions stop processes, and crashing containers
-//! restart with back-off.
+//! hold pods back, the garbage collector's deletions stop processes, crashing containers
+//! restart with back-off, and `kubectl logs` reaches containers' output through the kubelet.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,8 +12,12 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use mcp_testenv::TestEnv;
+use mcp_testenv::binaries::Binaries;
+use mcp_testenv::kubelet::HOST_IP;
+use mcp_testenv::kubelet::server::KUBELET_PORT;
 use mcp_testenv::wait::{processes_with, until};
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -336,11 +340,172 @@ async fn crashing_container_restarts_and_shows_its_restart_count() {
         .expect("last state terminated");
     assert_eq!(last.exit_code, 3);
     assert_eq!(last.reason.as_deref(), Some("Error"));
-    let log =
-        std::fs::read_to_string(env.dir().join("logs/pods/default_crasher/crash.log")).unwrap();
+    // One file per run, named by its restart count; `crash.log` is the newest.
+    let logs = env.dir().join("logs/pods/default_crasher");
+    for run in ["crash/0.log", "crash/1.log", "crash/2.log", "crash.log"] {
+        let log = std::fs::read_to_string(logs.join(run)).unwrap();
+        assert_eq!(log, "starting\n", "{run}");
+    }
+}
+
+/// `kubectl ARGS` from the host against `env`: its stdout, or its stderr if it failed.
+async fn kubectl(env: &TestEnv, args: &[&str]) -> Result<String, String> {
+    let out = kubectl_command(env, args)
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    if out.status.success() {
+        Ok(text(out.stdout))
+    } else {
+        Err(text(out.stderr))
+    }
+}
+
+fn kubectl_command(env: &TestEnv, args: &[&str]) -> tokio::process::Command {
+    let bins = Binaries::locate().expect("control plane binaries");
+    let mut cmd = tokio::process::Command::new(bins.kubectl);
+    cmd.arg("--kubeconfig").arg(env.kubeconfig()).args(args);
+    cmd
+}
+
+#[tokio::test]
+async fn kubectl_logs_reads_container_output_through_the_api_server_and_the_kubelet() {
+    let env = env().await;
+    let pods: Api<Pod> = Api::default_namespaced(env.client());
+    let pp = PostParams::default();
+    let two: Pod = from(json!({
+        "metadata": {"name": "two"},
+        "spec": {"containers": [
+            {"name": "ticker", "image": "busybox",
+             "command": ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.3; done"]},
+            {"name": "side", "image": "busybox",
+             "command": ["sh", "-c", "echo side-1; echo side-2; echo side-3; exec sleep 3600"]},
+        ]},
+    }));
+    // Fails its first run only: the emptyDir keeps the count of runs across restarts.
+    let flaky: Pod = from(json!({
+        "metadata": {"name": "flaky"},
+        "spec": {
+            "volumes": [{"name": "state", "emptyDir": {}}],
+            "containers": [{
+                "name": "app", "image": "busybox",
+                "volumeMounts": [{"name": "state", "mountPath": "/state"}],
+                "command": ["sh", "-c", "n=$(($(cat /state/runs 2>/dev/null || echo 0) + 1)); \
+                    echo $n > /state/runs; echo run $n; [ $n -ge 2 ] || exit 3; exec sleep 3600"],
+            }],
+        },
+    }));
+    let once: Pod = from(json!({
+        "metadata": {"name": "once"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "job", "image": "busybox", "command": ["sh", "-c", "echo finished"],
+        }]},
+    }));
+    for pod in [two, flaky, once] {
+        pods.create(&pp, &pod).await.unwrap();
+    }
+
+    // -c picks one container of two.
+    let side = until("the side container's output", TIMEOUT, || async {
+        match kubectl(&env, &["logs", "two", "-c", "side"]).await {
+            Ok(out) if out.lines().count() == 3 => Ok(out),
+            other => Err(other),
+        }
+    })
+    .await;
+    assert_eq!(side, "side-1\nside-2\nside-3\n");
+    let side_with = async |flag: &str| kubectl(&env, &["logs", "two", "-c", "side", flag]).await;
+    assert_eq!(side_with("--tail=2").await, Ok("side-2\nside-3\n".into()));
+    assert_eq!(side_with("--limit-bytes=9").await, Ok("side-1\nsi".into()));
+    let no_previous = side_with("--previous").await.unwrap_err();
     assert!(
-        log.matches("starting").count() >= 3,
-        "each run wrote to the log: {log}"
+        no_previous.contains(r#"previous terminated container "side" in pod "two" not found"#),
+        "{no_previous}"
+    );
+    let timestamps = side_with("--timestamps").await.unwrap_err();
+    assert!(
+        timestamps.contains("timestamps is not supported"),
+        "{timestamps}"
+    );
+
+    // -f with --tail=0 sends only what is written after the request: a tick newer than the last.
+    let last = kubectl(&env, &["logs", "two", "-c", "ticker", "--tail=1"]).await;
+    let tick = |line: &str| {
+        line.trim()
+            .strip_prefix("tick ")
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    let before = last.as_deref().ok().and_then(tick).expect("a tick line");
+    let mut follow = kubectl_command(&env, &["logs", "-f", "--tail=0", "two", "-c", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl logs -f starts");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    for _ in 0..2 {
+        let line = tokio::time::timeout(TIMEOUT, lines.next_line())
+            .await
+            .expect("a line while following")
+            .unwrap()
+            .expect("the stream goes on");
+        assert!(
+            tick(&line).is_some_and(|n| n > before),
+            "{line} after tick {before}"
+        );
+    }
+    follow.kill().await.unwrap();
+
+    // --previous is the run that crashed; the current one is the run after it.
+    until("flaky's second run", TIMEOUT, || async {
+        match kubectl(&env, &["logs", "flaky"]).await {
+            Ok(out) if out == "run 2\n" => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    assert_eq!(
+        kubectl(&env, &["logs", "flaky", "--previous"]).await,
+        Ok("run 1\n".into())
+    );
+
+    // Following a container that has ended returns once its output is read.
+    until("once to succeed", TIMEOUT, || async {
+        let phase = pods.get("once").await.unwrap().status.and_then(|s| s.phase);
+        if phase.as_deref() == Some("Succeeded") {
+            Ok(())
+        } else {
+            Err(phase)
+        }
+    })
+    .await;
+    let followed = tokio::time::timeout(TIMEOUT, kubectl(&env, &["logs", "-f", "once"]))
+        .await
+        .expect("follow ends with the container");
+    assert_eq!(followed, Ok("finished\n".into()));
+
+    // The kubelet's port itself: a client certificate of the cluster's CA is required.
+    let kubelet = |path: &str, cert: bool| {
+        let url = format!("https://{HOST_IP}:{KUBELET_PORT}/containerLogs/default/two/{path}");
+        let mut curl = env.command("curl");
+        curl.arg("-sS")
+            .arg("--cacert")
+            .arg(env.dir().join("ca.crt"));
+        if cert {
+            curl.arg("--cert").arg(env.dir().join("admin.crt"));
+            curl.arg("--key").arg(env.dir().join("admin.key"));
+        }
+        let out = curl
+            .args(["-w", "|%{http_code}", &url])
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(kubelet("side", false), "Unauthorized|401");
+    assert_eq!(kubelet("side", true), "side-1\nside-2\nside-3\n|200");
+    assert_eq!(
+        kubelet("nope", true),
+        r#"container "nope" not found in pod "two"|404"#
     );
 }
 

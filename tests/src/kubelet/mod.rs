@@ -1,16 +1,21 @@
 //! The process kubelet: registers one Node, binds unscheduled pods to it (standing in for the
 //! scheduler), and runs each pod bound to it as local processes (see `pod`). It runs inside the
 //! sandbox, where pod IPs are reachable and processes it starts die with the environment.
+//! Container logs are served over HTTPS for `kubectl logs` (see `server` and `logs`).
 
 mod container;
 pub mod envvars;
+mod logfile;
+pub mod logs;
 pub mod network;
 mod pod;
 pub mod probe;
+pub mod server;
 pub mod status;
 mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,9 +30,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, ImageMap};
+use crate::{Error, ImageMap, sandbox};
 use container::MountPoints;
+use logs::LogIndex;
 use network::IpPool;
+use server::{KUBELET_PORT, Server, ServingTls};
 
 /// The name of the one Node.
 pub const NODE_NAME: &str = "testenv-node";
@@ -46,6 +53,8 @@ pub struct KubeletConfig {
     /// Where container logs go, one folder per pod.
     pub log_dir: PathBuf,
     pub restart_backoff: Duration,
+    /// The kubelet's HTTPS API (container logs).
+    pub tls: ServingTls,
 }
 
 /// State shared by the pod workers.
@@ -55,6 +64,7 @@ pub struct Ctx {
     ips: Mutex<IpPool>,
     mount_points: MountPoints,
     veths: AtomicU64,
+    logs: Arc<LogIndex>,
 }
 
 impl Ctx {
@@ -78,13 +88,17 @@ impl Kubelet {
         let kc = kube::config::Kubeconfig::read_from(&config.kubeconfig)?;
         let client_config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         let client = Client::try_from(client_config)?;
+        let addr = SocketAddr::new(sandbox::GATEWAY.into(), KUBELET_PORT);
+        let server = Server::bind(addr, &config.tls).await?;
         register_node(&client).await?;
+        let logs = Arc::new(LogIndex::default());
         let ctx = Arc::new(Ctx {
             client: client.clone(),
             config,
             ips: Mutex::new(IpPool::default()),
             mount_points: MountPoints::default(),
             veths: AtomicU64::new(0),
+            logs: logs.clone(),
         });
         let stop = CancellationToken::new();
         let workers = Arc::new(Mutex::new(Workers::new()));
@@ -94,6 +108,7 @@ impl Kubelet {
                 stop.clone()
                     .run_until_cancelled_owned(run_pods(ctx.clone(), workers.clone())),
             ),
+            tokio::spawn(stop.clone().run_until_cancelled_owned(server.serve(logs))),
         ];
         Ok(Kubelet {
             ctx,
@@ -151,6 +166,8 @@ async fn register_node(client: &Client) -> Result<(), Error> {
                 {"type": "InternalIP", "address": HOST_IP},
                 {"type": "Hostname", "address": NODE_NAME},
             ],
+            // Where the API server sends `kubectl logs` (to the InternalIP).
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": KUBELET_PORT}},
             "conditions": [{
                 "type": "Ready", "status": "True", "reason": "KubeletReady",
                 "message": "process kubelet is posting ready status",

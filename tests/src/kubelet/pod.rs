@@ -23,6 +23,7 @@ use tokio::time::sleep_until;
 
 use super::container::{self, Launch};
 use super::envvars::{self, RuntimeFields};
+use super::logs::{self, ContainerLogState};
 use super::network::PodSandbox;
 use super::probe::{self, Tracker};
 use super::status::{self, ContainerView, Exit, PodView, State};
@@ -90,7 +91,7 @@ impl PodWorker {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let dir = ctx.config.dir.join(&uid);
-        let logs = ctx.config.log_dir.join(format!("{namespace}_{name}"));
+        let logs = logs::pod_dir(&ctx.config.log_dir, &namespace, &name);
         let _ = std::fs::create_dir_all(&logs);
         let backoff = ctx.config.restart_backoff;
         let run = |c: &Container, sidecar: bool| ContainerRun::new(c.clone(), sidecar, backoff);
@@ -287,9 +288,11 @@ impl PodWorker {
                 }
             },
         };
+        let instance = self.run_mut(which).next_instance();
         let sandbox = self.sandbox.as_ref().expect("sandbox is created first");
-        let log = self.logs.join(format!("{}.log", spec.name));
         let spawned = launch.and_then(|launch| {
+            let log = logs::new_instance(&self.logs, &spec.name, instance)
+                .map_err(|e| ("RunContainerError", format!("log file: {e}")))?;
             container::spawn(&spec.name, &launch, sandbox, &self.ctx.mount_points, &log)
                 .map(|p| (p, launch))
                 .map_err(|m| ("RunContainerError", m))
@@ -387,6 +390,19 @@ impl PodWorker {
 
     /// Writes the pod's status when it differs from the last one written.
     async fn report(&mut self, pod: &Pod) {
+        let log_states = self
+            .init
+            .iter()
+            .chain(&self.containers)
+            .map(|run| (run.spec.name.clone(), run.log_state()))
+            .collect();
+        self.ctx.logs.publish(
+            &self.namespace,
+            &self.name,
+            &self.uid,
+            &self.logs,
+            log_states,
+        );
         let status = status::pod_status(pod, &self.view(), Timestamp::now());
         if self.reported.as_ref() == Some(&status) {
             return;
@@ -504,6 +520,7 @@ impl PodWorker {
     }
 
     async fn release(&mut self) {
+        self.ctx.logs.forget(&self.namespace, &self.name, &self.uid);
         if let Some(sandbox) = self.sandbox.take() {
             sandbox.destroy().await;
             self.ctx.ips.lock().expect("ip pool").release(sandbox.ip);
@@ -573,9 +590,7 @@ impl ContainerRun {
 
     fn started_process(&mut self, process: Supervised, launch: Launch) {
         let now = Instant::now();
-        if self.ever_started {
-            self.restart_count += 1;
-        }
+        self.restart_count = self.next_instance();
         self.ever_started = true;
         self.process = Some(process);
         self.launch = Some(launch);
@@ -602,6 +617,27 @@ impl ContainerRun {
             .map(|p| Tracker::new(p, now));
         self.started = self.startup.is_none();
         self.ready = self.started && self.readiness.is_none();
+    }
+
+    /// The number of the next process started: its restart count, and its log file's name.
+    fn next_instance(&self) -> i32 {
+        if self.ever_started {
+            self.restart_count + 1
+        } else {
+            0
+        }
+    }
+
+    fn log_state(&self) -> ContainerLogState {
+        ContainerLogState {
+            latest: self.ever_started.then_some(self.restart_count),
+            running: self.process.is_some(),
+            finished: self.finished,
+            waiting_reason: match &self.state {
+                State::Waiting { reason, .. } => reason.clone(),
+                _ => String::new(),
+            },
+        }
     }
 
     /// Records the end of the process, if it ended, and schedules the restart `policy` asks for.
