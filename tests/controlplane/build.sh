@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds the test control plane from Go modules: etcd, kube-apiserver, kube-controller-manager,
-# kubectl and helm. Output goes to $MCP_OPERATOR_CACHE (default ~/.cache/mcp-operator), one folder
-# per component and version; a component whose folder is complete is not built again.
+# kube-proxy, kubectl, helm, CoreDNS and Traefik, and fetches the CRDs the tests install. Output
+# goes to $MCP_OPERATOR_CACHE (default ~/.cache/mcp-operator), one folder per component and
+# version; a component whose folder is complete is not built again.
+#
+# Usage: build.sh [COMPONENT...]   with no argument, every component; else only those named:
+#   etcd kubernetes helm gateway-api service-monitor-crd coredns traefik
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +35,9 @@ build_in_wrapper() {
 
 # Moves a finished build into place atomically, so an interrupted build is never taken as done.
 finish() { rm -rf "$1"; mv "$1.partial" "$1"; }
+
+# The directory of a module version in the module cache, downloading it first if needed.
+module_dir() { go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'; }
 
 build_kubernetes() {
   local v=$KUBERNETES_VERSION out=$cache/kubernetes-v$KUBERNETES_VERSION
@@ -82,7 +89,7 @@ fetch_gateway_api() {
   local out=$cache/gateway-api-v$GATEWAY_API_VERSION dir
   [ -d "$out/standard" ] && [ -d "$out/experimental" ] && return
   log "fetching Gateway API v$GATEWAY_API_VERSION CRDs"
-  dir=$(go mod download -json "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  dir=$(module_dir "sigs.k8s.io/gateway-api@v$GATEWAY_API_VERSION")
   rm -rf "$out.partial"
   mkdir -p "$out.partial"
   cp -r "$dir/config/crd/standard" "$dir/config/crd/experimental" "$out.partial/"
@@ -95,8 +102,7 @@ fetch_service_monitor_crd() {
   local out=$cache/prometheus-operator-v$PROMETHEUS_OPERATOR_VERSION dir
   [ -f "$out/servicemonitors.yaml" ] && return
   log "fetching the prometheus-operator v$PROMETHEUS_OPERATOR_VERSION ServiceMonitor CRD"
-  dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" |
-    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION")
   rm -rf "$out.partial"
   mkdir -p "$out.partial"
   cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
@@ -105,10 +111,86 @@ fetch_service_monitor_crd() {
   finish "$out"
 }
 
+# CoreDNS's module builds as published; its default plugin set includes "kubernetes".
+build_coredns() {
+  local out=$cache/coredns-v$COREDNS_VERSION
+  [ -x "$out/coredns" ] && return
+  log "building CoreDNS v$COREDNS_VERSION"
+  rm -rf "$out.partial"
+  mkdir -p "$out.partial"
+  GOBIN=$out.partial go install -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
+  "$out.partial/coredns" -plugins | grep -x kubernetes >/dev/null ||
+    { log "CoreDNS was built without its kubernetes plugin"; return 1; }
+  finish "$out"
+}
+
+# Traefik's go.mod has replace directives, so "go install ...@version" refuses it: it is built in
+# a writable copy of its module directory, with three dependencies the module proxy cannot provide
+# replaced by local modules assembled from tests/controlplane/traefik/ (see its README.md).
+build_traefik() {
+  local v=$TRAEFIK_VERSION out=$cache/traefik-v$TRAEFIK_VERSION
+  [ -x "$out/traefik" ] && return
+  log "building Traefik v$v"
+  # http_auth: the upstream go-http-auth release Traefik's fork of it started from.
+  local shims=$here/traefik http_auth=v0.4.0 work src lego
+  work=$(mktemp -d)
+  src=$work/traefik
+  cp -r "$(module_dir "github.com/traefik/traefik/v3@v$v")" "$src"
+  chmod -R u+w "$src"
+  # (a) The nested module its go.mod already replaces with ./pkg/config/dynamic/ext.
+  mkdir -p "$src/pkg/config/dynamic/ext"
+  cp "$shims/ext/go.mod" "$shims/ext/ext.go" "$src/pkg/config/dynamic/ext/"
+  # (b) The lego version it requires, with a providers/dns package that imports no provider SDK.
+  lego=$(awk '$1 == "github.com/go-acme/lego/v5" { print $2; exit }' "$src/go.mod")
+  cp -r "$(module_dir "github.com/go-acme/lego/v5@$lego")" "$work/lego"
+  chmod -R u+w "$work/lego"
+  rm -f "$work/lego/providers/dns/"*.go
+  cp "$shims/lego-dns/dns.go" "$work/lego/providers/dns/"
+  # (c) Upstream go-http-auth instead of the fork, plus the two functions the fork added.
+  cp -r "$(module_dir "github.com/abbot/go-http-auth@$http_auth")" "$work/go-http-auth"
+  chmod -R u+w "$work/go-http-auth"
+  cp "$shims/go-http-auth/go.mod" "$shims/go-http-auth/traefik.go" "$work/go-http-auth/"
+  (cd "$src" && go mod edit -replace "github.com/go-acme/lego/v5=$work/lego" \
+    -replace "github.com/abbot/go-http-auth=$work/go-http-auth")
+  local p=github.com/traefik/traefik/v3/pkg/version
+  local flags="-s -w -X $p.Version=v$v -X $p.BuildDate=1970-01-01T00:00:00Z"
+  rm -rf "$out.partial"
+  mkdir -p "$out.partial"
+  log "go build github.com/traefik/traefik/v3/cmd/traefik"
+  (cd "$src" && go build -mod=mod -ldflags "$flags" -o "$out.partial/traefik" ./cmd/traefik)
+  "$out.partial/traefik" version >/dev/null
+  rm -rf "$work"
+  finish "$out"
+}
+
+# The components, in build order, and the function that provides each.
+components=(etcd kubernetes helm gateway-api service-monitor-crd coredns traefik)
+component_fn() {
+  case $1 in
+    etcd) echo build_etcd ;;
+    kubernetes) echo build_kubernetes ;;
+    helm) echo build_helm ;;
+    gateway-api) echo fetch_gateway_api ;;
+    service-monitor-crd) echo fetch_service_monitor_crd ;;
+    coredns) echo build_coredns ;;
+    traefik) echo build_traefik ;;
+    *) return 1 ;;
+  esac
+}
+
+# The braces make bash read all of this before running any of it: editing this file while a long
+# build runs cannot derail that build.
+{
+selected=("$@")
+[ $# -gt 0 ] || selected=("${components[@]}")
+for c in "${selected[@]}"; do
+  component_fn "$c" >/dev/null || { log "unknown component '$c' (known: ${components[*]})"; exit 2; }
+done
+
 start=$(date +%s)
-build_etcd
-build_kubernetes
-build_helm
-fetch_gateway_api
-fetch_service_monitor_crd
-log "control plane ready in $cache ($(( $(date +%s) - start )) s)"
+for c in "${selected[@]}"; do
+  "$(component_fn "$c")"
+done
+log "${selected[*]} ready in $cache ($(( $(date +%s) - start )) s)"
+exit
+}

@@ -32,8 +32,11 @@ pub struct Binaries {
     pub etcd: PathBuf,
     pub kube_apiserver: PathBuf,
     pub kube_controller_manager: PathBuf,
+    pub kube_proxy: PathBuf,
     pub kubectl: PathBuf,
     pub helm: PathBuf,
+    pub coredns: PathBuf,
+    pub traefik: PathBuf,
 }
 
 impl Binaries {
@@ -47,17 +50,27 @@ impl Binaries {
                 .join("etcd"),
             kube_apiserver: k8s.join("kube-apiserver"),
             kube_controller_manager: k8s.join("kube-controller-manager"),
+            kube_proxy: k8s.join("kube-proxy"),
             kubectl: k8s.join("kubectl"),
             helm: cache
                 .join(format!("helm-v{}", version("HELM_VERSION")))
                 .join("helm"),
+            coredns: cache
+                .join(format!("coredns-v{}", version("COREDNS_VERSION")))
+                .join("coredns"),
+            traefik: cache
+                .join(format!("traefik-v{}", version("TRAEFIK_VERSION")))
+                .join("traefik"),
         };
         for path in [
             &bins.etcd,
             &bins.kube_apiserver,
             &bins.kube_controller_manager,
+            &bins.kube_proxy,
             &bins.kubectl,
             &bins.helm,
+            &bins.coredns,
+            &bins.traefik,
         ] {
             if !path.is_file() {
                 return Err(Error::MissingBinary(path.clone()));
