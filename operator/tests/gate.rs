@@ -10,19 +10,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment};
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
-use mcp_operator::api::{HANDSHAKE_CONDITION, McpApp};
+use mcp_operator::api::HANDSHAKE_CONDITION;
 use mcp_testenv::TestEnv;
+use mcp_testenv::mcp::Endpoint;
 use mcp_testenv::wait::until;
 use serde_json::json;
-use mcp_testenv::mcp::Endpoint;
 use support::{
-    BROKEN, Cluster, SCRIPTED, app_when, condition, is, pods_of, rolled_back_from, set_image, stable_revision,
+    BROKEN, Cluster, SCRIPTED, app_when, condition, is, pods_of, rolled_back_from, set_image,
+    stable_revision,
 };
 
 /// An image that only provides `node`, for the official TypeScript SDK's stdio server.

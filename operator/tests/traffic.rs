@@ -27,7 +27,10 @@ async fn start() -> Cluster {
 /// The app `name` as a client on this machine reaches it: through the ingress controller's
 /// loopback port, with Host `NAME.localhost`.
 fn through_ingress(cluster: &Cluster, name: &str) -> Endpoint {
-    let port = cluster.env.ingress_port().expect("the environment has an ingress");
+    let port = cluster
+        .env
+        .ingress_port()
+        .expect("the environment has an ingress");
     Endpoint::from_here(
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         format!("{name}.localhost:{port}"),
@@ -49,16 +52,9 @@ async fn exposed_app(cluster: &Cluster, name: &str, spec: serde_json::Value) -> 
         .await
         .expect("app applies");
     let replicas = full["replicas"].as_i64().unwrap_or(1) as i32;
-    app_when(
-        cluster,
-        name,
-        "every replica Ready",
-        READY_TIMEOUT,
-        |a| {
-            is(a, "Ready", "True")
-                && a.status.as_ref().and_then(|s| s.ready_replicas) == Some(replicas)
-        },
-    )
+    app_when(cluster, name, "every replica Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True") && a.status.as_ref().and_then(|s| s.ready_replicas) == Some(replicas)
+    })
     .await;
     let endpoint = through_ingress(cluster, name);
     // Traefik picks the Ingress up from its watch.
@@ -83,7 +79,10 @@ async fn a_client_that_keeps_cookies_stays_on_one_pod_through_the_ingress() {
     .await;
 
     let mut session = endpoint.initialize(true).await.expect("initialize");
-    let cookie = session.cookie.clone().expect("Traefik sets its sticky cookie");
+    let cookie = session
+        .cookie
+        .clone()
+        .expect("Traefik sets its sticky cookie");
     let mut pods: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..30 {
         let pod = endpoint
@@ -110,7 +109,10 @@ async fn a_client_that_keeps_cookies_stays_on_one_pod_through_the_ingress() {
 
 /// Reads `stream` until `deadline`: (keep-alive comments, everything else that arrived), or an
 /// error if the stream ended or broke before.
-async fn idle_until(stream: &mut EventStream, deadline: Instant) -> Result<(usize, String), String> {
+async fn idle_until(
+    stream: &mut EventStream,
+    deadline: Instant,
+) -> Result<(usize, String), String> {
     let (mut keep_alives, mut events) = (0, String::new());
     loop {
         let chunk = match tokio::time::timeout_at(deadline.into(), stream.next()).await {
@@ -131,7 +133,11 @@ async fn idle_until(stream: &mut EventStream, deadline: Instant) -> Result<(usiz
 }
 
 /// Reads `stream` until a chunk contains `needle` (within `timeout`).
-async fn until_event(stream: &mut EventStream, needle: &str, timeout: Duration) -> Result<String, String> {
+async fn until_event(
+    stream: &mut EventStream,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let mut seen = String::new();
     tokio::time::timeout(timeout, async {
         while let Some(chunk) = stream.next().await {
@@ -198,7 +204,10 @@ async fn sse_streams_idle_for_three_minutes_through_the_ingress_keep_flowing() {
     let get = get.expect("the GET stream stays open");
     println!("GET stream: {get} keep-alives in {IDLE:?}, then closed cleanly by DELETE");
     let post = post.expect("the long call's stream stays open");
-    println!("POST stream: answered {post:?} after {:?}", started.elapsed());
+    println!(
+        "POST stream: answered {post:?} after {:?}",
+        started.elapsed()
+    );
     assert_eq!(post, format!("slept {} seconds", IDLE.as_secs()));
     let (legacy_keep_alives, event) = legacy.expect("the legacy stream stays open");
     println!("legacy /sse stream: {legacy_keep_alives} keep-alives, then the call's answer");
@@ -210,33 +219,31 @@ async fn sse_streams_idle_for_three_minutes_through_the_ingress_keep_flowing() {
 }
 
 #[tokio::test]
-async fn a_broken_version_is_rolled_back_while_clients_calling_through_the_ingress_see_no_failure() {
+async fn a_broken_version_is_rolled_back_while_clients_calling_through_the_ingress_see_no_failure()
+{
     let cluster = start().await;
     let _operator = cluster.start_operator("operator", 18203, &[]).await;
     let endpoint = exposed_app(&cluster, "svc", json!({"replicas": 2})).await;
     let stable = stable_revision(&cluster, "svc").await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let outcomes = Arc::new(Mutex::new((0usize, Vec::<String>::new())));
     let client_loop = {
-        let (stop, outcomes, endpoint) = (stop.clone(), outcomes.clone(), endpoint.clone());
+        let (stop, endpoint) = (stop.clone(), endpoint.clone());
         async move {
-            let mut n = 0;
+            let (mut calls, mut failures) = (0usize, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let message = format!("call-{n}");
-                let result = endpoint
+                calls += 1;
+                let message = format!("call-{calls}");
+                match endpoint
                     .call_tool_stateless("echo", json!({"message": message}))
-                    .await;
-                let mut outcomes = outcomes.lock().unwrap();
-                outcomes.0 += 1;
-                match result {
+                    .await
+                {
                     Ok(text) if text == message => {}
-                    other => outcomes.1.push(format!("{message}: {other:?}")),
+                    other => failures.push(format!("{message}: {other:?}")),
                 }
-                drop(outcomes);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            (calls, failures)
         }
     };
     let scenario = async {
@@ -253,9 +260,8 @@ async fn a_broken_version_is_rolled_back_while_clients_calling_through_the_ingre
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         aborted
     };
-    let (aborted, ()) = tokio::join!(scenario, client_loop);
+    let (aborted, (calls, failures)) = tokio::join!(scenario, client_loop);
 
-    let (calls, failures) = outcomes.lock().unwrap().clone();
     println!(
         "echo calls through the ingress during the broken rollout: {calls}, failed: {}",
         failures.len()
@@ -264,7 +270,9 @@ async fn a_broken_version_is_rolled_back_while_clients_calling_through_the_ingre
     assert!(failures.is_empty(), "no call may fail: {failures:?}");
     let degraded = condition(&aborted, "Degraded").unwrap();
     assert!(
-        degraded.message.contains(&format!("rolled back to {stable}")),
+        degraded
+            .message
+            .contains(&format!("rolled back to {stable}")),
         "{}",
         degraded.message
     );
@@ -291,9 +299,8 @@ async fn scale_down_drains_streams_of_removed_pods_and_sends_them_no_new_request
             .call_tool(&mut session, "whoami", json!({}))
             .await
             .expect("whoami");
-        if !streams.contains_key(&pod) {
-            let stream = endpoint.open_stream(&session).await.expect("GET stream");
-            streams.insert(pod, stream);
+        if let std::collections::btree_map::Entry::Vacant(slot) = streams.entry(pod) {
+            slot.insert(endpoint.open_stream(&session).await.expect("GET stream"));
         }
         if streams.len() == 3 {
             break;

@@ -17,9 +17,9 @@ use crate::controlplane::{ControlPlane, Layout};
 use crate::kubelet::server::ServingTls;
 use crate::kubelet::{self, Kubelet, KubeletConfig};
 use crate::process::{Supervised, log_tail};
-use crate::{dns, ingress, kube_proxy};
 use crate::sandbox::{GATEWAY, Sandbox};
 use crate::{Error, ImageMap};
+use crate::{dns, ingress, kube_proxy};
 
 /// Options of a [`TestEnv`].
 #[derive(Debug, Default)]
@@ -205,14 +205,6 @@ impl TestEnv {
         });
         env.wait_until_api_ready().await?;
 
-        let proxy_kubeconfig = env.kubeconfig_for(kube_proxy::USER, &[])?;
-        let (binary, dir, log) = (bins.kube_proxy.clone(), env.dir.clone(), logs.join("kube-proxy.log"));
-        env.kube_proxy = Some(
-            env.sandbox
-                .run(async move { kube_proxy::start(&binary, &proxy_kubeconfig, &dir, &log).await })
-                .await?,
-        );
-
         // The cluster's own add-ons run as pods, their images mapped to the binaries built with
         // the control plane.
         let mut images = opts.images;
@@ -234,6 +226,19 @@ impl TestEnv {
             },
         };
         env.kubelet = Some(env.sandbox.run(Kubelet::start(config)).await?);
+        // kube-proxy reads its node's addresses, so it starts once the kubelet registered it.
+        let proxy_kubeconfig = env.kubeconfig_for(kube_proxy::USER, &[])?;
+        let (binary, dir, log) = (
+            bins.kube_proxy.clone(),
+            env.dir.clone(),
+            logs.join("kube-proxy.log"),
+        );
+        env.kube_proxy = Some(
+            env.sandbox
+                .run(async move { kube_proxy::start(&binary, &proxy_kubeconfig, &dir, &log).await })
+                .await?,
+        );
+
         env.wait_for_default_service_account().await?;
         dns::install(&env.client).await?;
         dns::write(&env.dir, "resolv.conf", &dns::environment_resolv_conf())?;
@@ -487,11 +492,8 @@ pub fn join_network_command(
     // Opened and named before fork; the child only makes syscalls on them.
     let netns = std::fs::File::open(netns);
     let resolv_conf = resolv_conf.map(|path| {
-        std::fs::File::open(path).map(|file| {
-            let source = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-                .expect("no NUL in a number");
-            (file, source)
-        })
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| std::io::Error::other("NUL in the resolv.conf path"))
     });
     // SAFETY: the closure makes plain syscalls on descriptors and strings prepared before fork.
     unsafe {
@@ -502,8 +504,8 @@ pub fn join_network_command(
             if libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
-            if let Some(file) = &resolv_conf {
-                let (_, source) = file
+            if let Some(source) = &resolv_conf {
+                let source = source
                     .as_ref()
                     .map_err(|e| std::io::Error::new(e.kind(), "resolv.conf"))?;
                 bind_resolv_conf(source)?;
@@ -514,7 +516,8 @@ pub fn join_network_command(
     cmd
 }
 
-/// Mounts `source` over `/etc/resolv.conf` in a new, private mount namespace. Runs between fork
+/// Mounts `source` over `/etc/resolv.conf` in a new, private mount namespace (where `source` is
+/// named: a bind mount cannot take its source from another mount namespace). Runs between fork
 /// and exec.
 fn bind_resolv_conf(source: &std::ffi::CStr) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {

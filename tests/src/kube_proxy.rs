@@ -34,6 +34,8 @@ pub async fn start(
         "clientConnection": {"kubeconfig": kubeconfig},
         "hostnameOverride": NODE_NAME,
         "clusterCIDR": CLUSTER_CIDR,
+        // NodePorts on the node's own address (10.244.0.1), as in a cluster.
+        "nodePortAddresses": ["primary"],
         "healthzBindAddress": HEALTHZ,
         "metricsBindAddress": "127.0.0.1:10249",
         // The conntrack table's size and timeouts are the machine's, read-only in a network

@@ -49,8 +49,9 @@ impl Endpoint {
     /// An endpoint reached from the caller's own network, e.g. the ingress controller's
     /// loopback port with `host` naming the app.
     pub fn from_here(addr: SocketAddr, host: impl Into<String>, path: impl Into<String>) -> Self {
-        let connect: Connect =
-            Arc::new(move || Box::pin(tokio::net::TcpStream::connect(addr)) as BoxFuture<'static, _>);
+        let connect: Connect = Arc::new(move || {
+            Box::pin(tokio::net::TcpStream::connect(addr)) as BoxFuture<'static, _>
+        });
         Endpoint::new(connect, host, path)
     }
 
@@ -97,7 +98,11 @@ impl Endpoint {
 
     /// `tools/call` of `name` as a stateless 2026-07-28 request (no session): the text of the
     /// result's first content item.
-    pub async fn call_tool_stateless(&self, name: &str, arguments: Value) -> Result<String, String> {
+    pub async fn call_tool_stateless(
+        &self,
+        name: &str,
+        arguments: Value,
+    ) -> Result<String, String> {
         let meta = json!({"io.modelcontextprotocol/protocolVersion": STATELESS_PROTOCOL,
                           "io.modelcontextprotocol/clientCapabilities": {}});
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -121,7 +126,10 @@ impl Endpoint {
         .await
         .map_err(|e| e.to_string())?;
         let answer = answer(&response.body, 1).ok_or_else(|| {
-            format!("tools/call {name}: HTTP {}: {}", response.status, response.body)
+            format!(
+                "tools/call {name}: HTTP {}: {}",
+                response.status, response.body
+            )
         })?;
         answer["result"]["content"][0]["text"]
             .as_str()
@@ -152,7 +160,9 @@ impl Endpoint {
                 return Ok((stream, endpoint.trim().to_string()));
             }
         }
-        Err(format!("the legacy stream ended before its endpoint event: {seen:?}"))
+        Err(format!(
+            "the legacy stream ended before its endpoint event: {seen:?}"
+        ))
     }
 
     /// POSTs `message` to a legacy session's `messages_path`; its answer travels on the stream.
@@ -202,13 +212,21 @@ impl Endpoint {
     }
 
     /// One request and its answer (JSON, or the SSE event that carries it).
-    async fn rpc(&self, session: &mut Session, method: &str, params: Value) -> Result<Value, String> {
+    async fn rpc(
+        &self,
+        session: &mut Session,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, String> {
         session.next_id += 1;
         let id = session.next_id;
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let response = self.post(session, &request).await?;
         if response.status != 200 {
-            return Err(format!("{method}: HTTP {}: {}", response.status, response.body));
+            return Err(format!(
+                "{method}: HTTP {}: {}",
+                response.status, response.body
+            ));
         }
         if session.id.is_none() {
             session.id = header(&response, "mcp-session-id");

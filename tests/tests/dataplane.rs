@@ -3,7 +3,7 @@
 //! `NAME.NAMESPACE.svc` in pods and in commands run inside the environment; pods reach the API
 //! server through the `kubernetes` Service with their ServiceAccount's CA.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -41,7 +41,13 @@ fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
 
 /// A Deployment of `replicas` pods of `image` serving HTTP on 8080, ready when `ready_path`
 /// answers.
-fn deployment(name: &str, replicas: i32, image: &str, args: &[&str], ready_path: &str) -> Deployment {
+fn deployment(
+    name: &str,
+    replicas: i32,
+    image: &str,
+    args: &[&str],
+    ready_path: &str,
+) -> Deployment {
     from(json!({
         "metadata": {"name": name},
         "spec": {
@@ -79,7 +85,12 @@ async fn available(client: &Client, name: &str, replicas: i32) {
         &format!("{name} to have {replicas} ready replicas"),
         TIMEOUT,
         || async {
-            let status = deployments.get(name).await.unwrap().status.unwrap_or_default();
+            let status = deployments
+                .get(name)
+                .await
+                .unwrap()
+                .status
+                .unwrap_or_default();
             if status.ready_replicas == Some(replicas) {
                 Ok(())
             } else {
@@ -138,20 +149,49 @@ async fn cluster_ips_route_and_cluster_names_resolve_from_the_environment_and_fr
     let pp = PostParams::default();
     let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
     let services: Api<Service> = Api::default_namespaced(client.clone());
-    let web = deployment("web", 2, "python:3.11", &["8080", "--bind", "0.0.0.0", "--directory", "/tmp"], "/");
+    let web = deployment(
+        "web",
+        2,
+        "python:3.11",
+        &["8080", "--bind", "0.0.0.0", "--directory", "/tmp"],
+        "/",
+    );
     deployments.create(&pp, &web).await.unwrap();
-    let node_port = json!({"type": "NodePort", "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30555}]});
-    services.create(&pp, &service("web", "web", node_port)).await.unwrap();
+    let node_port =
+        json!({"type": "NodePort", "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30555}]});
+    services
+        .create(&pp, &service("web", "web", node_port))
+        .await
+        .unwrap();
     available(&client, "web", 2).await;
     let ip = cluster_ip(&client, "web").await;
 
     // From the environment (the node): the ClusterIP, the NodePort on the node's address, and
     // the name through cluster DNS.
-    let (status, _) = env.http_get(SocketAddr::new(ip, 80), "/").await.unwrap();
-    assert_eq!(status, 200, "ClusterIP {ip}:80 from the environment");
+    // kube-proxy programs a new Service within its sync period.
+    let answers = |addr: SocketAddr| {
+        let env = &env;
+        move || async move {
+            match env.http_get(addr, "/").await {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    };
+    let service = SocketAddr::new(ip, 80);
+    until(
+        &format!("ClusterIP {service} to answer"),
+        TIMEOUT,
+        answers(service),
+    )
+    .await;
     let node: SocketAddr = format!("{}:30555", kubelet::HOST_IP).parse().unwrap();
-    let (status, _) = env.http_get(node, "/").await.unwrap();
-    assert_eq!(status, 200, "NodePort {node} from the environment");
+    until(
+        &format!("NodePort {node} to answer"),
+        TIMEOUT,
+        answers(node),
+    )
+    .await;
     let out = env
         .command("getent")
         .args(["hosts", "web.default.svc"])
@@ -181,7 +221,9 @@ async fn cluster_ips_route_and_cluster_names_resolve_from_the_environment_and_fr
     );
     assert!(log.contains("options ndots:5"), "{log}");
     assert_eq!(
-        log.lines().filter(|l| l.starts_with(&ip.to_string())).count(),
+        log.lines()
+            .filter(|l| l.starts_with(&ip.to_string()))
+            .count(),
         2,
         "both names resolve to {ip}: {log}"
     );
@@ -208,9 +250,27 @@ async fn client_ip_affinity_keeps_sessions_on_one_pod_and_none_spreads_requests(
         .unwrap();
     let sticky = json!({"sessionAffinity": "ClientIP",
                         "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}}});
-    services.create(&pp, &service("who-sticky", "who", sticky)).await.unwrap();
-    services.create(&pp, &service("who-spread", "who", json!({}))).await.unwrap();
+    services
+        .create(&pp, &service("who-sticky", "who", sticky))
+        .await
+        .unwrap();
+    services
+        .create(&pp, &service("who-spread", "who", json!({})))
+        .await
+        .unwrap();
     available(&client, "who", 3).await;
+
+    // kube-proxy programs new endpoints within its sync period: wait until all three answer.
+    let spread = endpoint(&env, cluster_ip(&client, "who-spread").await);
+    let mut seen = BTreeSet::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while seen.len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {seen:?} answered"
+        );
+        seen.extend(spread.call_tool_stateless("whoami", json!({})).await.ok());
+    }
 
     // ClientIP: 50 sessions of one client, each request on a new connection, all on one pod.
     let sticky = endpoint(&env, cluster_ip(&client, "who-sticky").await);
@@ -230,7 +290,6 @@ async fn client_ip_affinity_keeps_sessions_on_one_pod_and_none_spreads_requests(
     assert_eq!(pods.len(), 1, "every call on one pod: {pods:?}");
 
     // None: each connection is placed anew, so requests spread over the pods ...
-    let spread = endpoint(&env, cluster_ip(&client, "who-spread").await);
     let mut pods: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..50 {
         let pod = spread
@@ -245,15 +304,17 @@ async fn client_ip_affinity_keeps_sessions_on_one_pod_and_none_spreads_requests(
     // ... and a stateful session's requests land on pods that do not hold it.
     let mut lost = 0;
     for _ in 0..20 {
-        let mut session = spread.initialize(false).await.expect("initialize");
-        if spread
-            .call_tool(&mut session, "whoami", json!({}))
-            .await
-            .is_err()
-        {
+        let session = async {
+            let mut session = spread.initialize(false).await?;
+            spread.call_tool(&mut session, "whoami", json!({})).await
+        };
+        if session.await.is_err() {
             lost += 1;
         }
     }
-    println!("no affinity, 20 sessions: {lost} calls reached a pod without the session");
-    assert!(lost > 0, "without affinity some calls miss their session's pod");
+    println!("no affinity, 20 sessions: {lost} had a request reach a pod without the session");
+    assert!(
+        lost > 0,
+        "without affinity some calls miss their session's pod"
+    );
 }

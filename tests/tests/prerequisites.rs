@@ -10,8 +10,19 @@ use std::time::{Duration, Instant};
 const HELPERS: &[&str] = &["bash", "id", "grep", "sort", "sed", "rustup"];
 /// What `prerequisites tests` looks for (tests/prerequisites.sh).
 const TOOLS: &[&str] = &[
-    "go", "cargo", "python3", "node", "npm", "ip", "unshare", "nsenter", "curl", "nft",
-    "conntrack", "musl-gcc", "readelf",
+    "go",
+    "cargo",
+    "python3",
+    "node",
+    "npm",
+    "ip",
+    "unshare",
+    "nsenter",
+    "curl",
+    "nft",
+    "conntrack",
+    "musl-gcc",
+    "readelf",
 ];
 
 fn repo() -> PathBuf {

@@ -14,7 +14,6 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpApp;
 use mcp_operator::api::conditions::READY;
-use mcp_operator::status::condition;
 use mcp_testenv::process::Supervised;
 use mcp_testenv::wait::until;
 use mcp_testenv::{TestEnv, TestEnvBuilder, binaries, manifests, workspace_binary};
@@ -194,7 +193,7 @@ pub async fn ready_app(client: &Client, namespace: &str, name: &str) -> McpApp {
         READY_TIMEOUT,
         || async {
             let app = apps.get(name).await.unwrap();
-            match condition(app.status.as_ref(), READY) {
+            match condition(&app, READY) {
                 Some(c) if c.status == "True" => Ok(app),
                 other => Err(format!(
                     "{other:?}; last probe {:?}; pods {:?}",
@@ -232,13 +231,9 @@ pub async fn pod_conditions(client: &Client, namespace: &str, app: &str) -> Vec<
         .collect()
 }
 
+/// The app's condition of `type_`.
 pub fn condition(app: &McpApp, type_: &str) -> Option<Condition> {
-    app.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
+    mcp_operator::status::condition(app.status.as_ref(), type_).cloned()
 }
 
 /// Waits until `check` holds for the app, and returns it.

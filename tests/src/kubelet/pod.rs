@@ -29,9 +29,9 @@ use super::probe::{self, Tracker};
 use super::status::{self, ContainerView, Exit, PodView, State};
 use super::volumes::{self, PreparedVolume};
 use super::{Ctx, NODE_NAME};
-use crate::process::Supervised;
 use crate::controlplane::KUBERNETES_SERVICE_IP;
 use crate::dns;
+use crate::process::Supervised;
 
 /// How often the loop looks at its processes when nothing else wakes it.
 const TICK: Duration = Duration::from_millis(200);
@@ -764,7 +764,10 @@ impl Ctx {
             .collect();
         env.extend([
             ("HOSTNAME".into(), pod_name.to_string()),
-            ("KUBERNETES_SERVICE_HOST".into(), KUBERNETES_SERVICE_IP.to_string()),
+            (
+                "KUBERNETES_SERVICE_HOST".into(),
+                KUBERNETES_SERVICE_IP.to_string(),
+            ),
             ("KUBERNETES_SERVICE_PORT".into(), "443".into()),
             ("KUBERNETES_SERVICE_PORT_HTTPS".into(), "443".into()),
             (
