@@ -57,13 +57,19 @@ async fn exposed_app(cluster: &Cluster, name: &str, spec: serde_json::Value) -> 
     })
     .await;
     let endpoint = through_ingress(cluster, name);
-    // Traefik picks the Ingress up from its watch.
-    until(
-        &format!("{name}.localhost to answer through the ingress"),
-        READY_TIMEOUT,
-        || endpoint.call_tool_stateless("whoami", json!({})),
-    )
-    .await;
+    // Traefik picks the Ingress and each ready endpoint up from its watches, a moment later.
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while seen.len() < replicas as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{name}.localhost: only {seen:?} answered through the ingress"
+        );
+        match endpoint.call_tool_stateless("whoami", json!({})).await {
+            Ok(pod) => drop(seen.insert(pod)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
     endpoint
 }
 
