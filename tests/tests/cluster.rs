@@ -596,7 +596,9 @@ async fn containers_get_env_volumes_hostname_and_expanded_args() {
         "CFG_level=3".into(),
         "CFG_mode=fast".into(),
         "HOSTNAME=inspect".into(),
-        format!("KUBERNETES_SERVICE_PORT={}", env.api_port()),
+        // The `kubernetes` Service, which kube-proxy routes to the API server.
+        "KUBERNETES_SERVICE_HOST=10.96.0.1".into(),
+        "KUBERNETES_SERVICE_PORT=443".into(),
     ] {
         assert!(vars.lines().any(|l| l == expected), "{expected} in\n{vars}");
     }
