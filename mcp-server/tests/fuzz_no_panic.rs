@@ -13,6 +13,7 @@ use mcp_server::message::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
 use mcp_server::message::parse_body;
 use mcp_server::metrics::Metrics;
 use mcp_server::transport::guard::{AllowList, OriginPolicy};
+use mcp_server::transport::history::HistoryLimits;
 use mcp_server::transport::sessions::Sessions;
 use mcp_server::transport::{AppState, Lifecycle, Settings, router};
 use proptest::prelude::*;
@@ -113,12 +114,18 @@ fn app() -> axum::Router {
     let metrics = Arc::new(Metrics::new());
     let state = AppState {
         backend: Backend::Builtin(Arc::new(Builtin::new())),
-        sessions: Sessions::new(64, Duration::from_secs(60), 16, Arc::clone(&metrics)),
+        sessions: Sessions::new(
+            64,
+            Duration::from_secs(60),
+            HistoryLimits::events(16),
+            Arc::clone(&metrics),
+        ),
         metrics,
         settings: Arc::new(Settings {
             keep_alive: Duration::from_secs(15),
             response_mode: ResponseMode::Auto,
             max_body_bytes: 4096,
+            body_read_timeout: Duration::from_secs(5),
         }),
         lifecycle: Arc::new(Lifecycle::default()),
     };
