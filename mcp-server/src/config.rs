@@ -49,6 +49,12 @@ pub struct BridgeArgs {
     #[arg(long, env = "MCP_BRIDGE_HANDSHAKE_TIMEOUT", default_value_t = 30)]
     pub handshake_timeout: u64,
 
+    /// Seconds a request may go unanswered by the child (each progress notification for it
+    /// starts the clock again); then it fails with JSON-RPC error -32603 and the child gets
+    /// `notifications/cancelled`.
+    #[arg(long, env = "MCP_BRIDGE_REQUEST_TIMEOUT", default_value_t = 600)]
+    pub request_timeout: u64,
+
     /// The stdio server to run, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND [ARGS]...")]
     pub command: Vec<String>,

@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     max_restarts: bridge.max_restarts,
                     handshake_timeout: std::time::Duration::from_secs(bridge.handshake_timeout),
                     max_line_bytes: args.max_body_bytes,
+                    request_timeout: std::time::Duration::from_secs(bridge.request_timeout.max(1)),
                 },
                 Arc::clone(&metrics),
             );
@@ -61,6 +62,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             (Backend::Bridge(bridge), DEFAULT_MAX_SESSIONS_BRIDGE)
         }
     };
+
+    // As a container's PID 1, orphans (a bridged child's children) become ours to reap.
+    crate::backend::process::reap_orphans_when_init();
 
     let sessions = Sessions::new(
         args.max_sessions.unwrap_or(default_max),
