@@ -64,10 +64,10 @@ pub struct Bridge {
 /// A running child: its process, a writer task feeding stdin, and its stdout lines.
 struct ChildIo {
     process: GroupChild,
-    /// Unbounded on purpose: the session loop must never wait on a child that is not reading
-    /// stdin while it waits for us to read its stdout. Clients are still held back by the
-    /// bounded channel in front of the session.
-    stdin: mpsc::UnboundedSender<String>,
+    /// Bounded, and never waited on: the session loop must keep reading stdout while a child is
+    /// not reading stdin (it may be blocked writing to us), so a full queue fails the message
+    /// instead of blocking.
+    stdin: mpsc::Sender<String>,
     lines: FramedRead<ChildStdout, ChildLines>,
 }
 
@@ -131,7 +131,7 @@ impl Bridge {
                 "clientInfo": { "name": "mcp-server-readiness", "version": env!("CARGO_PKG_VERSION") },
             },
         });
-        let _ = child.stdin.send(request.to_string());
+        let _ = child.stdin.try_send(request.to_string());
         let answered = async {
             while let Some(line) = child.lines.next().await {
                 let Ok(ChildLine::Text(line)) = line else {
@@ -172,7 +172,7 @@ impl Bridge {
                 "child has no stdio pipes",
             )));
         };
-        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+        let (stdin_tx, stdin_rx) = mpsc::channel(CHANNEL_DEPTH);
         // Writing happens on its own task: a child blocked writing stdout must never stop us
         // from reading it.
         tokio::spawn(write_lines(stdin, stdin_rx));
@@ -206,7 +206,7 @@ impl Bridge {
     }
 }
 
-async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<String>) {
+async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::Receiver<String>) {
     while let Some(mut line) = lines.recv().await {
         line.push('\n');
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
@@ -323,8 +323,26 @@ impl BridgedSession {
             }
             Kind::Notification { .. } | Kind::Response { .. } => {}
         }
-        // A failed send means the child is exiting; its stdout EOF handles the rest.
-        let _ = child.stdin.send(message.text().to_owned());
+        match child.stdin.try_send(message.text().to_owned()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // The child has stopped reading: this message fails rather than queueing more.
+                match message.kind() {
+                    Kind::Request { id, .. } => self.fail_request(
+                        id.clone(),
+                        format!(
+                            "the bridged server is not reading its input ({CHANNEL_DEPTH} messages wait)"
+                        ),
+                        "child-busy",
+                    ),
+                    _ => tracing::warn!(
+                        "dropping a message for the bridged server: it is not reading its input"
+                    ),
+                }
+            }
+            // The child is exiting; its stdout EOF handles the rest.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
         Step::Continue
     }
 
@@ -437,7 +455,7 @@ impl BridgedSession {
             "method": "notifications/cancelled",
             "params": { "requestId": id.to_value(), "reason": "timed out in mcp-server" },
         });
-        let _ = child.stdin.send(cancel.to_string());
+        let _ = child.stdin.try_send(cancel.to_string());
         self.fail_request(
             id,
             format!(
@@ -452,10 +470,10 @@ impl BridgedSession {
     async fn replay_handshake(&mut self, child: &ChildIo) {
         if let Some(init) = &self.initialize {
             self.swallow = init.id().cloned();
-            let _ = child.stdin.send(init.text().to_owned());
+            let _ = child.stdin.try_send(init.text().to_owned());
         }
         if let Some(note) = &self.initialized {
-            let _ = child.stdin.send(note.text().to_owned());
+            let _ = child.stdin.try_send(note.text().to_owned());
         }
     }
 }
@@ -569,6 +587,35 @@ mod tests {
             "session must end after the last restart"
         );
         assert_eq!(bridge.metrics.child_restarts.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_child_that_stops_reading_fails_requests_instead_of_queueing_them() {
+        // The child never reads stdin: the pipe fills, then the bounded queue in front of it.
+        let bridge = bridge_for("exec sleep 300", 0);
+        let mut conv = open(&bridge);
+        let pad = "x".repeat(4096);
+        let mut busy = None;
+        for n in 0..1000 {
+            let call = format!(
+                r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"pad":"{pad}"}}}}"#
+            );
+            conv.to_backend
+                .send(Message::parse(&call).unwrap())
+                .await
+                .unwrap();
+            if let Ok(out) = conv.from_backend.try_recv() {
+                busy = Some(serde_json::from_str::<Value>(out.message.text()).unwrap());
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let busy = match busy {
+            Some(b) => b,
+            None => next(&mut conv).await,
+        };
+        assert_eq!(busy["error"]["data"]["reason"], "child-busy", "{busy}");
+        conv.end.cancel();
     }
 
     #[tokio::test]

@@ -70,10 +70,21 @@ pub enum ResumeError {
 /// The events of one SSE stream, in order; the stream ends when the session drops the sender.
 /// (The futures channel is used for its size: an idle stream holds one, and tokio's
 /// preallocates a block of slots.)
-pub type EventReceiver = mpsc::UnboundedReceiver<Event>;
+pub type EventReceiver = mpsc::Receiver<Event>;
+type EventSender = mpsc::Sender<Event>;
+
+/// Events queued for one stream's connection at most. A client that falls this far behind has
+/// its response ended (the events stay in the history, and it resumes with `Last-Event-ID`), so
+/// a slow reader holds a bounded queue rather than everything the server sends.
+pub const STREAM_QUEUE: usize = 256;
+
+fn event_channel() -> (EventSender, EventReceiver) {
+    // The futures channel holds `buffer + senders` messages; there is one sender.
+    mpsc::channel(STREAM_QUEUE - 1)
+}
 
 struct Slot {
-    tx: Option<mpsc::UnboundedSender<Event>>,
+    tx: Option<EventSender>,
     /// Requests on this stream still awaiting their response.
     outstanding: usize,
     /// The next event's place in the stream.
@@ -89,7 +100,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(tx: Option<mpsc::UnboundedSender<Event>>, outstanding: usize) -> Self {
+    fn new(tx: Option<EventSender>, outstanding: usize) -> Self {
         Self {
             tx,
             outstanding,
@@ -221,7 +232,7 @@ impl Session {
         }
         let stream = routes.next_stream;
         routes.next_stream += 1;
-        let (tx, rx) = mpsc::unbounded();
+        let (tx, rx) = event_channel();
         routes
             .streams
             .insert(stream, Slot::new(Some(tx), ids.len()));
@@ -370,7 +381,8 @@ impl Routes {
     /// Connects a new response to `stream`, replaying its kept events after `after` (or, without
     /// it, those never delivered).
     fn attach(&mut self, stream: StreamId, after: Option<u64>) -> EventReceiver {
-        let (tx, rx) = mpsc::unbounded();
+        let (mut tx, rx) = event_channel();
+        let mut overflowed = false;
         let Routes {
             streams, history, ..
         } = self;
@@ -386,14 +398,18 @@ impl Routes {
                 id: entry.id,
                 message,
             };
-            if tx.unbounded_send(event).is_ok() {
+            if tx.try_send(event).is_ok() {
                 entry.delivered = true;
+            } else {
+                overflowed = true;
+                break;
             }
         }
         let slot = streams.entry(stream).or_insert_with(|| Slot::new(None, 0));
-        // A finished stream gets its replay only: `tx` drops here, ending the response. Any
-        // other stream continues on this connection (a newer GET replaces an older one).
-        if !slot.finished {
+        // A finished stream gets its replay only: `tx` drops here, ending the response. So does
+        // a replay longer than the queue: the client resumes again from what it got. Any other
+        // stream continues on this connection (a newer GET replaces an older one).
+        if !slot.finished && !overflowed {
             slot.tx = Some(tx);
         }
         rx
@@ -445,12 +461,13 @@ impl Routes {
             id,
             message: message.clone(),
         };
-        let delivered = match &slot.tx {
-            Some(tx) => tx.unbounded_send(event).is_ok(),
+        let delivered = match &mut slot.tx {
+            Some(tx) => tx.try_send(event).is_ok(),
             None => false,
         };
         if !delivered {
-            // The client went away; the event waits in the history for a resuming GET.
+            // The client went away, or reads too slowly and its queue is full: its response
+            // ends, and the event waits in the history for a resuming GET.
             slot.tx = None;
         }
         if is_response {
@@ -709,6 +726,31 @@ mod tests {
                 "{forged}"
             );
         }
+    }
+
+    #[test]
+    fn a_reader_that_falls_behind_has_its_response_ended_and_resumes() {
+        let s = bounded_session(1 << 20);
+        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap().events;
+        for _ in 0..STREAM_QUEUE + 10 {
+            s.route(progress_of(1, 10));
+        }
+        let mut received = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            received.push(event.id);
+        }
+        assert_eq!(received.len(), STREAM_QUEUE, "the queue is bounded");
+        assert!(ended(&mut rx), "the response ends once the queue overflows");
+        // The rest waits in the history: resuming from the last event received gets it.
+        s.route(response(1));
+        let last = received[received.len() - 1];
+        let mut resumed = s.resume_stream(last).unwrap();
+        let mut rest = 0;
+        while let Ok(event) = resumed.try_recv() {
+            rest += 1;
+            assert!(event.id > last);
+        }
+        assert_eq!(rest, 11, "ten notifications and the answer");
     }
 
     #[test]
