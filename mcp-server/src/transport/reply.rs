@@ -151,6 +151,9 @@ pub async fn answer(
                 // A primed stream that ends before its answers was released for the client to
                 // resume: it gets the priming event, and the rest on the resumed stream.
                 Ok(None) if shape.prime.is_some() => break,
+                // Ended with answers missing on a resumable stream: the client fell behind and
+                // its queue overflowed. As SSE, with event ids, it can resume for the rest.
+                Ok(None) if shape.event_ids && !first.is_empty() => break,
                 Ok(None) if !first.is_empty() => {
                     return Answered::json(complete_json(&first, &shape));
                 }

@@ -73,14 +73,16 @@ pub enum ResumeError {
 pub type EventReceiver = mpsc::Receiver<Event>;
 type EventSender = mpsc::Sender<Event>;
 
-/// Events queued for one stream's connection at most. A client that falls this far behind has
-/// its response ended (the events stay in the history, and it resumes with `Last-Event-ID`), so
-/// a slow reader holds a bounded queue rather than everything the server sends.
+/// Events queued for one stream's connection at most, besides the answers its requests expect
+/// (a batch's answers all fit: their number is bounded by the request body). A client that
+/// falls further behind has its response ended (the events stay in the history, and it resumes
+/// with `Last-Event-ID`), so a slow reader holds a bounded queue rather than everything the
+/// server sends.
 pub const STREAM_QUEUE: usize = 256;
 
-fn event_channel() -> (EventSender, EventReceiver) {
+fn event_channel(answers: usize) -> (EventSender, EventReceiver) {
     // The futures channel holds `buffer + senders` messages; there is one sender.
-    mpsc::channel(STREAM_QUEUE - 1)
+    mpsc::channel(STREAM_QUEUE - 1 + answers)
 }
 
 struct Slot {
@@ -232,7 +234,7 @@ impl Session {
         }
         let stream = routes.next_stream;
         routes.next_stream += 1;
-        let (tx, rx) = event_channel();
+        let (tx, rx) = event_channel(ids.len());
         routes
             .streams
             .insert(stream, Slot::new(Some(tx), ids.len()));
@@ -381,7 +383,7 @@ impl Routes {
     /// Connects a new response to `stream`, replaying its kept events after `after` (or, without
     /// it, those never delivered).
     fn attach(&mut self, stream: StreamId, after: Option<u64>) -> EventReceiver {
-        let (mut tx, rx) = event_channel();
+        let (mut tx, rx) = event_channel(0);
         let mut overflowed = false;
         let Routes {
             streams, history, ..
@@ -739,7 +741,8 @@ mod tests {
         while let Ok(event) = rx.try_recv() {
             received.push(event.id);
         }
-        assert_eq!(received.len(), STREAM_QUEUE, "the queue is bounded");
+        // The queue holds STREAM_QUEUE events plus room for the stream's one answer.
+        assert_eq!(received.len(), STREAM_QUEUE + 1, "the queue is bounded");
         assert!(ended(&mut rx), "the response ends once the queue overflows");
         // The rest waits in the history: resuming from the last event received gets it.
         s.route(response(1));
@@ -750,7 +753,22 @@ mod tests {
             rest += 1;
             assert!(event.id > last);
         }
-        assert_eq!(rest, 11, "ten notifications and the answer");
+        assert_eq!(rest, 10, "nine notifications and the answer");
+    }
+
+    #[test]
+    fn a_batch_stream_has_room_for_every_answer() {
+        let s = session();
+        let ids: Vec<RequestId> = (0..STREAM_QUEUE as u64 * 2).map(request_id).collect();
+        let mut rx = s.open_request_stream(&ids).unwrap().events;
+        for n in 0..ids.len() as u64 {
+            s.route(response(n));
+        }
+        let mut answers = 0;
+        while rx.try_recv().is_ok() {
+            answers += 1;
+        }
+        assert_eq!(answers, ids.len());
     }
 
     #[test]
