@@ -177,7 +177,16 @@ fn as_pid_1_the_server_reaps_orphans() {
     let script = script();
     let command = format!("(sleep 0.2 &); exec python3 {script}");
     let server = Server::start_wrapped(
-        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+        // A user namespace too, so that this needs no root.
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+        ],
         &["bridge", "--", "sh", "-c", &command],
         &[],
     );
