@@ -14,6 +14,7 @@ pub mod reply;
 pub mod session;
 pub mod sessions;
 pub mod stateless;
+pub mod stream_queue;
 pub mod streamable;
 
 use std::sync::Arc;

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use tokio::time::Instant;
 
-use futures::channel::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::history::{Entry, History, HistoryLimits};
+use super::stream_queue::{self, EventSender};
 use crate::backend::{Inbox, Outbound};
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{Message, RequestId, Revision, RpcError};
@@ -67,23 +67,7 @@ pub enum ResumeError {
     Dropped(u64),
 }
 
-/// The events of one SSE stream, in order; the stream ends when the session drops the sender.
-/// (The futures channel is used for its size: an idle stream holds one, and tokio's
-/// preallocates a block of slots.)
-pub type EventReceiver = mpsc::Receiver<Event>;
-type EventSender = mpsc::Sender<Event>;
-
-/// Events queued for one stream's connection at most, besides the answers its requests expect
-/// (a batch's answers all fit: their number is bounded by the request body). A client that
-/// falls further behind has its response ended (the events stay in the history, and it resumes
-/// with `Last-Event-ID`), so a slow reader holds a bounded queue rather than everything the
-/// server sends.
-pub const STREAM_QUEUE: usize = 256;
-
-fn event_channel(answers: usize) -> (EventSender, EventReceiver) {
-    // The futures channel holds `buffer + senders` messages; there is one sender.
-    mpsc::channel(STREAM_QUEUE - 1 + answers)
-}
+pub use super::stream_queue::EventReceiver;
 
 struct Slot {
     tx: Option<EventSender>,
@@ -234,7 +218,7 @@ impl Session {
         }
         let stream = routes.next_stream;
         routes.next_stream += 1;
-        let (tx, rx) = event_channel(ids.len());
+        let (tx, rx) = stream_queue::channel(ids.len());
         routes
             .streams
             .insert(stream, Slot::new(Some(tx), ids.len()));
@@ -383,7 +367,7 @@ impl Routes {
     /// Connects a new response to `stream`, replaying its kept events after `after` (or, without
     /// it, those never delivered).
     fn attach(&mut self, stream: StreamId, after: Option<u64>) -> EventReceiver {
-        let (mut tx, rx) = event_channel(0);
+        let (mut tx, rx) = stream_queue::channel(0);
         let mut overflowed = false;
         let Routes {
             streams, history, ..
@@ -400,7 +384,7 @@ impl Routes {
                 id: entry.id,
                 message,
             };
-            if tx.try_send(event).is_ok() {
+            if tx.try_send(event) {
                 entry.delivered = true;
             } else {
                 overflowed = true;
@@ -464,7 +448,7 @@ impl Routes {
             message: message.clone(),
         };
         let delivered = match &mut slot.tx {
-            Some(tx) => tx.try_send(event).is_ok(),
+            Some(tx) => tx.try_send(event),
             None => false,
         };
         if !delivered {
@@ -494,6 +478,8 @@ impl Routes {
 mod tests {
     use super::*;
     use crate::transport::history::HistoryBudget;
+    use crate::transport::stream_queue::STREAM_QUEUE;
+    use futures::channel::mpsc;
 
     fn session() -> Session {
         Session::new(
