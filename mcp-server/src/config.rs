@@ -49,6 +49,12 @@ pub struct BridgeArgs {
     #[arg(long, env = "MCP_BRIDGE_HANDSHAKE_TIMEOUT", default_value_t = 30)]
     pub handshake_timeout: u64,
 
+    /// Seconds a request may go unanswered by the child (each progress notification for it
+    /// starts the clock again); then it fails with JSON-RPC error -32603 and the child gets
+    /// `notifications/cancelled`.
+    #[arg(long, env = "MCP_BRIDGE_REQUEST_TIMEOUT", default_value_t = 600)]
+    pub request_timeout: u64,
+
     /// The stdio server to run, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND [ARGS]...")]
     pub command: Vec<String>,
@@ -144,9 +150,55 @@ pub struct ServerArgs {
     #[arg(long, env = "MCP_CONFORMANCE_FIXTURES", global = true)]
     pub conformance_fixtures: bool,
 
-    /// Messages kept per session for resuming broken SSE streams with Last-Event-ID.
+    /// Seconds a client may take to send a request header, counted from when the server starts
+    /// waiting for one (a new connection, or the end of the previous response): closes
+    /// half-sent requests and keep-alive connections idle that long. Streams being sent are not
+    /// affected.
+    #[arg(
+        long,
+        env = "MCP_HEADER_READ_TIMEOUT",
+        default_value_t = 10,
+        global = true
+    )]
+    pub header_read_timeout: u64,
+
+    /// Seconds a client may take to send a request body (408 when exceeded).
+    #[arg(
+        long,
+        env = "MCP_BODY_READ_TIMEOUT",
+        default_value_t = 30,
+        global = true
+    )]
+    pub body_read_timeout: u64,
+
+    /// Most connections served at once; further ones wait in the listen backlog. An idle
+    /// connection costs about 8 KiB.
+    #[arg(
+        long,
+        env = "MCP_MAX_CONNECTIONS",
+        default_value_t = 16384,
+        global = true
+    )]
+    pub max_connections: usize,
+
+    /// Messages kept per session for resuming broken SSE streams with Last-Event-ID. Only
+    /// messages sent on SSE streams (or waiting for a GET stream) are kept.
     #[arg(long, env = "MCP_EVENT_HISTORY", default_value_t = 256, global = true)]
     pub event_history: usize,
+
+    /// Bytes of messages kept per session for resuming streams; the oldest go first, and a
+    /// resume that needs one of them gets 400.
+    #[arg(long, env = "MCP_EVENT_HISTORY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub event_history_bytes: usize,
+
+    /// Bytes of messages kept for resuming streams by all sessions together.
+    #[arg(
+        long,
+        env = "MCP_EVENT_HISTORY_TOTAL_BYTES",
+        default_value_t = 64 * 1024 * 1024,
+        global = true
+    )]
+    pub event_history_total_bytes: usize,
 }
 
 impl ServerArgs {
@@ -156,6 +208,14 @@ impl ServerArgs {
 
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_seconds)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout.max(1))
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout.max(1))
     }
 
     pub fn session_idle(&self) -> Duration {
@@ -200,5 +260,10 @@ mod tests {
         assert_eq!(cli.server.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(cli.server.keep_alive, 15);
         assert_eq!(cli.server.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(cli.server.header_read_timeout, 10);
+        assert_eq!(cli.server.body_read_timeout, 30);
+        assert_eq!(cli.server.max_connections, 16384);
+        assert_eq!(cli.server.event_history_bytes, 1024 * 1024);
+        assert_eq!(cli.server.event_history_total_bytes, 64 * 1024 * 1024);
     }
 }

@@ -10,22 +10,43 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Label values are `&'static str`: each comes from a fixed list in this crate, never from a
+/// request, so no client can grow the number of series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
-    pub route: String,
+    pub method: &'static str,
+    pub route: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
-    pub route: String,
+    pub method: &'static str,
+    pub route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
-    pub method: String,
+    pub method: &'static str,
+}
+
+/// HTTP methods reported by name; any other token a client invents counts as `other`.
+const KNOWN_HTTP_METHODS: &[&str] = &[
+    "GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// The label for an HTTP method: its name when standard, `other` otherwise.
+pub fn http_method_label(method: &str) -> &'static str {
+    known_or_other(KNOWN_HTTP_METHODS, method)
+}
+
+/// The entry of `known` equal to `value`, or `other`.
+pub fn known_or_other(known: &[&'static str], value: &str) -> &'static str {
+    known
+        .iter()
+        .find(|k| **k == value)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// MCP methods reported by name; anything else (a bridged server's vendor methods) is counted as
@@ -109,14 +130,9 @@ impl Metrics {
     }
 
     pub fn count_rpc(&self, method: &str) {
-        let method = if KNOWN_METHODS.contains(&method) {
-            method
-        } else {
-            "other"
-        };
         self.rpc_requests
             .get_or_create(&RpcLabels {
-                method: method.to_owned(),
+                method: known_or_other(KNOWN_METHODS, method),
             })
             .inc();
     }
@@ -164,6 +180,17 @@ mod tests {
         assert!(
             text.contains(r#"mcp_server_rpc_requests_total{method="other"} 2"#),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn invented_http_methods_share_one_label() {
+        assert_eq!(http_method_label("POST"), "POST");
+        assert_eq!(http_method_label("BREW"), "other");
+        assert_eq!(
+            http_method_label("post"),
+            "other",
+            "methods are case-sensitive"
         );
     }
 

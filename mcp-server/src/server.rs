@@ -14,6 +14,7 @@ use crate::backend::builtin::Builtin;
 use crate::config::{Cli, Mode};
 use crate::metrics::Metrics;
 use crate::transport::guard::{AllowList, OriginPolicy};
+use crate::transport::history::{HistoryBudget, HistoryLimits};
 use crate::transport::{AppState, Lifecycle, Settings, auth, listen, router, sessions::Sessions};
 
 /// Bridged sessions are processes, so their default cap is lower.
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     max_restarts: bridge.max_restarts,
                     handshake_timeout: std::time::Duration::from_secs(bridge.handshake_timeout),
                     max_line_bytes: args.max_body_bytes,
+                    request_timeout: std::time::Duration::from_secs(bridge.request_timeout.max(1)),
                 },
                 Arc::clone(&metrics),
             );
@@ -61,10 +63,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
 
+    // As a container's PID 1, orphans (a bridged child's children) become ours to reap.
+    crate::backend::process::reap_orphans_when_init();
+
     let sessions = Sessions::new(
         args.max_sessions.unwrap_or(default_max),
         args.session_idle(),
-        args.event_history.max(1),
+        HistoryLimits {
+            events: args.event_history.max(1),
+            bytes: args.event_history_bytes,
+            total: HistoryBudget::new(args.event_history_total_bytes),
+        },
         Arc::clone(&metrics),
     );
     sessions.reap_idle(lifecycle.streams_closing.clone());
@@ -95,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             keep_alive: args.keep_alive(),
             response_mode: args.response_mode,
             max_body_bytes: args.max_body_bytes,
+            body_read_timeout: args.body_read_timeout(),
         }),
         lifecycle: Arc::clone(&lifecycle),
     };
@@ -110,7 +120,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(address = %local, "listening");
 
     let drain_lifecycle = Arc::clone(&lifecycle);
-    let server = listen::serve(listener, service, async move {
+    let limits = listen::ConnectionLimits {
+        header_read_timeout: args.header_read_timeout(),
+        max_connections: args.max_connections,
+    };
+    let server = listen::serve(listener, service, limits, async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested; draining");
         drain_lifecycle.begin_drain();

@@ -13,6 +13,7 @@ use mcp_server::message::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
 use mcp_server::message::parse_body;
 use mcp_server::metrics::Metrics;
 use mcp_server::transport::guard::{AllowList, OriginPolicy};
+use mcp_server::transport::history::HistoryLimits;
 use mcp_server::transport::sessions::Sessions;
 use mcp_server::transport::{AppState, Lifecycle, Settings, router};
 use proptest::prelude::*;
@@ -113,12 +114,18 @@ fn app() -> axum::Router {
     let metrics = Arc::new(Metrics::new());
     let state = AppState {
         backend: Backend::Builtin(Arc::new(Builtin::new())),
-        sessions: Sessions::new(64, Duration::from_secs(60), 16, Arc::clone(&metrics)),
+        sessions: Sessions::new(
+            64,
+            Duration::from_secs(60),
+            HistoryLimits::events(16),
+            Arc::clone(&metrics),
+        ),
         metrics,
         settings: Arc::new(Settings {
             keep_alive: Duration::from_secs(15),
             response_mode: ResponseMode::Auto,
             max_body_bytes: 4096,
+            body_read_timeout: Duration::from_secs(5),
         }),
         lifecycle: Arc::new(Lifecycle::default()),
     };
@@ -241,6 +248,92 @@ proptest! {
             let v: Value = serde_json::from_slice(&body).expect("JSON error body");
             prop_assert_eq!(&v["jsonrpc"], "2.0");
             prop_assert!(v["error"]["code"].is_i64(), "{v}");
+        }
+    }
+}
+
+/// One step a client or the backend takes in a session.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A POST opens a stream for request `id`.
+    Open(u8),
+    /// The backend sends `bytes` of progress for request `id`, or its answer.
+    Progress(u8, u16),
+    Answer(u8),
+    /// A GET resumes from an event id: one the session issued (by index), or any number.
+    ResumeSeen(u16),
+    ResumeForged(u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u8..8).prop_map(Step::Open),
+        (0u8..8, 0u16..3000).prop_map(|(id, b)| Step::Progress(id, b)),
+        (0u8..8).prop_map(Step::Answer),
+        any::<u16>().prop_map(Step::ResumeSeen),
+        any::<u64>().prop_map(Step::ResumeForged),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever happens, a session's history stays within its budgets, and a resume either is
+    /// refused or replays only later events of the stream it names.
+    #[test]
+    fn replay_history_stays_bounded_and_resumes_never_skip(steps in prop::collection::vec(step(), 1..200)) {
+        use mcp_server::backend::Outbound;
+        use mcp_server::message::Message;
+        use mcp_server::transport::history::HistoryBudget;
+        use mcp_server::transport::session::{Session, TransportKind};
+
+        let total = HistoryBudget::new(16 * 1024);
+        let session = Session::new(
+            "p".into(),
+            TransportKind::Streamable,
+            tokio_util::sync::CancellationToken::new(),
+            HistoryLimits { events: 32, bytes: 8 * 1024, total: Arc::clone(&total) },
+        );
+        let id_of = |n: u8| Message::parse(&format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"x"}}"#)).unwrap().id().unwrap().clone();
+        let mut seen: Vec<u64> = Vec::new();
+        let mut receivers = Vec::new();
+        for step in steps {
+            match step {
+                Step::Open(n) => {
+                    if let Ok(stream) = session.open_request_stream(&[id_of(n)]) {
+                        receivers.push(stream.events);
+                    }
+                }
+                Step::Progress(n, bytes) => session.route(Outbound {
+                    message: Message::parse(&format!(
+                        r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"p":"{}"}}}}"#,
+                        "x".repeat(bytes.into())
+                    )).unwrap(),
+                    related: Some(id_of(n)),
+                }),
+                Step::Answer(n) => session.route(Outbound::unrelated(
+                    Message::parse(&format!(r#"{{"jsonrpc":"2.0","id":{n},"result":{{}}}}"#)).unwrap(),
+                )),
+                Step::ResumeSeen(i) if !seen.is_empty() => {
+                    let last = seen[usize::from(i) % seen.len()];
+                    if let Ok(mut rx) = session.resume_stream(last) {
+                        while let Ok(event) = rx.try_recv() {
+                            prop_assert!(event.id > last && event.id >> 32 == last >> 32);
+                        }
+                    }
+                }
+                Step::ResumeSeen(_) => {}
+                Step::ResumeForged(id) => {
+                    let _ = session.resume_stream(id);
+                }
+            }
+            for rx in &mut receivers {
+                while let Ok(event) = rx.try_recv() {
+                    seen.push(event.id);
+                }
+            }
+            prop_assert!(session.history_bytes() <= 8 * 1024);
+            prop_assert!(total.used() <= 16 * 1024);
         }
     }
 }

@@ -11,8 +11,13 @@
 //! (the replayed response is swallowed), so the session carries on; state the child kept in
 //! memory is lost. After `max_restarts` exits the session ends and the client gets 404 for it, as
 //! for any ended session, and starts a new one.
+//!
+//! A request the child cannot answer readably still gets an answer: a line over the length limit
+//! or not UTF-8 fails the request whose id it carries (-32603, `data.reason = "invalid-output"`),
+//! and a request unanswered for `request_timeout` fails (`"timeout"`) and is cancelled in the
+//! child. Each child runs in its own process group, stopped as a whole with its session.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,13 +26,17 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
+use tokio_util::time::{DelayQueue, delay_queue};
 
+use super::child_lines::{ChildLine, ChildLines};
+use super::process::GroupChild;
 use super::{BackendError, CHANNEL_DEPTH, Outbound, Outlet};
 use crate::message::jsonrpc::INTERNAL_ERROR;
+use crate::message::partial::id_of_truncated;
 use crate::message::{Kind, Message, RequestId, RpcError};
 use crate::metrics::Metrics;
 
@@ -42,6 +51,8 @@ pub struct BridgeConfig {
     pub handshake_timeout: Duration,
     /// Longest stdout line accepted from the child.
     pub max_line_bytes: usize,
+    /// How long a request may go unanswered (progress notifications restart the clock).
+    pub request_timeout: Duration,
 }
 
 pub struct Bridge {
@@ -52,12 +63,12 @@ pub struct Bridge {
 
 /// A running child: its process, a writer task feeding stdin, and its stdout lines.
 struct ChildIo {
-    process: Child,
-    /// Unbounded on purpose: the session loop must never wait on a child that is not reading
-    /// stdin while it waits for us to read its stdout. Clients are still held back by the
-    /// bounded channel in front of the session.
-    stdin: mpsc::UnboundedSender<String>,
-    lines: FramedRead<ChildStdout, LinesCodec>,
+    process: GroupChild,
+    /// Bounded, and never waited on: the session loop must keep reading stdout while a child is
+    /// not reading stdin (it may be blocked writing to us), so a full queue fails the message
+    /// instead of blocking.
+    stdin: mpsc::Sender<String>,
+    lines: FramedRead<ChildStdout, ChildLines>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,10 +131,12 @@ impl Bridge {
                 "clientInfo": { "name": "mcp-server-readiness", "version": env!("CARGO_PKG_VERSION") },
             },
         });
-        let _ = child.stdin.send(request.to_string());
+        let _ = child.stdin.try_send(request.to_string());
         let answered = async {
             while let Some(line) = child.lines.next().await {
-                let Ok(line) = line else { continue };
+                let Ok(ChildLine::Text(line)) = line else {
+                    continue;
+                };
                 if let Ok(m) = Message::parse(&line)
                     && m.is_response()
                     && m.id().map(RequestId::as_json) == Some("\"mcp-server-readiness\"")
@@ -136,8 +149,7 @@ impl Bridge {
         let result = tokio::time::timeout(self.config.handshake_timeout, answered)
             .await
             .unwrap_or(Err(ProbeError::Timeout(self.config.handshake_timeout)));
-        let _ = child.process.start_kill();
-        let _ = child.process.wait().await;
+        let _ = child.process.stop().await;
         result
     }
 
@@ -146,31 +158,28 @@ impl Bridge {
             command: self.config.command.clone(),
             source,
         };
-        let mut process = Command::new(&self.config.command)
+        let mut command = Command::new(&self.config.command);
+        command
             .args(&self.config.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // The child's logs belong with ours.
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_error)?;
-        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            .stderr(Stdio::inherit());
+        let mut process = GroupChild::spawn(&mut command).map_err(spawn_error)?;
+        let pipes = process.child_mut();
+        let (Some(stdin), Some(stdout)) = (pipes.stdin.take(), pipes.stdout.take()) else {
             return Err(spawn_error(std::io::Error::other(
                 "child has no stdio pipes",
             )));
         };
-        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+        let (stdin_tx, stdin_rx) = mpsc::channel(CHANNEL_DEPTH);
         // Writing happens on its own task: a child blocked writing stdout must never stop us
         // from reading it.
         tokio::spawn(write_lines(stdin, stdin_rx));
         Ok(ChildIo {
             process,
             stdin: stdin_tx,
-            lines: FramedRead::new(
-                stdout,
-                LinesCodec::new_with_max_length(self.config.max_line_bytes),
-            ),
+            lines: FramedRead::new(stdout, ChildLines::new(self.config.max_line_bytes)),
         })
     }
 
@@ -185,7 +194,8 @@ impl Bridge {
         let session = BridgedSession {
             bridge: Arc::clone(self),
             outlet,
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
+            deadlines: DelayQueue::new(),
             progress_owner: HashMap::new(),
             initialize: None,
             initialized: None,
@@ -196,7 +206,7 @@ impl Bridge {
     }
 }
 
-async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<String>) {
+async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::Receiver<String>) {
     while let Some(mut line) = lines.recv().await {
         line.push('\n');
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
@@ -210,8 +220,10 @@ async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<S
 struct BridgedSession {
     bridge: Arc<Bridge>,
     outlet: Arc<dyn Outlet>,
-    /// Client requests the child has not answered yet.
-    in_flight: HashSet<RequestId>,
+    /// Client requests the child has not answered yet, with their place in `deadlines`.
+    in_flight: HashMap<RequestId, delay_queue::Key>,
+    /// When each in-flight request times out.
+    deadlines: DelayQueue<RequestId>,
     /// Progress tokens of in-flight requests, so progress reaches the request's own stream.
     progress_owner: HashMap<String, RequestId>,
     /// The client's handshake, replayed to a restarted child.
@@ -243,13 +255,17 @@ impl BridgedSession {
                     None => Step::Stop,
                 },
                 line = child.lines.next() => match line {
-                    Some(Ok(line)) => self.forward_to_client(&line),
+                    Some(Ok(ChildLine::Text(line))) => self.forward_to_client(&line),
+                    Some(Ok(unreadable)) => self.fail_unreadable(unreadable),
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "skipping unreadable output from the bridged server");
-                        Step::Continue
+                        tracing::warn!(error = %e, "cannot read the bridged server's output");
+                        Step::ChildExited
                     }
                     None => Step::ChildExited,
                 },
+                Some(expired) = self.deadlines.next(), if !self.deadlines.is_empty() => {
+                    self.time_out(expired.into_inner(), &child)
+                }
             };
             match step {
                 Step::Continue => {}
@@ -281,15 +297,20 @@ impl BridgedSession {
                 }
             }
         }
-        let _ = child.process.start_kill();
-        let _ = child.process.wait().await;
+        let _ = child.process.stop().await;
         self.outlet.closed();
     }
 
     async fn forward_to_child(&mut self, message: Message, child: &ChildIo) -> Step {
         match message.kind() {
             Kind::Request { id, method } => {
-                self.in_flight.insert(id.clone());
+                let deadline = self
+                    .deadlines
+                    .insert(id.clone(), self.bridge.config.request_timeout);
+                if let Some(earlier) = self.in_flight.insert(id.clone(), deadline) {
+                    // A client reusing an id it is still waiting on: the newer request's clock.
+                    self.deadlines.try_remove(&earlier);
+                }
                 if let Some(token) = message.params().pointer("/_meta/progressToken") {
                     self.progress_owner.insert(token.to_string(), id.clone());
                 }
@@ -302,8 +323,26 @@ impl BridgedSession {
             }
             Kind::Notification { .. } | Kind::Response { .. } => {}
         }
-        // A failed send means the child is exiting; its stdout EOF handles the rest.
-        let _ = child.stdin.send(message.text().to_owned());
+        match child.stdin.try_send(message.text().to_owned()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // The child has stopped reading: this message fails rather than queueing more.
+                match message.kind() {
+                    Kind::Request { id, .. } => self.fail_request(
+                        id.clone(),
+                        format!(
+                            "the bridged server is not reading its input ({CHANNEL_DEPTH} messages wait)"
+                        ),
+                        "child-busy",
+                    ),
+                    _ => tracing::warn!(
+                        "dropping a message for the bridged server: it is not reading its input"
+                    ),
+                }
+            }
+            // The child is exiting; its stdout EOF handles the rest.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
         Step::Continue
     }
 
@@ -325,8 +364,7 @@ impl BridgedSession {
                     self.swallow = None;
                     return Step::Continue;
                 }
-                self.in_flight.remove(id);
-                self.progress_owner.retain(|_, owner| owner != id);
+                self.forget(id);
                 related = Some(id.clone());
             }
             Kind::Notification { method } if method == "notifications/progress" => {
@@ -335,6 +373,11 @@ impl BridgedSession {
                     .get("progressToken")
                     .and_then(|t| self.progress_owner.get(&t.to_string()))
                     .cloned();
+                // Progress shows the request is alive: its clock starts again.
+                if let Some(key) = related.as_ref().and_then(|id| self.in_flight.get(id)) {
+                    self.deadlines
+                        .reset(key, self.bridge.config.request_timeout);
+                }
             }
             Kind::Notification { .. } | Kind::Request { .. } => {}
         }
@@ -342,30 +385,95 @@ impl BridgedSession {
         Step::Continue
     }
 
+    /// Stops tracking a request: answered, failed or timed out.
+    fn forget(&mut self, id: &RequestId) {
+        if let Some(key) = self.in_flight.remove(id) {
+            self.deadlines.try_remove(&key);
+        }
+        self.progress_owner.retain(|_, owner| owner != id);
+    }
+
+    /// Answers `id` with an error in the child's place.
+    fn fail_request(&mut self, id: RequestId, message: String, reason: &str) {
+        self.forget(&id);
+        let error = RpcError::new(INTERNAL_ERROR, message)
+            .with_data(json!({ "reason": reason }))
+            .with_id(Some(id.clone()));
+        self.outlet.send(Outbound {
+            message: error.to_message(),
+            related: Some(id),
+        });
+    }
+
     fn fail_in_flight(&mut self, status: &std::io::Result<std::process::ExitStatus>) {
-        let reason = match status {
+        let message = match status {
             Ok(s) => format!("the bridged server exited ({s}) before answering"),
             Err(e) => format!("the bridged server was lost before answering: {e}"),
         };
-        self.progress_owner.clear();
-        for id in std::mem::take(&mut self.in_flight) {
-            let error = RpcError::new(INTERNAL_ERROR, reason.clone())
-                .with_data(json!({ "reason": "child-exited" }))
-                .with_id(Some(id.clone()));
-            self.outlet.send(Outbound {
-                message: error.to_message(),
-                related: Some(id),
-            });
+        let ids: Vec<RequestId> = self.in_flight.keys().cloned().collect();
+        for id in ids {
+            self.fail_request(id, message.clone(), "child-exited");
         }
+    }
+
+    /// A line that cannot be forwarded: fails the request it answers, when its id can be found
+    /// in the bytes kept of it; otherwise it is skipped (a notification, or a request of the
+    /// child's) and the request timeout covers what it might have answered.
+    fn fail_unreadable(&mut self, line: ChildLine) -> Step {
+        let (id, what) = match &line {
+            ChildLine::NotUtf8(bytes) => (id_of_truncated(bytes, bytes), "not UTF-8".to_owned()),
+            ChildLine::TooLong { head, tail } => (
+                id_of_truncated(head, tail),
+                format!("longer than {} bytes", self.bridge.config.max_line_bytes),
+            ),
+            ChildLine::Text(_) => return Step::Continue,
+        };
+        match id.filter(|id| self.in_flight.contains_key(id)) {
+            Some(id) => {
+                tracing::warn!(?id, "the bridged server answered with a line {what}");
+                self.fail_request(
+                    id,
+                    format!("the bridged server's answer could not be forwarded: it is {what}"),
+                    "invalid-output",
+                );
+            }
+            None => tracing::warn!("skipping a line from the bridged server: it is {what}"),
+        }
+        Step::Continue
+    }
+
+    /// `id` went unanswered for the request timeout: the client gets an error, and the child is
+    /// told to stop working on it.
+    fn time_out(&mut self, id: RequestId, child: &ChildIo) -> Step {
+        if self.in_flight.remove(&id).is_none() {
+            return Step::Continue;
+        }
+        let timeout = self.bridge.config.request_timeout;
+        tracing::warn!(?id, ?timeout, "the bridged server did not answer in time");
+        let cancel = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": { "requestId": id.to_value(), "reason": "timed out in mcp-server" },
+        });
+        let _ = child.stdin.try_send(cancel.to_string());
+        self.fail_request(
+            id,
+            format!(
+                "the bridged server did not answer within {} s",
+                timeout.as_secs()
+            ),
+            "timeout",
+        );
+        Step::Continue
     }
 
     async fn replay_handshake(&mut self, child: &ChildIo) {
         if let Some(init) = &self.initialize {
             self.swallow = init.id().cloned();
-            let _ = child.stdin.send(init.text().to_owned());
+            let _ = child.stdin.try_send(init.text().to_owned());
         }
         if let Some(note) = &self.initialized {
-            let _ = child.stdin.send(note.text().to_owned());
+            let _ = child.stdin.try_send(note.text().to_owned());
         }
     }
 }
@@ -384,6 +492,7 @@ mod tests {
                 max_restarts,
                 handshake_timeout: Duration::from_secs(5),
                 max_line_bytes: 1 << 20,
+                request_timeout: Duration::from_secs(30),
             },
             Arc::new(Metrics::new()),
         )
@@ -478,6 +587,35 @@ mod tests {
             "session must end after the last restart"
         );
         assert_eq!(bridge.metrics.child_restarts.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_child_that_stops_reading_fails_requests_instead_of_queueing_them() {
+        // The child never reads stdin: the pipe fills, then the bounded queue in front of it.
+        let bridge = bridge_for("exec sleep 300", 0);
+        let mut conv = open(&bridge);
+        let pad = "x".repeat(4096);
+        let mut busy = None;
+        for n in 0..1000 {
+            let call = format!(
+                r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"pad":"{pad}"}}}}"#
+            );
+            conv.to_backend
+                .send(Message::parse(&call).unwrap())
+                .await
+                .unwrap();
+            if let Ok(out) = conv.from_backend.try_recv() {
+                busy = Some(serde_json::from_str::<Value>(out.message.text()).unwrap());
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let busy = match busy {
+            Some(b) => b,
+            None => next(&mut conv).await,
+        };
+        assert_eq!(busy["error"]["data"]["reason"], "child-busy", "{busy}");
+        conv.end.cancel();
     }
 
     #[tokio::test]

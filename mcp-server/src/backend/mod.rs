@@ -5,7 +5,9 @@
 
 pub mod bridge;
 pub mod builtin;
+pub mod child_lines;
 pub mod conformance;
+pub mod process;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,6 +3,7 @@
 
 pub mod envelope;
 pub mod jsonrpc;
+pub mod partial;
 pub mod version;
 
 pub use jsonrpc::{Kind, Message, Payload, RequestId, RpcError, parse_body};

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::headers;
 use super::reply::rpc_error;
 use crate::message::RpcError;
 use crate::message::jsonrpc::INVALID_REQUEST;
@@ -61,10 +60,17 @@ pub struct OriginPolicy {
 
 impl OriginPolicy {
     fn check(&self, headers: &HeaderMap) -> Result<(), &'static str> {
-        if let Some(host) = headers::text(headers, HOST.as_str())
-            && !self.hosts.allows(host_name(host))
-        {
-            return Err("Host is not allowed");
+        if self.hosts != AllowList::Any {
+            // Exactly one readable Host naming an allowed host: a missing, unreadable or
+            // repeated Host is refused like a wrong one.
+            let mut hosts = headers.get_all(HOST).iter();
+            let host = match (hosts.next(), hosts.next()) {
+                (Some(host), None) => host.to_str().ok(),
+                _ => None,
+            };
+            if !host.is_some_and(|h| self.hosts.allows(host_name(h))) {
+                return Err("Host is not allowed");
+            }
         }
         match headers.get(ORIGIN) {
             None => Ok(()),
@@ -174,5 +180,27 @@ mod tests {
         assert!(p.check(&headers("127.0.0.1:8080", None)).is_ok());
         assert!(p.check(&headers("[::1]:8080", None)).is_ok());
         assert!(p.check(&headers("attacker.example:8080", None)).is_err());
+    }
+
+    #[test]
+    fn a_missing_unreadable_or_repeated_host_is_refused_like_a_wrong_one() {
+        let p = OriginPolicy {
+            origins: AllowList::Any,
+            hosts: AllowList::loopback(),
+        };
+        assert!(p.check(&HeaderMap::new()).is_err());
+        let mut unreadable = HeaderMap::new();
+        unreadable.insert(HOST, HeaderValue::from_bytes(b"local\xffhost").unwrap());
+        assert!(p.check(&unreadable).is_err());
+        let mut repeated = headers("localhost", None);
+        repeated.append(HOST, HeaderValue::from_static("attacker.example"));
+        assert!(p.check(&repeated).is_err());
+        assert!(p.check(&headers("", None)).is_err());
+        // With any host allowed there is nothing to check.
+        let any = OriginPolicy {
+            origins: AllowList::Any,
+            hosts: AllowList::Any,
+        };
+        assert!(any.check(&HeaderMap::new()).is_ok());
     }
 }

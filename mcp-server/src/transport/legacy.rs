@@ -44,7 +44,7 @@ pub async fn connect(State(app): State<AppState>, headers: HeaderMap) -> Respons
         Err(r) => return r.into_response(),
     };
     tracing::info!(session = %session.id, "legacy SSE session started");
-    let rx = session.attach_stream(None);
+    let rx = session.attach_stream();
     let guard = EndWithStream {
         sessions: Arc::clone(&app.sessions),
         id: session.id.clone(),

@@ -3,8 +3,10 @@
 //! in one place, with limits, authentication, origin checks, metrics and tracing as tower layers.
 
 pub mod auth;
+pub mod body;
 pub mod guard;
 pub mod headers;
+pub mod history;
 pub mod legacy;
 pub mod listen;
 pub mod ops;
@@ -12,6 +14,7 @@ pub mod reply;
 pub mod session;
 pub mod sessions;
 pub mod stateless;
+pub mod stream_queue;
 pub mod streamable;
 
 use std::sync::Arc;
@@ -34,7 +37,7 @@ use crate::backend::Backend;
 use crate::config::ResponseMode;
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{RequestId, RpcError};
-use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+use crate::metrics::{HttpLabels, Metrics, RouteLabels, http_method_label, known_or_other};
 use reply::Rejection;
 use session::{Session, TransportKind};
 use sessions::CreateError;
@@ -45,6 +48,8 @@ pub struct Settings {
     pub keep_alive: Duration,
     pub response_mode: ResponseMode,
     pub max_body_bytes: usize,
+    /// Time allowed to receive a request body.
+    pub body_read_timeout: Duration,
 }
 
 /// Shutdown state: once draining, no new sessions start, `/readyz` fails, and standalone streams
@@ -98,6 +103,19 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
 }
 
+/// Every route of the router: its paths, and the only values of the `route` metric label.
+pub mod routes {
+    pub const MCP: &str = "/mcp";
+    pub const SSE: &str = "/sse";
+    pub const MESSAGES: &str = "/messages";
+    pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
+    pub const METRICS: &str = "/metrics";
+    pub const ALL: [&str; 6] = [MCP, SSE, MESSAGES, HEALTHZ, READYZ, METRICS];
+    /// Requests no route matched.
+    pub const UNMATCHED: &str = "unmatched";
+}
+
 /// The complete HTTP service.
 pub fn router(
     app: AppState,
@@ -106,13 +124,18 @@ pub fn router(
 ) -> Router {
     let mut mcp = Router::new()
         .route(
-            "/mcp",
+            routes::MCP,
             get(streamable::get)
                 .post(streamable::post)
                 .delete(streamable::delete),
         )
-        .route("/sse", get(legacy::connect))
-        .route("/messages", post(legacy::post));
+        .route(routes::SSE, get(legacy::connect))
+        .route(routes::MESSAGES, post(legacy::post))
+        // Innermost: a body is read only from clients that passed the checks below.
+        .layer(middleware::from_fn_with_state(
+            app.settings.body_read_timeout,
+            body::read_within,
+        ));
     if let Some(tokens) = tokens {
         mcp = mcp.layer(middleware::from_fn_with_state(tokens, auth::require_bearer));
     }
@@ -125,9 +148,9 @@ pub fn router(
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(app.settings.max_body_bytes));
     let ops = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics));
+        .route(routes::HEALTHZ, get(ops::healthz))
+        .route(routes::READYZ, get(ops::readyz))
+        .route(routes::METRICS, get(ops::metrics));
     Router::new()
         .merge(mcp)
         .merge(ops)
@@ -148,19 +171,17 @@ async fn record_metrics(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = http_method_label(request.method().as_str());
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+        .map_or(routes::UNMATCHED, |m| {
+            known_or_other(&routes::ALL, m.as_str())
+        });
     let response = next.run(request).await;
     metrics
         .http_latency
-        .get_or_create(&RouteLabels {
-            method: method.clone(),
-            route: route.clone(),
-        })
+        .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests

@@ -108,13 +108,29 @@ pub struct Answer {
     pub prime: Option<u64>,
 }
 
+/// A POST's answer, and whether it went out as plain JSON (then none of its events can be
+/// resumed).
+pub struct Answered {
+    pub response: Response,
+    pub as_json: bool,
+}
+
+impl Answered {
+    fn json(response: Response) -> Self {
+        Self {
+            response,
+            as_json: true,
+        }
+    }
+}
+
 /// Answers a POST from its stream of events: JSON when the answer is complete quickly with
 /// nothing streamed before it (in `auto` mode), an SSE stream otherwise.
 pub async fn answer(
     app: &AppState,
     mut events: BoxStream<'static, Event>,
     shape: Answer,
-) -> Response {
+) -> Answered {
     let mut first = Vec::new();
     if app.settings.response_mode == ResponseMode::Auto {
         let deadline = tokio::time::Instant::now() + JSON_WINDOW;
@@ -129,18 +145,23 @@ pub async fn answer(
                     }
                     responses += 1;
                     if responses == shape.expected {
-                        return complete_json(&first, &shape);
+                        return Answered::json(complete_json(&first, &shape));
                     }
                 }
                 // A primed stream that ends before its answers was released for the client to
                 // resume: it gets the priming event, and the rest on the resumed stream.
                 Ok(None) if shape.prime.is_some() => break,
-                Ok(None) if !first.is_empty() => return complete_json(&first, &shape),
+                // Ended with answers missing on a resumable stream: the client fell behind and
+                // its queue overflowed. As SSE, with event ids, it can resume for the rest.
+                Ok(None) if shape.event_ids && !first.is_empty() => break,
+                Ok(None) if !first.is_empty() => {
+                    return Answered::json(complete_json(&first, &shape));
+                }
                 Ok(None) => {
-                    return rpc_error(
+                    return Answered::json(rpc_error(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         RpcError::new(INTERNAL_ERROR, "the session ended before answering"),
-                    );
+                    ));
                 }
                 Err(_) => break,
             }
@@ -153,9 +174,13 @@ pub async fn answer(
         shape.event_ids,
         None,
     );
-    match shape.prime {
+    let response = match shape.prime {
         Some(id) => prepend(response, priming_event(id)),
         None => response,
+    };
+    Answered {
+        response,
+        as_json: false,
     }
 }
 

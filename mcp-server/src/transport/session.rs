@@ -7,13 +7,14 @@
 //! server request with no standalone stream falls back to the newest open request stream, so a
 //! client that never opened a GET stream still sees it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use tokio::time::Instant;
 
-use futures::channel::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::history::{Entry, History, HistoryLimits};
+use super::stream_queue::{self, EventSender};
 use crate::backend::{Inbox, Outbound};
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{Message, RequestId, Revision, RpcError};
@@ -21,6 +22,16 @@ use crate::message::{Message, RequestId, Revision, RpcError};
 pub type StreamId = u64;
 /// The GET stream of Streamable HTTP, or the one stream of a legacy session.
 pub const STANDALONE: StreamId = 0;
+
+/// An event id names its stream (high 32 bits) and its place in that stream (low 32 bits), so a
+/// `Last-Event-ID` says which stream to resume even when none of its events are kept any more.
+fn event_id(stream: StreamId, seq: u64) -> u64 {
+    (stream << 32) | (seq & 0xffff_ffff)
+}
+
+fn split_event_id(id: u64) -> (StreamId, u64) {
+    (id >> 32, id & 0xffff_ffff)
+}
 
 /// A message as sent on a stream, with its session-unique event id.
 #[derive(Clone, Debug)]
@@ -44,37 +55,63 @@ pub enum SessionError {
     DuplicateId(RequestId),
 }
 
-/// The events of one SSE stream, in order; the stream ends when the session drops the sender.
-/// (The futures channel is used for its size: an idle stream holds one, and tokio's
-/// preallocates a block of slots.)
-pub type EventReceiver = mpsc::UnboundedReceiver<Event>;
+/// Why a stream cannot be resumed from a `Last-Event-ID`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    #[error("Last-Event-ID {0} is not an event id of this session")]
+    Unknown(u64),
+    #[error(
+        "events after Last-Event-ID {0} are no longer kept (the session's replay history is full); \
+         the stream cannot be resumed"
+    )]
+    Dropped(u64),
+}
+
+pub use super::stream_queue::EventReceiver;
 
 struct Slot {
-    tx: Option<mpsc::UnboundedSender<Event>>,
+    tx: Option<EventSender>,
     /// Requests on this stream still awaiting their response.
     outstanding: usize,
+    /// The next event's place in the stream.
+    next_seq: u64,
+    /// The latest place whose event was dropped from the history.
+    dropped_through: Option<u64>,
+    /// Entries of this stream in the history.
+    kept: usize,
+    /// A request stream whose requests are all answered: it only waits to be replayed.
+    finished: bool,
+    /// Whether it started with a priming event (it can then be released and resumed).
+    primed: bool,
 }
 
-struct Logged {
-    event: Event,
-    stream: StreamId,
-    delivered: bool,
+impl Slot {
+    fn new(tx: Option<EventSender>, outstanding: usize) -> Self {
+        Self {
+            tx,
+            outstanding,
+            next_seq: 0,
+            dropped_through: None,
+            kept: 0,
+            finished: false,
+            primed: false,
+        }
+    }
 }
 
-#[derive(Default)]
 struct Routes {
-    next_event: u64,
     next_stream: StreamId,
     awaiting: HashMap<RequestId, StreamId>,
+    /// Open streams, and finished ones while the history holds some of their events.
     streams: HashMap<StreamId, Slot>,
-    history: VecDeque<Logged>,
-    /// Priming event ids of request streams and the stream each primed, so a client can resume
-    /// a stream from before its first message. As bounded as the history.
-    primes: VecDeque<(u64, StreamId)>,
+    history: History,
+    /// Legacy streams cannot be resumed, so their events are never kept.
+    keeps_history: bool,
 }
 
 /// The stream a POST answers on.
 pub struct RequestStream {
+    pub stream: StreamId,
     pub events: EventReceiver,
     /// The id of the priming event to send first on an SSE answer: an id with empty data, which
     /// lets the client resume the stream before any message arrived (2025-11-25, SEP-1699).
@@ -92,7 +129,6 @@ pub struct Session {
     revision: OnceLock<String>,
     routes: Mutex<Routes>,
     last_active: Mutex<Instant>,
-    history_limit: usize,
 }
 
 impl Session {
@@ -100,7 +136,7 @@ impl Session {
         id: String,
         kind: TransportKind,
         end: CancellationToken,
-        history_limit: usize,
+        history: HistoryLimits,
     ) -> Self {
         Self {
             id,
@@ -110,10 +146,12 @@ impl Session {
             revision: OnceLock::new(),
             routes: Mutex::new(Routes {
                 next_stream: STANDALONE + 1,
-                ..Routes::default()
+                awaiting: HashMap::new(),
+                streams: HashMap::new(),
+                history: History::new(history),
+                keeps_history: kind == TransportKind::Streamable,
             }),
             last_active: Mutex::new(Instant::now()),
-            history_limit,
         }
     }
 
@@ -180,28 +218,20 @@ impl Session {
         }
         let stream = routes.next_stream;
         routes.next_stream += 1;
-        let (tx, rx) = mpsc::unbounded();
-        routes.streams.insert(
-            stream,
-            Slot {
-                tx: Some(tx),
-                outstanding: ids.len(),
-            },
-        );
+        let (tx, rx) = stream_queue::channel(ids.len());
+        routes
+            .streams
+            .insert(stream, Slot::new(Some(tx), ids.len()));
         for id in ids {
             routes.awaiting.insert(id.clone(), stream);
         }
         // Taken before any message of the stream, so a resume from it replays them all.
-        let prime = primes.then(|| {
-            let id = routes.next_event;
-            routes.next_event += 1;
-            routes.primes.push_back((id, stream));
-            if routes.primes.len() > self.history_limit {
-                routes.primes.pop_front();
-            }
-            id
-        });
-        Ok(RequestStream { events: rx, prime })
+        let prime = primes.then(|| routes.log(stream, None, true));
+        Ok(RequestStream {
+            stream,
+            events: rx,
+            prime,
+        })
     }
 
     /// Priming events are for clients of 2025-11-25 and later: older ones fail on empty data.
@@ -219,12 +249,21 @@ impl Session {
         let Some(stream) = routes.awaiting.get(request).copied() else {
             return;
         };
-        if !routes.primes.iter().any(|(_, primed)| *primed == stream) {
-            return;
-        }
-        if let Some(slot) = routes.streams.get_mut(&stream) {
+        if let Some(slot) = routes.streams.get_mut(&stream).filter(|s| s.primed) {
             // Dropping the sender ends the response once what is queued has been sent.
             slot.tx = None;
+        }
+    }
+
+    /// The stream's answer went out as plain JSON: it has no event ids, so nothing of it can be
+    /// resumed and its events need not be kept.
+    pub fn forget_stream(&self, stream: StreamId) {
+        let mut routes = self.routes();
+        routes.history.remove_stream(stream);
+        if routes.streams.get(&stream).is_some_and(|s| s.finished) {
+            routes.streams.remove(&stream);
+        } else if let Some(slot) = routes.streams.get_mut(&stream) {
+            slot.kept = 0;
         }
     }
 
@@ -240,47 +279,25 @@ impl Session {
         Ok(())
     }
 
-    /// Attaches a GET stream. Without `last_event` it becomes the standalone stream and first
-    /// receives what was queued for it while none was open. With `last_event` it resumes the
-    /// stream that event was sent on: the events after it are replayed, and if that stream is
-    /// still expecting messages, they continue on this connection.
-    pub fn attach_stream(&self, last_event: Option<u64>) -> mpsc::UnboundedReceiver<Event> {
-        let (tx, rx) = mpsc::unbounded();
+    /// Attaches a GET stream as the standalone stream; it first receives what was queued for it
+    /// while none was open. A newer GET replaces an older one, whose connection ends.
+    pub fn attach_stream(&self) -> EventReceiver {
+        self.routes().attach(STANDALONE, None)
+    }
+
+    /// Resumes the stream `last_event` was sent on: the events after it are replayed, and if
+    /// that stream is still expecting messages, they continue on this connection. A resume that
+    /// would skip events (dropped from the history) or names an id never issued is refused.
+    pub fn resume_stream(&self, last_event: u64) -> Result<EventReceiver, ResumeError> {
         let mut routes = self.routes();
-        let resumed = last_event.and_then(|last| {
-            let logged = routes.history.iter().find(|l| l.event.id == last);
-            let stream = logged.map(|l| l.stream).or_else(|| {
-                let primed = routes.primes.iter().find(|(id, _)| *id == last);
-                primed.map(|(_, stream)| *stream)
-            });
-            stream.map(|stream| (stream, last))
-        });
-        let (stream, replay_after) = match resumed {
-            Some((stream, last)) => (stream, Some(last)),
-            None => (STANDALONE, None),
+        let (stream, seq) = split_event_id(last_event);
+        let Some(slot) = routes.streams.get(&stream).filter(|s| seq < s.next_seq) else {
+            return Err(ResumeError::Unknown(last_event));
         };
-        for logged in routes.history.iter_mut().filter(|l| l.stream == stream) {
-            let wanted = match replay_after {
-                Some(last) => logged.event.id > last,
-                None => !logged.delivered,
-            };
-            if wanted && tx.unbounded_send(logged.event.clone()).is_ok() {
-                logged.delivered = true;
-            }
+        if slot.dropped_through.is_some_and(|d| d > seq) {
+            return Err(ResumeError::Dropped(last_event));
         }
-        if stream == STANDALONE {
-            let slot = routes.streams.entry(STANDALONE).or_insert(Slot {
-                tx: None,
-                outstanding: 0,
-            });
-            // A newer GET replaces an older one; the older connection ends.
-            slot.tx = Some(tx);
-        } else if let Some(slot) = routes.streams.get_mut(&stream) {
-            slot.tx = Some(tx);
-        }
-        // Otherwise the resumed stream had finished: the replay is all there is and `tx` drops
-        // here, ending the response.
-        rx
+        Ok(routes.attach(stream, Some(last_event)))
     }
 
     /// Puts a backend message on the stream it belongs to.
@@ -303,7 +320,7 @@ impl Session {
         } else {
             STANDALONE
         };
-        routes.deliver(target, out.message, is_response, self.history_limit);
+        routes.deliver(target, out.message, is_response);
     }
 
     /// Answers every awaited request with an error, when the backend is gone for good.
@@ -313,9 +330,14 @@ impl Session {
         for id in ids {
             let error = RpcError::new(INTERNAL_ERROR, reason).with_id(Some(id.clone()));
             if let Some(stream) = routes.awaiting.remove(&id) {
-                routes.deliver(stream, error.to_message(), true, self.history_limit);
+                routes.deliver(stream, error.to_message(), true);
             }
         }
+    }
+
+    /// Bytes of replay history this session holds.
+    pub fn history_bytes(&self) -> usize {
+        self.routes().history.bytes()
     }
 
     /// Ends the session: the backend stops and every stream closes.
@@ -342,38 +364,112 @@ impl Routes {
             .max()
     }
 
-    fn deliver(&mut self, stream: StreamId, message: Message, is_response: bool, limit: usize) {
-        let event = Event {
-            id: self.next_event,
+    /// Connects a new response to `stream`, replaying its kept events after `after` (or, without
+    /// it, those never delivered).
+    fn attach(&mut self, stream: StreamId, after: Option<u64>) -> EventReceiver {
+        let (mut tx, rx) = stream_queue::channel(0);
+        let mut overflowed = false;
+        let Routes {
+            streams, history, ..
+        } = self;
+        for entry in history.of_stream(stream) {
+            let wanted = match after {
+                Some(last) => entry.id > last,
+                None => !entry.delivered,
+            };
+            let Some(message) = entry.message.clone().filter(|_| wanted) else {
+                continue;
+            };
+            let event = Event {
+                id: entry.id,
+                message,
+            };
+            if tx.try_send(event) {
+                entry.delivered = true;
+            } else {
+                overflowed = true;
+                break;
+            }
+        }
+        let slot = streams.entry(stream).or_insert_with(|| Slot::new(None, 0));
+        // A finished stream gets its replay only: `tx` drops here, ending the response. So does
+        // a replay longer than the queue: the client resumes again from what it got. Any other
+        // stream continues on this connection (a newer GET replaces an older one).
+        if !slot.finished && !overflowed {
+            slot.tx = Some(tx);
+        }
+        rx
+    }
+
+    /// Gives `stream` its next event id and keeps the event (`None`: a priming event) in the
+    /// history, dropping old ones as its budgets require.
+    fn log(&mut self, stream: StreamId, message: Option<Message>, delivered: bool) -> u64 {
+        let slot = self
+            .streams
+            .entry(stream)
+            .or_insert_with(|| Slot::new(None, 0));
+        let seq = slot.next_seq;
+        slot.next_seq += 1;
+        slot.primed |= message.is_none();
+        let id = event_id(stream, seq);
+        if !self.keeps_history {
+            return id;
+        }
+        slot.kept += 1;
+        let dropped = self.history.push(Entry {
+            id,
+            stream,
             message,
-        };
-        self.next_event += 1;
-        let slot = self.streams.entry(stream).or_insert(Slot {
-            tx: None,
-            outstanding: 0,
+            delivered,
         });
-        let delivered = match &slot.tx {
-            Some(tx) => tx.unbounded_send(event.clone()).is_ok(),
+        for entry in dropped {
+            let (stream, seq) = split_event_id(entry.id);
+            let Some(slot) = self.streams.get_mut(&stream) else {
+                continue;
+            };
+            slot.kept -= 1;
+            slot.dropped_through = slot.dropped_through.max(Some(seq));
+            if slot.finished && slot.kept == 0 {
+                // Nothing of it is left to replay; a resume of it is now refused as unknown.
+                self.streams.remove(&stream);
+            }
+        }
+        id
+    }
+
+    fn deliver(&mut self, stream: StreamId, message: Message, is_response: bool) {
+        let slot = self
+            .streams
+            .entry(stream)
+            .or_insert_with(|| Slot::new(None, 0));
+        let id = event_id(stream, slot.next_seq);
+        let event = Event {
+            id,
+            message: message.clone(),
+        };
+        let delivered = match &mut slot.tx {
+            Some(tx) => tx.try_send(event),
             None => false,
         };
         if !delivered {
-            // The client went away; the event waits in the history for a resuming GET.
+            // The client went away, or reads too slowly and its queue is full: its response
+            // ends, and the event waits in the history for a resuming GET.
             slot.tx = None;
         }
         if is_response {
             slot.outstanding = slot.outstanding.saturating_sub(1);
             if slot.outstanding == 0 && stream != STANDALONE {
                 // All of this POST's requests are answered: dropping the sender ends its stream.
-                self.streams.remove(&stream);
+                slot.finished = true;
+                slot.tx = None;
             }
         }
-        self.history.push_back(Logged {
-            event,
-            stream,
-            delivered,
-        });
-        while self.history.len() > limit {
-            self.history.pop_front();
+        self.log(stream, Some(message), delivered);
+        if let Some(slot) = self.streams.get(&stream)
+            && slot.finished
+            && slot.kept == 0
+        {
+            self.streams.remove(&stream);
         }
     }
 }
@@ -381,13 +477,16 @@ impl Routes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::history::HistoryBudget;
+    use crate::transport::stream_queue::STREAM_QUEUE;
+    use futures::channel::mpsc;
 
     fn session() -> Session {
         Session::new(
             "s".into(),
             TransportKind::Streamable,
             CancellationToken::new(),
-            16,
+            HistoryLimits::events(16),
         )
     }
 
@@ -483,7 +582,7 @@ mod tests {
         let seen = rx.try_recv().unwrap().id;
         drop(rx); // the connection breaks
         s.route(progress_for(1));
-        let mut resumed = s.attach_stream(Some(seen));
+        let mut resumed = s.resume_stream(seen).unwrap();
         s.route(response(1));
         assert_progress_then_answer_then_end(&mut resumed);
     }
@@ -494,13 +593,13 @@ mod tests {
         s.route(Outbound::unrelated(msg(
             r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
         )));
-        let mut get = s.attach_stream(None);
+        let mut get = s.attach_stream();
         assert_eq!(
             get.try_recv().unwrap().message.method(),
             Some("notifications/tools/list_changed")
         );
         // Already delivered: a later GET does not see it again.
-        let mut again = s.attach_stream(None);
+        let mut again = s.attach_stream();
         assert!(again.try_recv().is_err());
     }
 
@@ -515,7 +614,7 @@ mod tests {
             post.try_recv().unwrap().message.method(),
             Some("elicitation/create")
         );
-        let mut get = s.attach_stream(None);
+        let mut get = s.attach_stream();
         s.route(Outbound::unrelated(msg(
             r#"{"jsonrpc":"2.0","id":"srv-2","method":"sampling/createMessage"}"#,
         )));
@@ -544,12 +643,129 @@ mod tests {
                 r#"{"jsonrpc":"2.0","method":"n"}"#,
             )));
         }
-        let mut get = s.attach_stream(None);
+        let mut get = s.attach_stream();
         let mut n = 0;
         while get.try_recv().is_ok() {
             n += 1;
         }
         assert_eq!(n, 16);
+    }
+
+    fn bounded_session(bytes: usize) -> Session {
+        Session::new(
+            "s".into(),
+            TransportKind::Streamable,
+            CancellationToken::new(),
+            HistoryLimits {
+                events: 1000,
+                bytes,
+                total: HistoryBudget::new(usize::MAX),
+            },
+        )
+    }
+
+    fn progress_of(n: u64, pad: usize) -> Outbound {
+        Outbound {
+            message: msg(&format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"pad":"{}"}}}}"#,
+                "x".repeat(pad)
+            )),
+            related: Some(request_id(n)),
+        }
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes_and_a_resume_past_dropped_events_is_refused() {
+        let s = bounded_session(4096);
+        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap().events;
+        s.route(progress_of(1, 100));
+        let early = rx.try_recv().unwrap().id;
+        for _ in 0..100 {
+            s.route(progress_of(1, 1000));
+        }
+        assert!(s.history_bytes() <= 4096, "{}", s.history_bytes());
+        let mut last = early;
+        while let Ok(event) = rx.try_recv() {
+            last = event.id;
+        }
+        drop(rx);
+        assert_eq!(
+            s.resume_stream(early).err(),
+            Some(ResumeError::Dropped(early))
+        );
+        // From the newest event nothing is missing: the stream continues.
+        let mut resumed = s.resume_stream(last).unwrap();
+        s.route(response(1));
+        assert_eq!(
+            resumed.try_recv().unwrap().message.id(),
+            Some(&request_id(1))
+        );
+    }
+
+    #[test]
+    fn forged_event_ids_are_refused() {
+        let s = session();
+        let _rx = s.open_request_stream(&[request_id(1)]).unwrap();
+        s.route(progress_for(1));
+        for forged in [0, 1 << 32 | 7, 99 << 32, u64::MAX] {
+            assert_eq!(
+                s.resume_stream(forged).err(),
+                Some(ResumeError::Unknown(forged)),
+                "{forged}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reader_that_falls_behind_has_its_response_ended_and_resumes() {
+        let s = bounded_session(1 << 20);
+        let mut rx = s.open_request_stream(&[request_id(1)]).unwrap().events;
+        for _ in 0..STREAM_QUEUE + 10 {
+            s.route(progress_of(1, 10));
+        }
+        let mut received = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            received.push(event.id);
+        }
+        // The queue holds STREAM_QUEUE events plus room for the stream's one answer.
+        assert_eq!(received.len(), STREAM_QUEUE + 1, "the queue is bounded");
+        assert!(ended(&mut rx), "the response ends once the queue overflows");
+        // The rest waits in the history: resuming from the last event received gets it.
+        s.route(response(1));
+        let last = received[received.len() - 1];
+        let mut resumed = s.resume_stream(last).unwrap();
+        let mut rest = 0;
+        while let Ok(event) = resumed.try_recv() {
+            rest += 1;
+            assert!(event.id > last);
+        }
+        assert_eq!(rest, 10, "nine notifications and the answer");
+    }
+
+    #[test]
+    fn a_batch_stream_has_room_for_every_answer() {
+        let s = session();
+        let ids: Vec<RequestId> = (0..STREAM_QUEUE as u64 * 2).map(request_id).collect();
+        let mut rx = s.open_request_stream(&ids).unwrap().events;
+        for n in 0..ids.len() as u64 {
+            s.route(response(n));
+        }
+        let mut answers = 0;
+        while rx.try_recv().is_ok() {
+            answers += 1;
+        }
+        assert_eq!(answers, ids.len());
+    }
+
+    #[test]
+    fn a_stream_answered_as_json_keeps_nothing() {
+        let s = bounded_session(1 << 20);
+        let stream = s.open_request_stream(&[request_id(1)]).unwrap();
+        s.route(progress_of(1, 1000));
+        s.route(response(1));
+        assert!(s.history_bytes() > 1000);
+        s.forget_stream(stream.stream);
+        assert_eq!(s.history_bytes(), 0);
     }
 
     #[test]
@@ -563,7 +779,7 @@ mod tests {
         assert!(ended(&mut events), "the response ends");
         s.route(progress_for(1));
         s.route(response(1));
-        let mut resumed = s.attach_stream(Some(prime));
+        let mut resumed = s.resume_stream(prime).unwrap();
         assert_progress_then_answer_then_end(&mut resumed);
     }
 

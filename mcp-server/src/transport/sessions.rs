@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use super::history::HistoryLimits;
 use super::session::{Session, TransportKind};
 use crate::backend::{Backend, BackendError, Outbound, Outlet};
 use crate::message::RequestId;
@@ -32,7 +33,7 @@ pub struct Sessions {
     reserved: AtomicUsize,
     max: usize,
     idle: Duration,
-    history_limit: usize,
+    history: HistoryLimits,
     metrics: Arc<Metrics>,
 }
 
@@ -40,7 +41,7 @@ impl Sessions {
     pub fn new(
         max: usize,
         idle: Duration,
-        history_limit: usize,
+        history: HistoryLimits,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -48,7 +49,7 @@ impl Sessions {
             reserved: AtomicUsize::new(0),
             max,
             idle,
-            history_limit,
+            history,
             metrics,
         })
     }
@@ -73,7 +74,7 @@ impl Sessions {
                 id,
                 kind,
                 CancellationToken::new(),
-                self.history_limit,
+                self.history.clone(),
             )),
             Err(e) => {
                 self.reserved.fetch_sub(1, Ordering::AcqRel);
@@ -217,7 +218,12 @@ mod tests {
     #[tokio::test]
     async fn the_cap_refuses_new_sessions_until_one_ends() {
         let metrics = Arc::new(Metrics::new());
-        let sessions = Sessions::new(1, Duration::from_secs(60), 8, Arc::clone(&metrics));
+        let sessions = Sessions::new(
+            1,
+            Duration::from_secs(60),
+            HistoryLimits::events(8),
+            Arc::clone(&metrics),
+        );
         let backend = Backend::Builtin(Arc::new(Builtin::new()));
         let first = sessions
             .create(&backend, TransportKind::Streamable)
@@ -240,7 +246,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_sessions_are_closed() {
-        let sessions = Sessions::new(10, Duration::from_secs(1), 8, Arc::new(Metrics::new()));
+        let sessions = Sessions::new(
+            10,
+            Duration::from_secs(1),
+            HistoryLimits::events(8),
+            Arc::new(Metrics::new()),
+        );
         let backend = Backend::Builtin(Arc::new(Builtin::new()));
         let s = sessions
             .create(&backend, TransportKind::Streamable)

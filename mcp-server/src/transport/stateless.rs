@@ -72,7 +72,7 @@ pub async fn post(app: &AppState, headers: &HeaderMap, payload: Payload) -> Resp
         event_ids: false,
         prime: None,
     };
-    reply::answer(app, events, shape).await
+    reply::answer(app, events, shape).await.response
 }
 
 /// The stateless revision has no GET stream and no sessions to delete.

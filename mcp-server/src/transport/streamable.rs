@@ -163,7 +163,11 @@ async fn deliver(app: &AppState, session: &Session, payload: Payload) -> Respons
                 event_ids: true,
                 prime: stream.prime,
             };
-            reply::answer(app, reply::channel_stream(stream.events), shape).await
+            let answered = reply::answer(app, reply::channel_stream(stream.events), shape).await;
+            if answered.as_json {
+                session.forget_stream(stream.stream);
+            }
+            answered.response
         }
     }
 }
@@ -189,12 +193,23 @@ async fn initialize(app: &AppState, payload: Payload) -> Response {
         Err(r) => return r.into_response(),
     };
     let answered = async {
-        let mut rx = session
+        let stream = session
             .open_request_stream(std::slice::from_ref(&id))
-            .ok()?
-            .events;
+            .ok()?;
         session.send(init).await.ok()?;
-        rx.next().await
+        let mut events = stream.events;
+        // What the server sends before its answer (a ping, a log message, progress) arrives on
+        // this stream first; the answer is the response carrying the request's id.
+        let answer = loop {
+            let event = events.next().await?;
+            if event.message.is_response() && event.message.id() == Some(&id) {
+                break event;
+            }
+            tracing::debug!(session = %session.id, "dropping a message sent before the initialize answer");
+        };
+        // Answered as plain JSON: nothing of this stream can be resumed.
+        session.forget_stream(stream.stream);
+        Some(answer)
     };
     let answer = tokio::time::timeout(INITIALIZE_TIMEOUT, answered)
         .await
@@ -256,7 +271,13 @@ pub async fn get(State(app): State<AppState>, headers: HeaderMap) -> Response {
         },
     };
     session.touch();
-    let rx = session.attach_stream(last_event);
+    let rx = match last_event {
+        None => session.attach_stream(),
+        Some(last) => match session.resume_stream(last) {
+            Ok(rx) => rx,
+            Err(e) => return bad_request(e.to_string()),
+        },
+    };
     reply::event_stream(
         &app,
         rx,

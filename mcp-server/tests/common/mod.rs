@@ -58,7 +58,21 @@ impl Server {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-server"));
+        Self::start_wrapped(&[], args, env)
+    }
+
+    /// Starts the server under `wrapper` (a command that runs the rest of its arguments, such
+    /// as `unshare ...`), which then owns the process: `pid()` is the wrapper's.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
+        let binary = env!("CARGO_BIN_EXE_mcp-server");
+        let mut command = match wrapper.split_first() {
+            None => Command::new(binary),
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary);
+                command
+            }
+        };
         // Flags given before a subcommand apply to it too (they are global).
         command
             .args(["--listen", "127.0.0.1:0", "--log", "warn"])
