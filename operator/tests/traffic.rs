@@ -38,12 +38,15 @@ fn through_ingress(cluster: &Cluster, name: &str) -> Endpoint {
     )
 }
 
-/// An app of the companion's built-in tools, exposed at `NAME.localhost` through Traefik.
+/// An app of the companion's built-in tools, exposed at `NAME.localhost` through Traefik: by an
+/// Ingress, unless `spec` attaches it to a Gateway.
 async fn exposed_app(cluster: &Cluster, name: &str, spec: serde_json::Value) -> Endpoint {
     let mut full = json!({
-        "ingress": {"className": "traefik", "host": format!("{name}.localhost")},
         "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
     });
+    if spec.get("gateway").is_none() {
+        full["ingress"] = json!({"className": "traefik", "host": format!("{name}.localhost")});
+    }
     if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
         full.extend(spec.clone());
     }
@@ -111,6 +114,28 @@ async fn a_client_that_keeps_cookies_stays_on_one_pod_through_the_ingress() {
     }
     println!("without cookies, 30 stateless calls: {spread:?}");
     assert_eq!(spread.len(), 3, "spread over the three pods: {spread:?}");
+}
+
+#[tokio::test]
+async fn an_app_attached_to_the_gateway_answers_through_its_httproute() {
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18205, &[]).await;
+    let gateway = mcp_testenv::ingress::GATEWAY;
+    let endpoint = exposed_app(
+        &cluster,
+        "routed",
+        json!({"replicas": 2, "gateway": {
+            "parentRefs": [{"name": gateway, "namespace": "traefik"}],
+            "hostnames": ["routed.localhost"],
+        }}),
+    )
+    .await;
+    // Both replicas already answered through the route (exposed_app waits for that).
+    let answer = endpoint
+        .call_tool_stateless("echo", json!({"message": "through the Gateway"}))
+        .await
+        .expect("a stateless call through the HTTPRoute");
+    assert_eq!(answer, "through the Gateway");
 }
 
 /// Reads `stream` until `deadline`: (keep-alive comments, everything else that arrived), or an

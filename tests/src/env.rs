@@ -520,31 +520,17 @@ pub fn join_network_command(
 /// named: a bind mount cannot take its source from another mount namespace). Runs between fork
 /// and exec.
 fn bind_resolv_conf(source: &std::ffi::CStr) -> std::io::Result<()> {
-    let check = |rc: libc::c_int| {
-        if rc == -1 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
-    // SAFETY: plain syscalls with NUL-terminated paths.
-    unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
-        check(libc::mount(
+    crate::sandbox::enter_private_mount_namespace()?;
+    // SAFETY: a plain syscall with NUL-terminated paths.
+    crate::sandbox::check(unsafe {
+        libc::mount(
             source.as_ptr(),
             c"/etc/resolv.conf".as_ptr(),
             std::ptr::null(),
             libc::MS_BIND,
             std::ptr::null(),
-        ))
-    }
+        )
+    })
 }
 
 async fn client_for(kubeconfig: &Path) -> Result<Client, Error> {

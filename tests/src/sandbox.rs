@@ -261,6 +261,31 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command 
     cmd
 }
 
+/// Moves the calling process into a mount namespace of its own whose mounts do not propagate
+/// back to the machine. For use in `pre_exec` (plain syscalls, no allocation).
+pub fn enter_private_mount_namespace() -> std::io::Result<()> {
+    // SAFETY: plain syscalls with a static path.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))
+    }
+}
+
+/// A syscall's `-1` as the `errno` error.
+pub fn check(rc: libc::c_int) -> std::io::Result<()> {
+    if rc == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// `PR_SET_PDEATHSIG(SIGKILL)`; for use in `pre_exec`.
 pub fn die_with_parent_thread() -> std::io::Result<()> {
     // SAFETY: a plain syscall with integer arguments.

@@ -16,7 +16,7 @@ use super::network::PodSandbox;
 use super::volumes::PreparedVolume;
 use crate::ImageMap;
 use crate::process::Supervised;
-use crate::sandbox;
+use crate::sandbox::{self, check};
 
 /// Everything needed to start one process of a container.
 #[derive(Debug, Clone)]
@@ -218,15 +218,7 @@ impl ChildSetup {
                 self.hostname.as_ptr(),
                 self.hostname.as_bytes().len(),
             ))?;
-            check(libc::unshare(libc::CLONE_NEWNS))?;
-            // Mounts made here must not propagate back to the machine.
-            check(libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
+            sandbox::enter_private_mount_namespace()?;
             // Opened in the new mount namespace: a bind mount's source must be in the caller's.
             for (slot, (source, _, _)) in self.sources.iter_mut().zip(&self.mounts) {
                 *slot = libc::open(source.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
@@ -279,14 +271,6 @@ fn fd_path(fd: RawFd) -> [u8; 32] {
         out[prefix.len() + i] = *d;
     }
     out
-}
-
-fn check(rc: libc::c_int) -> std::io::Result<()> {
-    if rc == -1 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 /// Sets this thread's pid_for_children to a pod's PID namespace until dropped.
