@@ -45,7 +45,8 @@ async fn exposed_app(cluster: &Cluster, name: &str, spec: serde_json::Value) -> 
         "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
     });
     if spec.get("gateway").is_none() {
-        full["ingress"] = json!({"className": "traefik", "host": format!("{name}.localhost")});
+        let class = mcp_testenv::ingress::CLASS;
+        full["ingress"] = json!({"className": class, "host": format!("{name}.localhost")});
     }
     if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
         full.extend(spec.clone());

@@ -16,8 +16,6 @@ pub const TRAEFIK_IMAGE: &str = "traefik";
 /// kube-proxy like any client's traffic.
 pub const SERVICE: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 96, 0, 80)), 80);
-/// Its NodePort on the node's address.
-pub const NODE_PORT: u16 = 30080;
 /// The IngressClass and GatewayClass the add-on installs, and its Gateway (namespace `traefik`).
 pub const CLASS: &str = "traefik";
 pub const GATEWAY: &str = "traefik-gateway";
