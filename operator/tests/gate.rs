@@ -492,13 +492,19 @@ async fn a_missing_required_tool_keeps_the_app_unready_and_names_the_tool() {
 fn typescript_stdio_server() -> (String, String) {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let server = repo.join("mcp-server/tests/clients/stdio_server.cjs");
-    let cache = mcp_testenv::binaries::cache_dir();
-    let node_modules = std::fs::read_dir(&cache)
-        .expect("cache dir")
-        .flatten()
-        .map(|e| e.path().join("node_modules"))
-        .find(|p| p.join("@modelcontextprotocol/sdk").exists())
-        .expect("the MCP clients are installed (mcp-server/tests/clients/setup.sh)");
+    // Where setup.sh installed them (its cache follows XDG_CACHE_HOME, not ours).
+    let output = std::process::Command::new("bash")
+        .arg(repo.join("mcp-server/tests/clients/setup.sh"))
+        .arg("--check")
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "the MCP clients are installed (mcp-server/tests/clients/setup.sh): {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let node_modules =
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("node_modules");
     (
         server.display().to_string(),
         node_modules.display().to_string(),
