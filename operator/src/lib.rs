@@ -18,3 +18,4 @@ pub mod reconcile;
 pub mod serve;
 pub mod status;
 pub mod telemetry;
+pub mod text;

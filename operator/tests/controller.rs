@@ -14,10 +14,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use mcp_operator::api::HANDSHAKE_CONDITION;
-use mcp_testenv::audit;
 use mcp_testenv::wait::until;
 use serde_json::json;
-use support::{Cluster, OPERATOR_USER, TIMEOUT, from};
+use support::{Cluster, TIMEOUT, app_when, condition, from, is};
 
 async fn get_when<K>(api: &Api<K>, name: &str) -> K
 where
@@ -413,6 +412,19 @@ async fn invalid_specs_are_rejected_by_the_api_server_with_messages_that_say_wha
             "{spec}: {message:?} should contain {expected:?}"
         );
     }
+    // The name names the Service: a dotted or long name would pass as an object name and
+    // then fail at the Service, after the Deployment was made.
+    for name in ["mcp.example".to_owned(), "a".repeat(64), "1st".to_owned()] {
+        let err = cluster
+            .apply_app(json!({"metadata": {"name": name}, "spec": {}}))
+            .await
+            .expect_err(&format!("the API server must reject the name {name}"));
+        assert!(
+            matches!(&err, kube::Error::Api(e) if e.code == 422
+                && e.message.contains("metadata.name must be a DNS label")),
+            "{name}: {err:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -494,27 +506,10 @@ async fn operator_writes_nothing_at_rest_nor_after_a_restart() {
     for name in ["quiet-a", "quiet-b"] {
         get_when(&deployments, name).await;
     }
-    let audit_log = cluster.env.audit_log();
     // Settle: pods start, controllers write statuses, the operator reports them.
-    let settled = until(
-        "the operator to stop writing",
-        Duration::from_secs(90),
-        || async {
-            let before = audit::writes_by(&audit_log, OPERATOR_USER).len();
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            let after = audit::writes_by(&audit_log, OPERATOR_USER).len();
-            if before == after {
-                Ok(after)
-            } else {
-                Err(after - before)
-            }
-        },
-    )
-    .await;
-
+    let settled = support::operator_settled(&cluster).await;
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let writes = audit::writes_by(&audit_log, OPERATOR_USER);
-    let quiet: Vec<String> = writes[settled..].iter().map(|e| e.describe()).collect();
+    let quiet = support::operator_writes_since(&cluster, settled);
     assert!(quiet.is_empty(), "writes during a quiet minute: {quiet:?}");
 
     operator.terminate(Duration::from_secs(10)).await;
@@ -522,10 +517,7 @@ async fn operator_writes_nothing_at_rest_nor_after_a_restart() {
         .start_operator("operator-restarted", 18080, &[])
         .await;
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let after_restart: Vec<String> = audit::writes_by(&audit_log, OPERATOR_USER)[settled..]
-        .iter()
-        .map(|e| e.describe())
-        .collect();
+    let after_restart = support::operator_writes_since(&cluster, settled);
     assert!(
         after_restart.is_empty(),
         "writes after a restart: {after_restart:?}"
@@ -749,4 +741,263 @@ async fn switching_from_replicas_to_autoscaling_keeps_the_running_pods() {
         .get(mcp_operator::reconcile::APPLIED_HASH_ANNOTATION)
         .cloned();
     assert!(hash.is_some(), "the autoscaled Deployment was applied");
+}
+
+/// GKE's BackendConfig CRD, as far as the operator needs it: served, with any spec.
+const BACKEND_CONFIG_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: backendconfigs.cloud.google.com
+spec:
+  group: cloud.google.com
+  names: {kind: BackendConfig, plural: backendconfigs, singular: backendconfig, listKind: BackendConfigList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+#[tokio::test]
+async fn a_backend_config_follows_the_ingress_dialect_and_goes_when_the_app_leaves_gce() {
+    let cluster = Cluster::start().await;
+    mcp_testenv::manifests::apply(&cluster.client, BACKEND_CONFIG_CRD, "default")
+        .await
+        .expect("BackendConfig CRD installs");
+    let classes: Api<IngressClass> = Api::all(cluster.client.clone());
+    for (class, controller) in [
+        ("gce", "k8s.io/ingress-gce"),
+        ("nginx", "k8s.io/ingress-nginx"),
+    ] {
+        classes
+            .create(
+                &PostParams::default(),
+                &from(json!({"metadata": {"name": class}, "spec": {"controller": controller}})),
+            )
+            .await
+            .unwrap();
+    }
+    // The operator finds the optional APIs at start.
+    let _operator = cluster.start_operator("operator", 18090, &[]).await;
+    let app = |class: &str| {
+        json!({"metadata": {"name": "edge"}, "spec": {
+            "ingress": {"className": class, "host": "mcp.example.com"},
+            "session": {"affinity": "ClientIP"},
+        }})
+    };
+    cluster.apply_app(app("gce")).await.unwrap();
+    let configs: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        "default",
+        &*mcp_operator::build::BACKEND_CONFIG_API,
+    );
+    let config = get_when(&configs, "edge").await;
+    assert_eq!(
+        config.data["spec"]["sessionAffinity"]["affinityType"],
+        "CLIENT_IP"
+    );
+    // Put back when deleted by hand, like every owned kind.
+    configs
+        .delete("edge", &DeleteParams::default())
+        .await
+        .unwrap();
+    until(
+        "the deleted BackendConfig to come back",
+        Duration::from_secs(20),
+        || async {
+            match configs.get_opt("edge").await.unwrap() {
+                Some(c) if c.metadata.uid != config.metadata.uid => Ok(()),
+                other => Err(other.map(|c| c.metadata.uid)),
+            }
+        },
+    )
+    .await;
+
+    // Another controller serves the class now: the BackendConfig has no reader and goes.
+    cluster.apply_app(app("nginx")).await.unwrap();
+    until(
+        "the BackendConfig to go with the GCE dialect",
+        TIMEOUT,
+        || async {
+            match configs.get_opt("edge").await.unwrap() {
+                None => Ok(()),
+                Some(_) => Err("still there"),
+            }
+        },
+    )
+    .await;
+    let services: Api<Service> = Api::default_namespaced(cluster.client.clone());
+    let service = services.get("edge").await.unwrap();
+    assert!(
+        !service
+            .annotations()
+            .contains_key("cloud.google.com/backend-config"),
+        "the Service no longer points at it"
+    );
+}
+
+#[tokio::test]
+async fn owned_objects_edited_by_hand_are_put_back_without_writes_at_rest() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18091, &[]).await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "kept"}, "spec": {"replicas": 2}}))
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let gates = |d: &Deployment| {
+        d.spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|p| p.readiness_gates.clone())
+            .unwrap_or_default()
+            .len()
+    };
+    let deployment = get_when(&deployments, "kept").await;
+    assert_eq!(gates(&deployment), 1);
+    // Another tool removes the readiness gate and scales the Deployment; the applied-hash
+    // annotation stays as it was.
+    deployments
+        .patch(
+            "kept",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([
+                    {"op": "remove", "path": "/spec/template/spec/readinessGates"},
+                    {"op": "replace", "path": "/spec/replicas", "value": 5},
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let edited = std::time::Instant::now();
+    until(
+        "the readiness gate and replicas to come back",
+        Duration::from_secs(10),
+        || async {
+            let d = deployments.get("kept").await.unwrap();
+            match (gates(&d), d.spec.replicas) {
+                (1, Some(2)) => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    eprintln!("drift corrected {:?} after the edit", edited.elapsed());
+
+    // Once corrected, the operator falls silent again: the correction converged.
+    let settled = support::operator_settled(&cluster).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let writes = support::operator_writes_since(&cluster, settled);
+    assert!(
+        writes.is_empty(),
+        "writes at rest after a correction: {writes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_spec_the_api_server_refuses_is_reported_and_retried_with_backoff() {
+    let cluster = Cluster::start().await;
+    // A policy of the cluster's own: no Deployments of images from forbidden.example.
+    let policy = r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: no-forbidden-images}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [apps]
+        apiVersions: [v1]
+        operations: [CREATE, UPDATE]
+        resources: [deployments]
+  validations:
+    - expression: "object.spec.template.spec.containers.all(c, !c.image.startsWith('forbidden.example/'))"
+      message: "images from forbidden.example are not allowed in this cluster"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: no-forbidden-images}
+spec:
+  policyName: no-forbidden-images
+  validationActions: [Deny]
+"#;
+    mcp_testenv::manifests::apply(&cluster.client, policy, "default")
+        .await
+        .expect("admission policy installs");
+    let _operator = cluster.start_operator("operator", 18092, &[]).await;
+    let app = |image: &str| json!({"metadata": {"name": "refused"}, "spec": {"image": image}});
+    // The policy takes a moment to be enforced: apply until the API server refuses it.
+    cluster
+        .apply_app(app("forbidden.example/mcp:1"))
+        .await
+        .unwrap();
+    let refused = app_when(
+        &cluster,
+        "refused",
+        "Ready=False ApplyFailed",
+        TIMEOUT,
+        |a| condition(a, "Ready").is_some_and(|c| c.status == "False" && c.reason == "ApplyFailed"),
+    )
+    .await;
+    let degraded = condition(&refused, "Degraded").unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ApplyFailed")
+    );
+    assert!(
+        degraded
+            .message
+            .contains("images from forbidden.example are not allowed"),
+        "the API server's own words: {}",
+        degraded.message
+    );
+    assert_eq!(
+        condition(&refused, "Ready").unwrap().observed_generation,
+        refused.metadata.generation,
+        "kubectl wait sees the refusal for this generation"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::default_namespaced(cluster.client.clone());
+    until("a Warning Event with the refusal", TIMEOUT, || async {
+        let listed = events.list(&Default::default()).await.unwrap();
+        listed
+            .items
+            .iter()
+            .find(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("ApplyFailed")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("refused")
+            })
+            .map(|_| ())
+            .ok_or(listed.items.len())
+    })
+    .await;
+    // Retries back off: over 12 s, at most a few refused attempts (5 s, then 10 s...).
+    let since = support::operator_writes_since(&cluster, 0).len();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let attempts = support::operator_writes_since(&cluster, since)
+        .into_iter()
+        .filter(|w| w.contains("deployments"))
+        .count();
+    assert!(attempts <= 3, "{attempts} attempts in 12 s");
+
+    // Fixed by the user (the companion image): applied, and Ready once its pod passes.
+    cluster
+        .apply_app(json!({"metadata": {"name": "refused"}, "spec": {}}))
+        .await
+        .unwrap();
+    app_when(
+        &cluster,
+        "refused",
+        "Ready after the fix",
+        support::READY_TIMEOUT,
+        |a| is(a, "Ready", "True") && is(a, "Degraded", "False"),
+    )
+    .await;
 }

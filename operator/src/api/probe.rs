@@ -1,5 +1,7 @@
 //! The MCP handshake that gates readiness, and how new versions roll out.
 
+use std::time::Duration;
+
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -95,6 +97,28 @@ impl Default for ProbeSpec {
             bearer_token_secret_ref: None,
         }
     }
+}
+
+impl ProbeSpec {
+    /// Time between handshakes with a ready pod.
+    pub fn period(&self) -> Duration {
+        seconds(self.period_seconds)
+    }
+
+    /// Time one handshake may take.
+    pub fn timeout(&self) -> Duration {
+        seconds(self.timeout_seconds)
+    }
+
+    /// Failed handshakes in a row that take a pod out (at least one).
+    pub fn threshold(&self) -> u32 {
+        u32::try_from(self.failure_threshold).unwrap_or(1).max(1)
+    }
+}
+
+/// A schema-bounded count of seconds; a negative value (which the schema refuses) counts as one.
+fn seconds(value: i32) -> Duration {
+    Duration::from_secs(u64::try_from(value).unwrap_or(1).max(1))
 }
 
 fn default_period_seconds() -> i32 {

@@ -28,6 +28,11 @@ use super::{
     derive = "PartialEq",
     shortname = "mcpapp",
     category = "mcp",
+    // The app's name names its Service, Deployment, pods' labels and routes: a DNS label, as a
+    // Service name must be. Refused here, it never becomes an object the API server rejects later.
+    validation = Rule::new("size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit (it names the app's Service)")
+        .reason(Reason::FieldValueInvalid),
     doc = "McpApp runs a Model Context Protocol server: pods gated on a real MCP handshake, a Service, optional Ingress or Gateway API route with SSE-safe timeouts and session stickiness, and autoscaling.",
     printcolumn(
         name = "Ready",
@@ -281,5 +286,12 @@ impl Default for McpAppSpec {
             probe: ProbeSpec::default(),
             rollout: RolloutSpec::default(),
         }
+    }
+}
+
+impl McpAppSpec {
+    /// The fixed pod count: `replicas`, 1 when unset. (With `autoscaling` the autoscaler decides.)
+    pub fn fixed_replicas(&self) -> i32 {
+        self.replicas.unwrap_or(1)
     }
 }

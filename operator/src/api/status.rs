@@ -118,5 +118,9 @@ pub mod conditions {
         pub const INVALID_SPEC: &str = "InvalidSpec";
         pub const INGRESS_CLASS_NOT_FOUND: &str = "IngressClassNotFound";
         pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+        pub const GATEWAY_API_NOT_INSTALLED: &str = "GatewayApiNotInstalled";
+        pub const BACKEND_CONFIG_NOT_INSTALLED: &str = "BackendConfigNotInstalled";
+        pub const STABLE_REVISION_MISSING: &str = "StableRevisionMissing";
+        pub const APPLY_FAILED: &str = "ApplyFailed";
     }
 }

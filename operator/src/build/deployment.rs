@@ -52,7 +52,7 @@ pub fn deployment(app: &McpApp, inputs: &BuildInputs) -> Result<Deployment, Buil
         spec: DeploymentSpec {
             replicas: match spec.autoscaling {
                 Some(_) => None,
-                None => Some(spec.replicas.unwrap_or(1)),
+                None => Some(spec.fixed_replicas()),
             },
             selector: LabelSelector {
                 match_labels: Some(selector_labels(app)),

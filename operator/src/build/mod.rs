@@ -22,14 +22,15 @@ mod service;
 mod url;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use k8s_openapi::api::{
     apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler, core::v1::Service,
     networking::v1::Ingress, policy::v1::PodDisruptionBudget,
 };
-use kube::api::DynamicObject;
+use kube::api::{ApiResource, DynamicObject};
 
+use crate::api::conditions::reasons;
 use crate::api::{DEFAULT_COMPANION_IMAGE, McpApp};
 
 pub use backend_config::{BACKEND_CONFIG_API, backend_config};
@@ -50,8 +51,10 @@ pub use url::{external_url, service_url};
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "mcp-operator";
 
-/// What the builders need besides the McpApp itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the builders need besides the McpApp itself. Kept with every good revision, so a
+/// rollback renders that revision exactly as it ran.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BuildInputs {
     /// Image of the companion `mcp-server`: run when `spec.image` is unset, and copied into the
     /// pod as the stdio bridge.
@@ -104,6 +107,88 @@ pub struct OwnedObjects {
     pub http_route: Option<DynamicObject>,
     pub horizontal_pod_autoscaler: Option<HorizontalPodAutoscaler>,
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
+}
+
+/// Every kind of object an app can own, in the order a reconcile applies them (the Deployment
+/// first: the rest point at its pods). Adding a kind: a builder, a field in [`OwnedObjects`],
+/// a variant here; the reconciler watches, caches, applies and deletes it from this list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OwnedKind {
+    Deployment,
+    Service,
+    Ingress,
+    BackendConfig,
+    HttpRoute,
+    HorizontalPodAutoscaler,
+    PodDisruptionBudget,
+}
+
+impl OwnedKind {
+    pub const ALL: [OwnedKind; 7] = [
+        OwnedKind::Deployment,
+        OwnedKind::Service,
+        OwnedKind::Ingress,
+        OwnedKind::BackendConfig,
+        OwnedKind::HttpRoute,
+        OwnedKind::HorizontalPodAutoscaler,
+        OwnedKind::PodDisruptionBudget,
+    ];
+
+    /// The kind's API.
+    pub fn api_resource(self) -> ApiResource {
+        match self {
+            OwnedKind::Deployment => ApiResource::erase::<Deployment>(&()),
+            OwnedKind::Service => ApiResource::erase::<Service>(&()),
+            OwnedKind::Ingress => ApiResource::erase::<Ingress>(&()),
+            OwnedKind::BackendConfig => BACKEND_CONFIG_API.clone(),
+            OwnedKind::HttpRoute => HTTP_ROUTE_API.clone(),
+            OwnedKind::HorizontalPodAutoscaler => {
+                ApiResource::erase::<HorizontalPodAutoscaler>(&())
+            }
+            OwnedKind::PodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
+        }
+    }
+
+    /// For a kind served only when its CRDs are installed: what an app that needs it is told
+    /// when they are not.
+    pub fn when_not_installed(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            OwnedKind::HttpRoute => Some((
+                reasons::GATEWAY_API_NOT_INSTALLED,
+                "spec.gateway needs the Gateway API (HTTPRoute CRD, gateway.networking.k8s.io/v1), \
+                 which this cluster does not serve: install the Gateway API CRDs or use spec.ingress",
+            )),
+            OwnedKind::BackendConfig => Some((
+                reasons::BACKEND_CONFIG_NOT_INSTALLED,
+                "the GCE ingress controller takes stream timeouts and stickiness from a BackendConfig \
+                 (cloud.google.com/v1), which this cluster does not serve: install GKE's BackendConfig \
+                 CRD or use another IngressClass",
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl OwnedObjects {
+    /// The desired object of `kind` as a dynamic object (`None`: it must not exist).
+    pub fn get(&self, kind: OwnedKind) -> Option<DynamicObject> {
+        fn dynamic<K: serde::Serialize>(object: &K) -> DynamicObject {
+            serde_json::to_value(object)
+                .and_then(serde_json::from_value)
+                .expect("a built object is a Kubernetes object")
+        }
+        match kind {
+            OwnedKind::Deployment => Some(dynamic(&self.deployment)),
+            OwnedKind::Service => Some(dynamic(&self.service)),
+            OwnedKind::Ingress => self.ingress.as_ref().map(dynamic),
+            OwnedKind::BackendConfig => self.backend_config.clone(),
+            OwnedKind::HttpRoute => self.http_route.clone(),
+            OwnedKind::HorizontalPodAutoscaler => {
+                self.horizontal_pod_autoscaler.as_ref().map(dynamic)
+            }
+            OwnedKind::PodDisruptionBudget => self.pod_disruption_budget.as_ref().map(dynamic),
+        }
+    }
 }
 
 /// Builds every object the app should own.

@@ -16,7 +16,7 @@ use crate::api::McpApp;
 pub fn can_run_more_than_one_pod(app: &McpApp) -> bool {
     match &app.spec.autoscaling {
         Some(autoscaling) => autoscaling.max_replicas > 1,
-        None => app.spec.replicas.unwrap_or(1) > 1,
+        None => app.spec.fixed_replicas() > 1,
     }
 }
 

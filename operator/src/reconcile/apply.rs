@@ -5,14 +5,10 @@
 //! therefore carries the hash of the desired state it was last applied from; when the live object
 //! carries the hash of the current desired state, the apply is skipped.
 
-use std::fmt::Debug;
-
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::core::NamespaceResourceScope;
 use kube::discovery::ApiResource;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::build::FIELD_MANAGER;
@@ -20,7 +16,7 @@ use crate::build::FIELD_MANAGER;
 /// The annotation holding the hash of the desired state an object was last applied from.
 pub const APPLIED_HASH_ANNOTATION: &str = "mcp-operator.dev/applied-hash";
 
-/// What [`apply`] did.
+/// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Unchanged,
@@ -34,41 +30,22 @@ pub fn desired_hash<K: Serialize>(object: &K) -> String {
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Applies `desired` unless `live` already carries its hash.
-pub async fn apply<K>(client: &Client, live: Option<&K>, mut desired: K) -> kube::Result<Applied>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + Debug,
-{
-    let hash = desired_hash(&desired);
-    if live.is_some_and(|l| carries(l.annotations(), &hash)) {
-        return Ok(Applied::Unchanged);
-    }
-    desired
-        .annotations_mut()
-        .insert(APPLIED_HASH_ANNOTATION.into(), hash);
-    let ns = desired.namespace().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(client.clone(), &ns);
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&desired.name_any(), &pp, &Patch::Apply(&desired))
-        .await?;
-    Ok(Applied::Written)
+/// Whether `live` was last applied from the desired state with hash `hash`.
+pub fn carries(live: &DynamicObject, hash: &str) -> bool {
+    live.annotations()
+        .get(APPLIED_HASH_ANNOTATION)
+        .map(String::as_str)
+        == Some(hash)
 }
 
-/// [`apply`] for an object whose type is known only at run time (HTTPRoute, BackendConfig).
-pub async fn apply_dynamic(
+/// Applies `desired` (of the kind `resource`, with hash `hash`) and returns what the API server
+/// made of it.
+pub async fn apply(
     client: &Client,
     resource: &ApiResource,
-    live: Option<&DynamicObject>,
     mut desired: DynamicObject,
-) -> kube::Result<Applied> {
-    let hash = desired_hash(&desired);
-    if live.is_some_and(|l| carries(l.annotations(), &hash)) {
-        return Ok(Applied::Unchanged);
-    }
+    hash: String,
+) -> kube::Result<DynamicObject> {
     let ns = desired.namespace().unwrap_or_default();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, resource);
     let name = desired.name_any();
@@ -76,42 +53,20 @@ pub async fn apply_dynamic(
         .annotations_mut()
         .insert(APPLIED_HASH_ANNOTATION.into(), hash);
     let pp = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &pp, &Patch::Apply(&desired)).await?;
-    Ok(Applied::Written)
+    api.patch(&name, &pp, &Patch::Apply(&desired)).await
 }
 
 /// Deletes an object the app no longer wants, if it exists and the operator made it.
-pub async fn delete<K>(client: &Client, live: Option<&K>) -> kube::Result<Applied>
-where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-{
-    delete_with(live, |ns| Api::namespaced(client.clone(), ns)).await
-}
-
-/// [`delete`] for an object whose type is known only at run time (HTTPRoute, BackendConfig).
-pub async fn delete_dynamic(
+pub async fn delete(
     client: &Client,
     resource: &ApiResource,
     live: Option<&DynamicObject>,
 ) -> kube::Result<Applied> {
-    delete_with(live, |ns| {
-        Api::namespaced_with(client.clone(), ns, resource)
-    })
-    .await
-}
-
-/// Deletes `live` through the API that `api` gives for its namespace.
-async fn delete_with<K>(live: Option<&K>, api: impl FnOnce(&str) -> Api<K>) -> kube::Result<Applied>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
     let Some(live) = live.filter(|l| l.annotations().contains_key(APPLIED_HASH_ANNOTATION)) else {
         return Ok(Applied::Unchanged);
     };
-    let api = api(&live.namespace().unwrap_or_default());
+    let ns = live.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, resource);
     match api
         .delete(&live.name_any(), &DeleteParams::background())
         .await
@@ -120,10 +75,6 @@ where
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Applied::Unchanged),
         Err(e) => Err(e),
     }
-}
-
-fn carries(annotations: &std::collections::BTreeMap<String, String>, hash: &str) -> bool {
-    annotations.get(APPLIED_HASH_ANNOTATION).map(String::as_str) == Some(hash)
 }
 
 /// The field manager that keeps a Deployment's replica count while the operator lets go of it.
@@ -193,15 +144,13 @@ mod tests {
     }
 
     #[test]
-    fn live_object_with_the_current_hash_needs_no_write() {
+    fn live_object_with_the_current_hash_carries_it() {
         let desired = config_map("a");
-        let mut live = desired.clone();
+        let mut live: DynamicObject =
+            serde_json::from_value(serde_json::to_value(&desired).unwrap()).unwrap();
         live.annotations_mut()
             .insert(APPLIED_HASH_ANNOTATION.into(), desired_hash(&desired));
-        assert!(carries(live.annotations(), &desired_hash(&desired)));
-        assert!(!carries(
-            live.annotations(),
-            &desired_hash(&config_map("b"))
-        ));
+        assert!(carries(&live, &desired_hash(&desired)));
+        assert!(!carries(&live, &desired_hash(&config_map("b"))));
     }
 }

@@ -1,5 +1,7 @@
 //! Good revisions kept as ControllerRevisions owned by the app: each holds the McpApp spec that
-//! passed its handshakes, so a rollback can apply it again after the user's spec moved on.
+//! passed its handshakes and the inputs it was rendered with (companion image, Secrets' checksum,
+//! ingress controller), so a rollback renders it again exactly as it ran, whatever the user's
+//! spec or the cluster did since.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{McpApp, McpAppSpec};
-use crate::build::{FIELD_MANAGER, INSTANCE_LABEL, REVISION_LABEL, labels};
+use crate::build::{BuildInputs, FIELD_MANAGER, INSTANCE_LABEL, REVISION_LABEL, labels};
 
 /// Good revisions kept per app: the stable one and a few before it.
 const KEPT: usize = 3;
@@ -20,19 +22,34 @@ pub fn name(app: &McpApp, hash: &str) -> String {
     format!("{}-{hash}", app.name_any())
 }
 
-/// The spec kept in revision `name`, if it exists and can be read.
-pub fn spec(store: &Store<ControllerRevision>, app: &McpApp, name: &str) -> Option<McpAppSpec> {
-    let ns = app.namespace()?;
-    let revision = store.get(&ObjectRef::new(name).within(&ns))?;
-    serde_json::from_value(revision.data.0.get("spec")?.clone()).ok()
+/// A revision as kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub spec: McpAppSpec,
+    /// None for a revision kept before inputs were kept with it.
+    pub inputs: Option<BuildInputs>,
 }
 
-/// Keeps `app`'s current spec as the good revision `name` (pods labelled `hash`), and deletes
-/// the oldest revisions beyond the few kept.
+/// The revision `name` of `app`, if it exists and can be read.
+pub fn kept(store: &Store<ControllerRevision>, app: &McpApp, name: &str) -> Option<Kept> {
+    let ns = app.namespace()?;
+    let revision = store.get(&ObjectRef::new(name).within(&ns))?;
+    let data = &revision.data.0;
+    Some(Kept {
+        spec: serde_json::from_value(data.get("spec")?.clone()).ok()?,
+        inputs: data
+            .get("inputs")
+            .and_then(|i| serde_json::from_value(i.clone()).ok()),
+    })
+}
+
+/// Keeps `app`'s spec, rendered with `inputs`, as the good revision `name` (pods labelled
+/// `hash`), and deletes the oldest revisions beyond the few kept.
 pub async fn keep(
     client: &Client,
     store: &Store<ControllerRevision>,
     app: &McpApp,
+    inputs: &BuildInputs,
     name: &str,
     hash: &str,
 ) -> kube::Result<()> {
@@ -56,7 +73,7 @@ pub async fn keep(
                 owner_references: app.controller_owner_ref(&()).map(|o| vec![o]),
                 ..Default::default()
             },
-            data: RawExtension(serde_json::json!({ "spec": app.spec })),
+            data: RawExtension(serde_json::json!({ "spec": app.spec, "inputs": inputs })),
             revision: Some(number),
         };
         let mut body = serde_json::to_value(&revision).expect("a ControllerRevision serializes");

@@ -6,6 +6,9 @@
 //! handshake). An aborted revision is remembered in `status.failedRevision` and not retried
 //! until the spec changes; with `autoRollback` the last good revision is applied instead.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::api::conditions::reasons;
 use crate::gate::AppRecord;
 
 /// What the reconciler knows about the rollout.
@@ -91,6 +94,68 @@ pub fn decide(facts: Facts<'_>, record: &AppRecord, pod_label: &str) -> Decision
             facts.wanted
         )),
     }
+}
+
+/// What a reconcile saw after applying.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'a> {
+    /// Revision name the current spec builds.
+    pub wanted: &'a str,
+    /// `status.stableRevision` before this reconcile.
+    pub stable: Option<&'a str>,
+    /// The applied revision, when its Deployment settled with enough pods through the handshake.
+    pub passed: Option<&'a str>,
+    /// The Degraded condition before this reconcile.
+    pub degraded: Option<&'a Condition>,
+}
+
+/// The revisions to report, and the one to keep, after a reconcile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bookkeeping {
+    /// `status.stableRevision` from now on.
+    pub stable: Option<String>,
+    /// `status.failedRevision` from now on.
+    pub failed: Option<String>,
+    /// A revision that passed and must be kept for later rollbacks.
+    pub keep: Option<String>,
+    /// Why the wanted revision is held back, while it is.
+    pub aborted: Option<String>,
+}
+
+/// Books the outcome of `decision` once the objects were applied: a revision that passed
+/// becomes the stable one (and clears a failure of the same revision); an aborted revision
+/// stays reported with the message written when it was aborted.
+pub fn book(applied: Applied<'_>, decision: &Decision) -> Bookkeeping {
+    let newly_passed = applied.passed.filter(|p| applied.stable != Some(*p));
+    let stable = applied.passed.or(applied.stable).map(str::to_owned);
+    // The wanted revision passing clears whatever failed before it.
+    let failed = decision
+        .failed
+        .clone()
+        .filter(|_| applied.passed != Some(applied.wanted));
+    let aborted = match (&decision.aborted_now, &failed) {
+        (Some(why), _) => Some(why.clone()),
+        (None, Some(f)) if f == applied.wanted => Some(held_back(applied.degraded, f)),
+        _ => None,
+    };
+    Bookkeeping {
+        stable,
+        failed,
+        keep: newly_passed.map(str::to_owned),
+        aborted,
+    }
+}
+
+/// The Degraded message of a revision aborted earlier: the one written when it was aborted.
+fn held_back(degraded: Option<&Condition>, failed: &str) -> String {
+    degraded
+        .filter(|c| c.reason == reasons::ROLLOUT_ABORTED && c.message.contains(failed))
+        .map(|c| c.message.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "revision {failed} failed its MCP handshakes earlier. Change the spec to try again."
+            )
+        })
 }
 
 fn keep(facts: Facts<'_>) -> Decision {
@@ -231,6 +296,94 @@ mod tests {
         let d = decide(manual, &failing(3), "bbbb");
         assert_eq!(d.roll_back_to, None);
         assert!(d.aborted_now.unwrap().contains("autoRollback is off"));
+    }
+
+    fn settled<'a>(passed: Option<&'a str>) -> Applied<'a> {
+        Applied {
+            wanted: "demo-bbbb",
+            stable: Some("demo-aaaa"),
+            passed,
+            degraded: None,
+        }
+    }
+
+    #[test]
+    fn a_revision_that_passed_becomes_stable_and_is_kept_once() {
+        let rolled = keep(facts());
+        let books = book(settled(Some("demo-bbbb")), &rolled);
+        assert_eq!(books.stable.as_deref(), Some("demo-bbbb"));
+        assert_eq!(books.keep.as_deref(), Some("demo-bbbb"));
+        let again = book(
+            Applied {
+                stable: Some("demo-bbbb"),
+                ..settled(Some("demo-bbbb"))
+            },
+            &rolled,
+        );
+        assert_eq!(again.keep, None, "already kept");
+        let unsettled = book(settled(None), &rolled);
+        assert_eq!(unsettled.stable.as_deref(), Some("demo-aaaa"));
+        assert_eq!(unsettled.keep, None);
+    }
+
+    #[test]
+    fn a_rolled_back_revision_that_settles_keeps_the_failure_of_the_wanted_one() {
+        let aborted = decide(facts(), &failing(3), "bbbb");
+        // The stable revision settles again after the rollback: still stable, still failed.
+        let books = book(settled(Some("demo-aaaa")), &aborted);
+        assert_eq!(books.stable.as_deref(), Some("demo-aaaa"));
+        assert_eq!(books.keep, None);
+        assert_eq!(books.failed.as_deref(), Some("demo-bbbb"));
+        assert!(books.aborted.unwrap().contains("rolled back to demo-aaaa"));
+    }
+
+    #[test]
+    fn a_held_back_revision_keeps_the_message_written_when_it_was_aborted() {
+        let held = Facts {
+            failed: Some("demo-bbbb"),
+            ..facts()
+        };
+        let decision = decide(held, &AppRecord::default(), "bbbb");
+        let condition = Condition {
+            type_: "Degraded".into(),
+            status: "True".into(),
+            reason: reasons::ROLLOUT_ABORTED.into(),
+            message: "revision demo-bbbb aborted: pod x failed 3 MCP handshakes".into(),
+            observed_generation: None,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::UNIX_EPOCH,
+            ),
+        };
+        let books = book(
+            Applied {
+                degraded: Some(&condition),
+                ..settled(Some("demo-aaaa"))
+            },
+            &decision,
+        );
+        assert_eq!(books.aborted.as_deref(), Some(condition.message.as_str()));
+        let without = book(settled(Some("demo-aaaa")), &decision);
+        assert!(
+            without
+                .aborted
+                .unwrap()
+                .contains("failed its MCP handshakes earlier")
+        );
+    }
+
+    #[test]
+    fn a_failed_revision_that_later_passes_is_no_longer_failed() {
+        // The user re-applied the same spec and its pods passed (say, a dependency came back).
+        let held = Facts {
+            failed: Some("demo-bbbb"),
+            auto_rollback: false,
+            ..facts()
+        };
+        let decision = decide(held, &AppRecord::default(), "bbbb");
+        let books = book(settled(Some("demo-bbbb")), &decision);
+        assert_eq!(books.failed, None);
+        assert_eq!(books.aborted, None);
+        assert_eq!(books.stable.as_deref(), Some("demo-bbbb"));
     }
 
     #[test]

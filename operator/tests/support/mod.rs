@@ -16,7 +16,7 @@ use mcp_operator::api::McpApp;
 use mcp_operator::api::conditions::READY;
 use mcp_testenv::process::Supervised;
 use mcp_testenv::wait::until;
-use mcp_testenv::{TestEnv, TestEnvBuilder, binaries, manifests, workspace_binary};
+use mcp_testenv::{TestEnv, TestEnvBuilder, audit, binaries, manifests, workspace_binary};
 use serde_json::json;
 
 /// The operator's user name in the audit log.
@@ -325,4 +325,35 @@ pub async fn rolled_back_from(cluster: &Cluster, name: &str, image: &str) {
         },
     )
     .await;
+}
+
+/// Waits until the operator has written nothing for 5 s (pods started, statuses reported), and
+/// returns how many writes it made until then, for counting what follows.
+pub async fn operator_settled(cluster: &Cluster) -> usize {
+    let audit_log = cluster.env.audit_log();
+    until(
+        "the operator to stop writing",
+        Duration::from_secs(90),
+        || async {
+            let before = audit::writes_by(&audit_log, OPERATOR_USER).len();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let after = audit::writes_by(&audit_log, OPERATOR_USER).len();
+            if before == after {
+                Ok(after)
+            } else {
+                Err(after - before)
+            }
+        },
+    )
+    .await
+}
+
+/// The operator's writes after the first `from`, described.
+pub fn operator_writes_since(cluster: &Cluster, from: usize) -> Vec<String> {
+    audit::writes_by(&cluster.env.audit_log(), OPERATOR_USER)
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e.describe())
+        .collect()
 }

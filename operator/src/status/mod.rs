@@ -7,7 +7,12 @@
 //!   aborted because its pods failed the handshake (`RolloutAborted`), a rollout past its
 //!   deadline.
 //!
-//! A condition's `lastTransitionTime` changes only when its status does.
+//! A condition's `lastTransitionTime` changes only when its status does; the Events a status
+//! change records are chosen in [`events`].
+
+mod events;
+
+pub use events::events;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -29,6 +34,8 @@ pub struct Observed<'a> {
     pub deployment: Option<&'a Deployment>,
     pub url: Option<String>,
     pub problem: Option<Problem>,
+    /// Why the API server refused the objects of the current spec: it is not applied.
+    pub not_applied: Option<String>,
     /// Why the wanted revision is aborted, while it is.
     pub aborted: Option<String>,
     /// The latest failed handshake of a pod of the revision rolling out: `pod X: error`.
@@ -47,7 +54,9 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
     let generation = app.metadata.generation;
     let rollout = Rollout::of(app, observed.deployment);
 
-    let ready = if rollout.ready >= rollout.needed && rollout.needed > 0 {
+    let ready = if let Some(why) = &observed.not_applied {
+        cond(READY, false, reasons::APPLY_FAILED, why.clone())
+    } else if rollout.ready >= rollout.needed && rollout.needed > 0 {
         cond(
             READY,
             true,
@@ -93,11 +102,18 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
         )
     };
     let degraded = match (
-        &observed.problem,
+        observed
+            .not_applied
+            .as_ref()
+            .map(|why| Problem {
+                reason: reasons::APPLY_FAILED,
+                message: why.clone(),
+            })
+            .or_else(|| observed.problem.clone()),
         &observed.aborted,
         rollout.deadline_exceeded,
     ) {
-        (Some(p), _, _) => cond(DEGRADED, true, p.reason, p.message.clone()),
+        (Some(p), _, _) => cond(DEGRADED, true, p.reason, p.message),
         (None, Some(why), _) => cond(DEGRADED, true, reasons::ROLLOUT_ABORTED, why.clone()),
         (None, None, Some(message)) => {
             cond(DEGRADED, true, reasons::PROGRESS_DEADLINE_EXCEEDED, message)
@@ -306,6 +322,30 @@ mod tests {
             (degraded.status.as_str(), degraded.reason.as_str()),
             ("True", "InvalidSpec")
         );
+    }
+
+    #[test]
+    fn a_spec_the_api_server_refused_is_not_ready_whatever_the_old_pods_do() {
+        // The old pods all pass; the new generation never reached the cluster.
+        let d = deployment(2, 2, 2);
+        let observed = Observed {
+            deployment: Some(&d),
+            not_applied: Some("Service \"demo\" is invalid: spec.ports".into()),
+            ..Observed::default()
+        };
+        let status = compute(&app(), &observed, Timestamp::UNIX_EPOCH);
+        for type_ in [READY, DEGRADED] {
+            let c = condition(Some(&status), type_).unwrap();
+            assert_eq!(c.reason, reasons::APPLY_FAILED, "{type_}");
+            assert!(c.message.contains("is invalid"), "{}", c.message);
+            assert_eq!(
+                c.observed_generation,
+                Some(2),
+                "kubectl wait sees this generation"
+            );
+        }
+        assert_eq!(condition(Some(&status), READY).unwrap().status, "False");
+        assert_eq!(condition(Some(&status), DEGRADED).unwrap().status, "True");
     }
 
     #[test]

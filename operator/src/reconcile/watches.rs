@@ -1,0 +1,190 @@
+//! The controller's watches, wired in one place: the McpApps, every owned kind (a table in
+//! [`super::owned`]), the kept revisions, the pods the gate probes, and the inputs that change
+//! what an app renders (its Secrets, IngressClasses).
+
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::networking::v1::IngressClass;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, ClusterApis, Context, OwnedCaches, error_policy, reconcile};
+use crate::api::McpApp;
+use crate::gate::{Book, Gate};
+use crate::metrics::Metrics;
+use crate::probe::Prober;
+
+/// Owned objects carry this label; watches are narrowed to it.
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by=mcp-operator";
+
+/// Settings of the controller that do not change while it runs.
+#[derive(Clone)]
+pub struct Settings {
+    pub metrics: Arc<Metrics>,
+    pub reporter: Reporter,
+    pub apis: ClusterApis,
+    pub companion_image: String,
+    /// Handshakes in flight at most, over all apps.
+    pub probe_concurrency: usize,
+}
+
+/// Runs the controller over `namespace` (None: all namespaces) until `stop` is cancelled.
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    settings: Settings,
+    stop: CancellationToken,
+) {
+    let ns = namespace;
+    let apps: Api<McpApp> = match &ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let owned_config = watcher::Config::default().labels(MANAGED_BY);
+    let (owned, owned_events) =
+        OwnedCaches::watch(&client, ns.as_deref(), &settings.apis, &owned_config);
+    let (revisions, revision_events) =
+        cached::<ControllerRevision>(&client, &ns, owned_config.clone());
+    // The gate reads pods from this cache; the controller learns of pod changes through the
+    // Deployment's status and the gate's own requests.
+    let (pods, pod_events) = cached::<Pod>(&client, &ns, owned_config);
+    tokio::spawn(
+        pod_events
+            .take_until(stop.clone().cancelled_owned())
+            .for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!("watching pods: {e}");
+                }
+                futures::future::ready(())
+            }),
+    );
+    // Every Secret, not only labelled ones: apps reference Secrets their users made.
+    let (secrets, secret_events) = cached::<Secret>(&client, &ns, watcher::Config::default());
+    let (ingress_classes, class_writer) = reflector::store();
+    let class_events = watcher(Api::<IngressClass>::all(client.clone()), Default::default())
+        .default_backoff()
+        .reflect(class_writer)
+        .touched_objects();
+
+    let book = Book::default();
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), settings.reporter.clone()),
+        client: client.clone(),
+        metrics: settings.metrics.clone(),
+        apis: settings.apis,
+        companion_image: settings.companion_image,
+        book: book.clone(),
+        owned,
+        ingress_classes,
+        secrets: secrets.clone(),
+        revisions,
+        backoff: Backoff::default(),
+    });
+
+    let mut controller = Controller::new(apps, watcher::Config::default());
+    let app_store = controller.store();
+    let (gate_requests, mut gate_rx) = tokio::sync::mpsc::unbounded_channel();
+    let gate = Gate {
+        client: client.clone(),
+        pods,
+        apps: app_store.clone(),
+        secrets,
+        book,
+        metrics: settings.metrics,
+        prober: Prober::new(),
+        concurrency: settings.probe_concurrency,
+    };
+    tokio::spawn(gate.run(gate_requests, stop.clone()));
+    // An owned object deleted or edited by hand is looked at again at once, not at the resync.
+    for (resource, events) in owned_events {
+        controller = controller.owns_stream_with(events, resource);
+    }
+    let secret_apps = app_store.clone();
+    let class_apps = app_store;
+    controller
+        .owns_stream(revision_events)
+        .reconcile_on(futures::stream::poll_fn(move |cx| gate_rx.poll_recv(cx)))
+        // A Secret change rolls the pods of the apps that asked for it.
+        .watches_stream(secret_events, move |secret: Secret| {
+            apps_using_secret(&secret_apps, &secret)
+        })
+        // An IngressClass appearing or changing its controller changes the ingress dialect.
+        .watches_stream(class_events, move |_: IngressClass| {
+            class_apps
+                .state()
+                .into_iter()
+                .filter(|a| a.spec.ingress.is_some())
+                .map(|a| ObjectRef::from_obj(a.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("reconcile: {e}");
+            }
+        })
+        .await;
+}
+
+/// Whether `store` has listed its objects once, without waiting.
+pub(super) fn listed<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+}
+
+/// A reflector-backed watch of `K` objects.
+fn cached<K>(
+    client: &Client,
+    ns: &Option<String>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    let events = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (reader, events)
+}
+
+fn apps_using_secret(apps: &Store<McpApp>, secret: &Secret) -> Vec<ObjectRef<McpApp>> {
+    let (ns, name) = (secret.namespace(), secret.name_any());
+    apps.state()
+        .into_iter()
+        .filter(|a| a.namespace() == ns)
+        .filter(|a| {
+            a.spec
+                .secrets
+                .as_ref()
+                .is_some_and(|s| s.restart_on_change && s.secret_names().contains(&name.as_str()))
+        })
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
+}
