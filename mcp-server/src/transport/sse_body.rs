@@ -29,7 +29,7 @@ pub fn frame(frame: Frame<'_>) -> Bytes {
 /// An event-stream response sending `frames`, with a keep-alive after every `keep_alive` of
 /// silence. The response ends when `frames` does.
 pub fn response(
-    frames: impl Stream<Item = Bytes> + Send + Unpin + 'static,
+    frames: impl Stream<Item = Bytes> + Send + 'static,
     keep_alive: Duration,
 ) -> Response {
     let body = KeepAlive::new(frames, keep_alive).map(Ok::<_, Infallible>);
@@ -41,12 +41,15 @@ pub fn response(
     response
 }
 
-/// Passes `inner` on, adding [`KEEP_ALIVE`] whenever it was silent for `interval`.
-struct KeepAlive<S> {
-    inner: S,
-    interval: Duration,
-    /// Boxed so the stream stays `Unpin` without unsafe pin projection.
-    timer: Pin<Box<Sleep>>,
+pin_project_lite::pin_project! {
+    /// Passes `inner` on, adding [`KEEP_ALIVE`] whenever it was silent for `interval`.
+    struct KeepAlive<S> {
+        #[pin]
+        inner: S,
+        interval: Duration,
+        #[pin]
+        timer: Sleep,
+    }
 }
 
 impl<S> KeepAlive<S> {
@@ -54,33 +57,26 @@ impl<S> KeepAlive<S> {
         Self {
             inner,
             interval,
-            timer: Box::pin(tokio::time::sleep(interval)),
+            timer: tokio::time::sleep(interval),
         }
-    }
-
-    fn restart(&mut self) {
-        let next = Instant::now() + self.interval;
-        self.timer.as_mut().reset(next);
     }
 }
 
-impl<S: Stream<Item = Bytes> + Unpin> Stream for KeepAlive<S> {
+impl<S: Stream<Item = Bytes>> Stream for KeepAlive<S> {
     type Item = Bytes;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let this = &mut *self;
-        match this.inner.poll_next_unpin(cx) {
-            Poll::Ready(Some(bytes)) => {
-                this.restart();
-                Poll::Ready(Some(bytes))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut this = self.project();
+        let item = match this.inner.poll_next(cx) {
+            Poll::Ready(Some(bytes)) => bytes,
+            Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {
                 ready!(this.timer.as_mut().poll(cx));
-                this.restart();
-                Poll::Ready(Some(Bytes::from_static(KEEP_ALIVE)))
+                Bytes::from_static(KEEP_ALIVE)
             }
-        }
+        };
+        this.timer.reset(Instant::now() + *this.interval);
+        Poll::Ready(Some(item))
     }
 }
 
@@ -92,7 +88,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn silence_is_filled_with_keep_alives_and_events_restart_the_clock() {
         let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
-        let mut body = KeepAlive::new(rx, Duration::from_secs(15));
+        let mut body = std::pin::pin!(KeepAlive::new(rx, Duration::from_secs(15)));
         let started = Instant::now();
         assert_eq!(body.next().await.as_deref(), Some(KEEP_ALIVE));
         assert_eq!(started.elapsed(), Duration::from_secs(15));
