@@ -6,10 +6,8 @@ use serde_json::{Value, json};
 
 use super::jsonrpc::{HEADER_MISMATCH, INVALID_PARAMS, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
 use super::version::{Revision, STATELESS_REVISIONS};
-
-pub const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
-pub const CLIENT_CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
-pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+use mcp_wire::meta::META;
+pub use mcp_wire::meta::{CLIENT_CAPABILITIES_KEY, PROTOCOL_VERSION_KEY, SERVER_INFO_KEY};
 
 /// The HTTP headers that mirror parts of the body (`None` when absent).
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,17 +34,12 @@ pub fn admit(
     headers: MirroredHeaders<'_>,
     supported: &[Revision],
 ) -> Result<Revision, RpcError> {
-    let meta = params
-        .get("_meta")
-        .and_then(Value::as_object)
-        .ok_or_else(|| {
-            RpcError::new(
-                INVALID_PARAMS,
-                format!(
-                    "params._meta must carry {PROTOCOL_VERSION_KEY} and {CLIENT_CAPABILITIES_KEY}"
-                ),
-            )
-        })?;
+    let meta = params.get(META).and_then(Value::as_object).ok_or_else(|| {
+        RpcError::new(
+            INVALID_PARAMS,
+            format!("params._meta must carry {PROTOCOL_VERSION_KEY} and {CLIENT_CAPABILITIES_KEY}"),
+        )
+    })?;
     let missing: Vec<&str> = [PROTOCOL_VERSION_KEY, CLIENT_CAPABILITIES_KEY]
         .into_iter()
         .filter(|k| !meta.contains_key(*k))
@@ -113,7 +106,7 @@ pub fn unsupported_version(requested: &str, supported: &[Revision]) -> RpcError 
 /// Whether a body asks for stateless handling (its `_meta` names a protocol version).
 pub fn names_a_version(params: &Value) -> bool {
     params
-        .get("_meta")
+        .get(META)
         .and_then(|m| m.get(PROTOCOL_VERSION_KEY))
         .is_some()
 }

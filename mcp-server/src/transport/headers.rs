@@ -3,14 +3,8 @@
 use axum::http::HeaderMap;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 
-pub const SESSION_ID: &str = "mcp-session-id";
-pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-pub const METHOD: &str = "mcp-method";
-pub const NAME: &str = "mcp-name";
-pub const LAST_EVENT_ID: &str = "last-event-id";
-
-pub const JSON: &str = "application/json";
-pub const EVENT_STREAM: &str = "text/event-stream";
+pub use mcp_wire::meta::header::{LAST_EVENT_ID, METHOD, NAME, PROTOCOL_VERSION, SESSION_ID};
+pub use mcp_wire::meta::media::{EVENT_STREAM, JSON};
 
 /// A header's value when present and valid visible ASCII.
 pub fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

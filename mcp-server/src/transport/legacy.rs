@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use mcp_wire::sse::Frame;
 use serde::Deserialize;
 
 use super::AppState;
@@ -17,6 +17,7 @@ use super::headers::{self, EVENT_STREAM};
 use super::reply::{self, rpc_error};
 use super::session::TransportKind;
 use super::sessions::Sessions;
+use super::sse_body;
 use crate::message::jsonrpc::INVALID_REQUEST;
 use crate::message::{RpcError, parse_body};
 
@@ -53,9 +54,8 @@ pub async fn connect(State(app): State<AppState>, headers: HeaderMap) -> Respons
         let _ends_session = &guard;
         event
     });
-    let endpoint = sse::Event::default()
-        .event("endpoint")
-        .data(format!("/messages?sessionId={}", session.id));
+    let endpoint = format!("/messages?sessionId={}", session.id);
+    let endpoint = sse_body::frame(Frame::new(&endpoint).event("endpoint"));
     reply::event_stream(
         &app,
         events,

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod reply;
 pub mod session;
 pub mod sessions;
+pub mod sse_body;
 pub mod stateless;
 pub mod stream_queue;
 pub mod streamable;

@@ -1,18 +1,18 @@
 //! Turning backend answers into HTTP responses: JSON-RPC errors with the right status, plain JSON
 //! answers, and SSE streams with event ids and keep-alives.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, BoxStream, Stream, StreamExt};
+use mcp_wire::sse::Frame;
 use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::session::{Event, EventReceiver};
+use super::sse_body;
 use crate::config::ResponseMode;
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{Message, RpcError};
@@ -188,13 +188,10 @@ pub async fn answer(
 /// field of the priming event).
 const RESUME_AFTER: Duration = Duration::from_secs(1);
 
-/// An event with an id, a `retry` hint and empty data (SEP-1699). Written out by hand: axum's
-/// `sse::Event` writes no `data` line for empty data, and clients then see no event at all.
+/// An event with an id, a `retry` hint and empty data (SEP-1699).
 fn priming_event(id: u64) -> Bytes {
-    Bytes::from(format!(
-        "id: {id}\nretry: {}\ndata: \n\n",
-        RESUME_AFTER.as_millis()
-    ))
+    let id = id.to_string();
+    sse_body::frame(Frame::new("").id(&id).retry(RESUME_AFTER))
 }
 
 /// The response with `first` sent ahead of its body.
@@ -240,30 +237,23 @@ pub fn event_stream(
     events: impl Stream<Item = Event> + Send + 'static,
     stop: Option<CancellationToken>,
     event_ids: bool,
-    prelude: Option<sse::Event>,
+    prelude: Option<Bytes>,
 ) -> Response {
     let guard = app.metrics.open_stream();
     let body = events.map(move |event| {
         let _counted = &guard;
-        let sse_event = sse::Event::default()
-            .event("message")
-            .data(event.message.text());
-        let sse_event = if event_ids {
-            sse_event.id(event.id.to_string())
-        } else {
-            sse_event
-        };
-        Ok::<_, Infallible>(sse_event)
+        let frame = Frame::new(event.message.text()).event("message");
+        match event_ids.then(|| event.id.to_string()) {
+            Some(id) => sse_body::frame(frame.id(&id)),
+            None => sse_body::frame(frame),
+        }
     });
-    let body = stream::iter(prelude.map(Ok)).chain(body);
+    let body = stream::iter(prelude).chain(body);
     let body = match stop {
         Some(stop) => body.take_until(stop.cancelled_owned()).boxed(),
         None => body.boxed(),
     };
-    let response = Sse::new(body)
-        .keep_alive(KeepAlive::new().interval(app.settings.keep_alive))
-        .into_response();
-    compact_headers(response)
+    compact_headers(sse_body::response(body, app.settings.keep_alive))
 }
 
 /// Moves a response's headers into a map sized for them. hyper keeps the last response's header

@@ -234,11 +234,11 @@ impl Session {
         })
     }
 
-    /// Priming events are for clients of 2025-11-25 and later: older ones fail on empty data.
+    /// Whether the negotiated revision primes streams (see [`Revision::primes_streams`]).
     fn primes_streams(&self) -> bool {
         self.revision()
             .and_then(Revision::parse)
-            .is_some_and(|r| r >= Revision::V2025_11_25)
+            .is_some_and(Revision::primes_streams)
     }
 
     /// Ends the HTTP response of the stream awaiting `request` while the request goes on; the

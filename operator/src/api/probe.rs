@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use kube::KubeSchema;
+use mcp_wire::Revision;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +72,20 @@ pub enum ProtocolVersion {
     /// Stateless era (`server/discover`).
     #[serde(rename = "2026-07-28")]
     V2026_07_28,
+}
+
+impl ProtocolVersion {
+    /// The revision asked for, or `None` for `auto`.
+    pub fn revision(self) -> Option<Revision> {
+        match self {
+            ProtocolVersion::Auto => None,
+            ProtocolVersion::V2024_11_05 => Some(Revision::V2024_11_05),
+            ProtocolVersion::V2025_03_26 => Some(Revision::V2025_03_26),
+            ProtocolVersion::V2025_06_18 => Some(Revision::V2025_06_18),
+            ProtocolVersion::V2025_11_25 => Some(Revision::V2025_11_25),
+            ProtocolVersion::V2026_07_28 => Some(Revision::V2026_07_28),
+        }
+    }
 }
 
 /// A key of a Secret in the app's namespace.
@@ -173,4 +188,19 @@ fn default_auto_rollback() -> bool {
 
 fn default_drain_seconds() -> i32 {
     30
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_revision_can_be_asked_for_by_its_wire_name() {
+        for revision in mcp_wire::revision::ALL {
+            let asked: ProtocolVersion =
+                serde_json::from_value(serde_json::json!(revision.as_str())).unwrap();
+            assert_eq!(asked.revision(), Some(revision));
+        }
+        assert_eq!(ProtocolVersion::Auto.revision(), None);
+    }
 }

@@ -5,21 +5,14 @@
 use std::collections::VecDeque;
 use std::error::Error as _;
 
+use mcp_wire::jsonrpc::{self, Incoming, Outcome, RequestId};
+use mcp_wire::meta::media::{EVENT_STREAM, JSON, POST_ACCEPT};
+use mcp_wire::sse;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde_json::Value;
 
 use super::ProbeError;
-use super::jsonrpc::{self, Incoming, Outcome};
-use super::sse;
-
-pub const SESSION_ID: &str = "mcp-session-id";
-pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-pub const MCP_METHOD: &str = "mcp-method";
-pub const JSON: &str = "application/json";
-pub const EVENT_STREAM: &str = "text/event-stream";
-/// What MCP clients must accept on a POST.
-const POST_ACCEPT: &str = "application/json, text/event-stream";
 
 /// Most bytes read from one response: enough for a long tool list, bounded for a server that
 /// streams without end.
@@ -228,7 +221,7 @@ pub async fn status_error(response: Response, what: &str) -> ProbeError {
 pub async fn read_answer(
     response: Response,
     method: &str,
-    id: u64,
+    id: &RequestId,
     url: &Url,
 ) -> Result<Outcome, ProbeError> {
     if media_type(response.headers()) == EVENT_STREAM {
@@ -251,7 +244,7 @@ pub async fn read_answer(
         Ok(Some(outcome)) => Ok(outcome),
         Ok(None) => Err(not_json_rpc(
             method,
-            format!("the body holds no response to request id {id}"),
+            format!("the body holds no response to request id {}", id.as_json()),
         )),
         Err(why) if declared == JSON => {
             Err(not_json_rpc(method, format!("{why}: {}", excerpt(&body))))
@@ -276,7 +269,7 @@ pub async fn read_answer(
 pub async fn answer_from_events(
     events: &mut EventReader,
     method: &str,
-    id: u64,
+    id: &RequestId,
     url: &Url,
 ) -> Result<Outcome, ProbeError> {
     while let Some(event) = events.next(method, url).await? {
@@ -316,7 +309,8 @@ impl EventReader {
     pub fn new(response: Response) -> Self {
         Self {
             response,
-            parser: sse::Parser::new(),
+            // No event may be larger than the whole stream is allowed to be.
+            parser: sse::Parser::new(MAX_BODY_BYTES),
             ready: VecDeque::new(),
             read: 0,
         }
@@ -345,7 +339,11 @@ impl EventReader {
                     ),
                 ));
             }
-            self.ready.extend(self.parser.feed(&chunk));
+            let events = self
+                .parser
+                .feed(&chunk)
+                .map_err(|e| not_json_rpc(what, e.to_string()))?;
+            self.ready.extend(events);
         }
     }
 }

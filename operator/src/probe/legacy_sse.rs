@@ -1,12 +1,14 @@
 //! The 2024-11-05 HTTP+SSE transport: GET opens a stream whose first event, `endpoint`, names
 //! where to POST; every answer comes back on the stream. Dropping the stream ends the session.
 
+use mcp_wire::jsonrpc::{self, RequestId};
+use mcp_wire::meta::media::EVENT_STREAM;
+use mcp_wire::revision::Revision;
 use reqwest::header::ACCEPT;
 use reqwest::{Method, Url};
 use serde_json::Value;
 
-use super::http::{self, EVENT_STREAM, EventReader, Http};
-use super::jsonrpc;
+use super::http::{self, EventReader, Http};
 use super::mcp::{self, Rpc};
 use super::{ProbeError, Reached};
 
@@ -37,9 +39,9 @@ async fn post(
 
 impl Rpc for Session<'_> {
     async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError> {
-        let id = self.next_id;
+        let id = RequestId::from(self.next_id);
         self.next_id += 1;
-        let message = jsonrpc::request(id, method, params);
+        let message = jsonrpc::request(&id, method, params);
         let Session {
             http,
             endpoint,
@@ -50,7 +52,7 @@ impl Rpc for Session<'_> {
         // Read while posting: a server may write the answer before it finishes the POST.
         let ((), outcome) = tokio::try_join!(
             post(*http, endpoint, &message, method),
-            http::answer_from_events(events, method, id, stream_url)
+            http::answer_from_events(events, method, &id, stream_url)
         )?;
         outcome.map_err(|e| mcp::rpc_error(method, e))
     }
@@ -113,14 +115,14 @@ async fn connect<'a>(http: Http<'a>, url: &'a Url) -> Result<Session<'a>, ProbeE
     })
 }
 
-pub async fn handshake(http: Http<'_>, url: &Url, asked: &str) -> Result<Reached, ProbeError> {
+pub async fn handshake(http: Http<'_>, url: &Url, asked: Revision) -> Result<Reached, ProbeError> {
     let mut session = connect(http, url).await?;
     let result = session
         .call("initialize", mcp::initialize_params(asked))
         .await?;
     let greeting = mcp::read_initialize(&result, asked)?;
     const INITIALIZED: &str = "notifications/initialized";
-    let note = jsonrpc::notification(INITIALIZED);
+    let note = jsonrpc::notification(INITIALIZED, None);
     post(session.http, &session.endpoint, &note, INITIALIZED).await?;
     let tools = if greeting.lists_tools {
         mcp::list_tools(&mut session).await?

@@ -1,43 +1,31 @@
-//! The MCP layer of the handshake, common to every transport: protocol revisions, the parameters
-//! the probe sends, reading `initialize` / `server/discover` / `tools/list` results, and paging
-//! through `tools/list`.
+//! The MCP layer of the handshake, common to every transport: the parameters the probe sends,
+//! reading `initialize` / `server/discover` / `tools/list` results, and paging through
+//! `tools/list`.
 
+use mcp_wire::jsonrpc::RpcError;
+use mcp_wire::jsonrpc::answer::kind_of;
+use mcp_wire::meta::{
+    CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, META, PROTOCOL_VERSION_KEY, SERVER_INFO_KEY,
+};
+use mcp_wire::revision::{Handshake, Revision};
 use serde_json::{Value, json};
 
 use super::ProbeError;
-use super::jsonrpc::{RpcError, kind_of};
 
 pub const CLIENT_NAME: &str = "mcp-operator-probe";
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The stateless revision, reached with `server/discover` instead of `initialize`.
-pub const STATELESS: &str = "2026-07-28";
-/// What `auto` asks for when it falls back to `initialize`.
-pub const LATEST_HANDSHAKE: &str = "2025-11-25";
-/// Revisions the probe can continue with after `initialize`: the server may answer with any of
-/// them, whatever was asked (that is how version negotiation works).
-pub const HANDSHAKE_REVISIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
-
-const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
-const CLIENT_CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
-const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
-const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+/// The revision the probe speaks statelessly, reached with `server/discover`.
+pub const STATELESS: Revision = Revision::V2026_07_28;
 
 /// A server whose `nextCursor` never ends must not keep a probe busy forever.
 pub const MAX_TOOL_PAGES: usize = 100;
-
-/// Requests after `initialize` name the negotiated revision in `MCP-Protocol-Version` from
-/// 2025-06-18 on (earlier servers did not know the header).
-pub fn wants_version_header(revision: &str) -> bool {
-    // Revision names are dates, so they order as strings.
-    revision >= "2025-06-18"
-}
 
 fn client_info() -> Value {
     json!({ "name": CLIENT_NAME, "version": CLIENT_VERSION })
 }
 
-pub fn initialize_params(revision: &str) -> Value {
+pub fn initialize_params(revision: Revision) -> Value {
     json!({ "protocolVersion": revision, "capabilities": {}, "clientInfo": client_info() })
 }
 
@@ -49,7 +37,7 @@ pub fn with_stateless_meta(mut params: Value) -> Value {
         CLIENT_INFO_KEY: client_info(),
     });
     if let Some(object) = params.as_object_mut() {
-        object.insert("_meta".into(), meta);
+        object.insert(META.into(), meta);
     }
     params
 }
@@ -65,7 +53,7 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Greeting {
     pub identity: Identity,
-    pub protocol_version: String,
+    pub revision: Revision,
     /// Whether `tools/list` is worth calling: a server that declares capabilities without
     /// `tools` has none, and may not implement the method at all.
     pub lists_tools: bool,
@@ -122,23 +110,24 @@ fn lists_tools(result: &serde_json::Map<String, Value>) -> bool {
 }
 
 /// Reads an `initialize` result. A revision the server picked other than `asked` is fine when
-/// the probe speaks it; anything else cannot continue.
-pub fn read_initialize(result: &Value, asked: &str) -> Result<Greeting, ProbeError> {
+/// the probe can continue in it after `initialize` (that is how version negotiation works);
+/// anything else cannot continue.
+pub fn read_initialize(result: &Value, asked: Revision) -> Result<Greeting, ProbeError> {
     const METHOD: &str = "initialize";
     let object = result_object(result, METHOD)?;
     let offered = object
         .get("protocolVersion")
         .and_then(Value::as_str)
         .ok_or_else(|| not_json_rpc(METHOD, "the result has no protocolVersion"))?;
-    if offered != asked && !HANDSHAKE_REVISIONS.contains(&offered) {
-        return Err(ProbeError::VersionMismatch {
-            asked: asked.into(),
+    let revision = Revision::parse(offered)
+        .filter(|r| r.handshake() == Handshake::Initialize)
+        .ok_or_else(|| ProbeError::VersionMismatch {
+            asked: asked.to_string(),
             offered: offered.into(),
-        });
-    }
+        })?;
     Ok(Greeting {
         identity: identity(object.get("serverInfo"), METHOD)?,
-        protocol_version: offered.into(),
+        revision,
         lists_tools: lists_tools(object),
     })
 }
@@ -150,9 +139,9 @@ pub fn read_discover(result: &Value) -> Result<Greeting, ProbeError> {
     let object = result_object(result, METHOD)?;
     if let Some(supported) = object.get("supportedVersions").and_then(Value::as_array) {
         let names: Vec<&str> = supported.iter().filter_map(Value::as_str).collect();
-        if !names.contains(&STATELESS) {
+        if !names.contains(&STATELESS.as_str()) {
             return Err(ProbeError::VersionMismatch {
-                asked: STATELESS.into(),
+                asked: STATELESS.to_string(),
                 offered: offered_list(&names),
             });
         }
@@ -160,10 +149,10 @@ pub fn read_discover(result: &Value) -> Result<Greeting, ProbeError> {
     // serverInfo is a result field; some servers put it only in the result's `_meta`.
     let info = object
         .get("serverInfo")
-        .or_else(|| object.get("_meta").and_then(|m| m.get(SERVER_INFO_KEY)));
+        .or_else(|| object.get(META).and_then(|m| m.get(SERVER_INFO_KEY)));
     Ok(Greeting {
         identity: identity(info, METHOD)?,
-        protocol_version: STATELESS.into(),
+        revision: STATELESS,
         lists_tools: lists_tools(object),
     })
 }
@@ -262,8 +251,8 @@ mod tests {
     #[test]
     fn initialize_accepts_the_asked_or_any_spoken_revision() {
         let result = |v: &str| json!({"protocolVersion": v, "capabilities": {"tools": {}}, "serverInfo": {"name": "s", "version": "1.2"}});
-        let g = read_initialize(&result("2025-06-18"), "2025-06-18").unwrap();
-        assert_eq!(g.protocol_version, "2025-06-18");
+        let g = read_initialize(&result("2025-06-18"), Revision::V2025_06_18).unwrap();
+        assert_eq!(g.revision, Revision::V2025_06_18);
         assert_eq!(
             g.identity,
             Identity {
@@ -273,10 +262,10 @@ mod tests {
         );
         assert!(g.lists_tools);
         // Negotiated down to another revision the probe speaks: normal.
-        let g = read_initialize(&result("2025-03-26"), "2025-11-25").unwrap();
-        assert_eq!(g.protocol_version, "2025-03-26");
+        let g = read_initialize(&result("2025-03-26"), Revision::V2025_11_25).unwrap();
+        assert_eq!(g.revision, Revision::V2025_03_26);
         assert_eq!(
-            read_initialize(&result("1999-01-01"), "2025-11-25"),
+            read_initialize(&result("1999-01-01"), Revision::V2025_11_25),
             Err(ProbeError::VersionMismatch {
                 asked: "2025-11-25".into(),
                 offered: "1999-01-01".into()
@@ -286,15 +275,18 @@ mod tests {
 
     #[test]
     fn initialize_without_server_info_or_version_is_not_mcp() {
-        let e = read_initialize(&json!({"protocolVersion": "2025-11-25"}), "2025-11-25");
+        let e = read_initialize(
+            &json!({"protocolVersion": "2025-11-25"}),
+            Revision::V2025_11_25,
+        );
         assert!(
             matches!(e, Err(ProbeError::NotJsonRpc { detail, .. }) if detail.contains("serverInfo"))
         );
-        let e = read_initialize(&json!({"serverInfo": {"name": "s"}}), "2025-11-25");
+        let e = read_initialize(&json!({"serverInfo": {"name": "s"}}), Revision::V2025_11_25);
         assert!(
             matches!(e, Err(ProbeError::NotJsonRpc { detail, .. }) if detail.contains("protocolVersion"))
         );
-        let e = read_initialize(&json!([]), "2025-11-25");
+        let e = read_initialize(&json!([]), Revision::V2025_11_25);
         assert!(
             matches!(e, Err(ProbeError::NotJsonRpc { detail, .. }) if detail.contains("an array"))
         );
@@ -304,7 +296,7 @@ mod tests {
     fn capabilities_without_tools_mean_no_tools_list() {
         let g = read_initialize(
             &json!({"protocolVersion": "2025-11-25", "capabilities": {"prompts": {}}, "serverInfo": {"name": "s"}}),
-            "2025-11-25",
+            Revision::V2025_11_25,
         )
         .unwrap();
         assert!(!g.lists_tools);
@@ -320,13 +312,13 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(g.identity.name, "m");
-        assert_eq!(g.protocol_version, STATELESS);
+        assert_eq!(g.revision, STATELESS);
         assert_eq!(
             read_discover(
                 &json!({"supportedVersions": ["2027-01-01", "2026-01-26"], "serverInfo": {"name": "m"}})
             ),
             Err(ProbeError::VersionMismatch {
-                asked: STATELESS.into(),
+                asked: STATELESS.to_string(),
                 offered: "2027-01-01, 2026-01-26".into()
             })
         );
@@ -336,16 +328,8 @@ mod tests {
     fn stateless_meta_names_version_and_capabilities() {
         let p = with_stateless_meta(json!({"cursor": "c"}));
         assert_eq!(p["cursor"], "c");
-        assert_eq!(p["_meta"][PROTOCOL_VERSION_KEY], STATELESS);
+        assert_eq!(p["_meta"][PROTOCOL_VERSION_KEY], STATELESS.as_str());
         assert_eq!(p["_meta"][CLIENT_CAPABILITIES_KEY], json!({}));
-    }
-
-    #[test]
-    fn the_version_header_starts_with_2025_06_18() {
-        assert!(!wants_version_header("2024-11-05"));
-        assert!(!wants_version_header("2025-03-26"));
-        assert!(wants_version_header("2025-06-18"));
-        assert!(wants_version_header("2025-11-25"));
     }
 
     /// Serves `tools/list` pages from a list of results, recording the params it got.

@@ -2,14 +2,13 @@
 //!
 //! This module owns the types and picks the protocol era; the transports live in `streamable`
 //! (`initialize` over Streamable HTTP), `stateless` (2026-07-28 `server/discover`) and
-//! `legacy_sse` (2024-11-05 HTTP+SSE), over the shared `http`, `sse`, `jsonrpc` and `mcp`
-//! layers.
+//! `legacy_sse` (2024-11-05 HTTP+SSE), over the shared `http` and `mcp` layers. What goes on the
+//! wire (revisions, JSON-RPC, SSE framing, header names) is [`mcp_wire`]'s, shared with the
+//! companion server.
 
 mod http;
-mod jsonrpc;
 mod legacy_sse;
 mod mcp;
-mod sse;
 mod stateless;
 mod streamable;
 
@@ -17,6 +16,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_wire::jsonrpc::{INVALID_REQUEST, METHOD_NOT_FOUND, UNSUPPORTED_PROTOCOL_VERSION};
+use mcp_wire::revision::{self, Handshake as Era, Revision};
 use reqwest::Url;
 use tokio::time::Instant;
 
@@ -158,7 +159,7 @@ impl Prober {
         Ok(Handshake {
             server_name: reached.greeting.identity.name,
             server_version: reached.greeting.identity.version,
-            protocol_version: reached.greeting.protocol_version,
+            protocol_version: reached.greeting.revision.to_string(),
             tools: reached.tools.len(),
             latency,
         })
@@ -177,42 +178,35 @@ impl Prober {
             client: &self.client,
             bearer_token: target.bearer_token.as_deref(),
         };
+        let asked = target.protocol.revision();
         if target.legacy_sse {
-            let asked = match target.protocol {
-                ProtocolVersion::Auto => "2024-11-05",
-                ProtocolVersion::V2026_07_28 => {
-                    return Err(ProbeError::Transport(
-                        "protocol revision 2026-07-28 has no HTTP+SSE transport; probe this \
-                         server with protocol version auto or 2024-11-05"
-                            .into(),
-                    ));
+            let asked = match asked {
+                None => Revision::V2024_11_05,
+                Some(stateless) if stateless.handshake() == Era::Discover => {
+                    return Err(ProbeError::Transport(format!(
+                        "protocol revision {stateless} has no HTTP+SSE transport; probe this \
+                         server with protocol version auto or {}",
+                        Revision::V2024_11_05
+                    )));
                 }
-                explicit => revision(explicit),
+                Some(explicit) => explicit,
             };
             return legacy_sse::handshake(http, &url, asked).await;
         }
-        match target.protocol {
-            ProtocolVersion::V2026_07_28 => stateless::handshake(http, &url).await,
-            ProtocolVersion::Auto => match stateless::handshake(http, &url).await {
+        match asked {
+            None => match stateless::handshake(http, &url).await {
                 Err(e) if speaks_another_era(&e) => {
                     tracing::debug!(url = %url, error = %e, "server/discover refused; trying initialize");
-                    streamable::handshake(http, &url, mcp::LATEST_HANDSHAKE, deadline).await
+                    let latest = revision::LATEST_HANDSHAKE;
+                    streamable::handshake(http, &url, latest, deadline).await
                 }
                 reached => reached,
             },
-            explicit => streamable::handshake(http, &url, revision(explicit), deadline).await,
+            Some(explicit) if explicit.handshake() == Era::Discover => {
+                stateless::handshake(http, &url).await
+            }
+            Some(explicit) => streamable::handshake(http, &url, explicit, deadline).await,
         }
-    }
-}
-
-/// The wire name of an explicit revision.
-fn revision(version: ProtocolVersion) -> &'static str {
-    match version {
-        ProtocolVersion::V2024_11_05 => "2024-11-05",
-        ProtocolVersion::V2025_03_26 => "2025-03-26",
-        ProtocolVersion::V2025_06_18 => "2025-06-18",
-        ProtocolVersion::V2025_11_25 | ProtocolVersion::Auto => mcp::LATEST_HANDSHAKE,
-        ProtocolVersion::V2026_07_28 => mcp::STATELESS,
     }
 }
 
@@ -221,8 +215,11 @@ fn revision(version: ProtocolVersion) -> &'static str {
 fn speaks_another_era(error: &ProbeError) -> bool {
     match error {
         ProbeError::HttpStatus { status, .. } => matches!(status, 400 | 404 | 405),
-        // Method not found, invalid request (no session), unsupported protocol version.
-        ProbeError::JsonRpcError { code, .. } => matches!(code, -32601 | -32600 | -32022),
+        // Invalid request: no session.
+        ProbeError::JsonRpcError { code, .. } => matches!(
+            *code,
+            METHOD_NOT_FOUND | INVALID_REQUEST | UNSUPPORTED_PROTOCOL_VERSION
+        ),
         ProbeError::VersionMismatch { .. } | ProbeError::NotJsonRpc { .. } => true,
         ProbeError::Refused(_)
         | ProbeError::Timeout(_)

@@ -2,16 +2,14 @@
 //! server is, then `tools/list`. Every request carries its revision in `params._meta` and mirrors
 //! it, and its method, in headers.
 
+use mcp_wire::jsonrpc::{self, RequestId, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
+use mcp_wire::meta::header::{METHOD, PROTOCOL_VERSION};
 use reqwest::Url;
 use serde_json::{Value, json};
 
-use super::http::{self, Failed, Http, MCP_METHOD, PROTOCOL_VERSION};
-use super::jsonrpc::{self, RpcError};
+use super::http::{self, Failed, Http};
 use super::mcp::{self, Rpc, STATELESS};
 use super::{ProbeError, Reached};
-
-/// The error code of a request for a revision the server does not serve.
-const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 struct Stateless<'a> {
     http: Http<'a>,
@@ -22,7 +20,7 @@ struct Stateless<'a> {
 fn error_for(method: &str, error: RpcError) -> ProbeError {
     if error.code == UNSUPPORTED_PROTOCOL_VERSION {
         return ProbeError::VersionMismatch {
-            asked: STATELESS.into(),
+            asked: STATELESS.to_string(),
             offered: mcp::supported_in_error(error.data.as_ref()),
         };
     }
@@ -31,25 +29,25 @@ fn error_for(method: &str, error: RpcError) -> ProbeError {
 
 impl Rpc for Stateless<'_> {
     async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError> {
-        let id = self.next_id;
+        let id = RequestId::from(self.next_id);
         self.next_id += 1;
-        let message = jsonrpc::request(id, method, mcp::with_stateless_meta(params));
+        let message = jsonrpc::request(&id, method, mcp::with_stateless_meta(params));
         let request = self
             .http
             .post(self.url, &message)
-            .header(PROTOCOL_VERSION, STATELESS)
-            .header(MCP_METHOD, method);
+            .header(PROTOCOL_VERSION, STATELESS.as_str())
+            .header(METHOD, method);
         let response = self.http.send(request, method, self.url).await?;
         if !response.status().is_success() {
             // This revision answers JSON-RPC errors with 4xx statuses; the error in the body
             // says more than the status.
             let failed = Failed::read(response).await;
-            return match jsonrpc::answer_in_body(&failed.body, id) {
+            return match jsonrpc::answer_in_body(&failed.body, &id) {
                 Ok(Some(Err(e))) => Err(error_for(method, e)),
                 _ => Err(failed.into_error(method)),
             };
         }
-        http::read_answer(response, method, id, self.url)
+        http::read_answer(response, method, &id, self.url)
             .await?
             .map_err(|e| error_for(method, e))
     }

@@ -2,6 +2,9 @@
 //! `initialize`, `notifications/initialized`, `tools/list`, then DELETE of the session, so probes
 //! every few seconds do not leave sessions behind on the server.
 
+use mcp_wire::jsonrpc::{self, RequestId};
+use mcp_wire::meta::header::{PROTOCOL_VERSION, SESSION_ID};
+use mcp_wire::revision::Revision;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Url};
 use serde_json::Value;
@@ -9,8 +12,7 @@ use tokio::time::Instant;
 
 use super::ProbeError;
 use super::Reached;
-use super::http::{self, Http, PROTOCOL_VERSION, SESSION_ID};
-use super::jsonrpc;
+use super::http::{self, Http};
 use super::mcp::{self, Rpc};
 
 struct Session<'a> {
@@ -45,10 +47,10 @@ impl<'a> Session<'a> {
         request
     }
 
-    async fn initialize(&mut self, asked: &str) -> Result<mcp::Greeting, ProbeError> {
+    async fn initialize(&mut self, asked: Revision) -> Result<mcp::Greeting, ProbeError> {
         const METHOD: &str = "initialize";
         let id = self.take_id();
-        let message = jsonrpc::request(id, METHOD, mcp::initialize_params(asked));
+        let message = jsonrpc::request(&id, METHOD, mcp::initialize_params(asked));
         let response = self
             .http
             .send(self.http.post(self.url, &message), METHOD, self.url)
@@ -57,19 +59,19 @@ impl<'a> Session<'a> {
             return Err(http::status_error(response, METHOD).await);
         }
         self.id = response.headers().get(SESSION_ID).cloned();
-        let result = http::read_answer(response, METHOD, id, self.url)
+        let result = http::read_answer(response, METHOD, &id, self.url)
             .await?
             .map_err(|e| mcp::rpc_error(METHOD, e))?;
         let greeting = mcp::read_initialize(&result, asked)?;
-        if mcp::wants_version_header(&greeting.protocol_version) {
-            self.version_header = HeaderValue::from_str(&greeting.protocol_version).ok();
+        if greeting.revision.requires_version_header() {
+            self.version_header = Some(HeaderValue::from_static(greeting.revision.as_str()));
         }
         Ok(greeting)
     }
 
     async fn initialized(&self) -> Result<(), ProbeError> {
         const METHOD: &str = "notifications/initialized";
-        let message = jsonrpc::notification(METHOD);
+        let message = jsonrpc::notification(METHOD, None);
         let request = self.in_session(self.http.post(self.url, &message));
         let response = self.http.send(request, METHOD, self.url).await?;
         // 202 is what the transport specifies; any 2xx means the server took it.
@@ -97,23 +99,23 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn take_id(&mut self) -> u64 {
+    fn take_id(&mut self) -> RequestId {
         let id = self.next_id;
         self.next_id += 1;
-        id
+        RequestId::from(id)
     }
 }
 
 impl Rpc for Session<'_> {
     async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError> {
         let id = self.take_id();
-        let message = jsonrpc::request(id, method, params);
+        let message = jsonrpc::request(&id, method, params);
         let request = self.in_session(self.http.post(self.url, &message));
         let response = self.http.send(request, method, self.url).await?;
         if !response.status().is_success() {
             return Err(http::status_error(response, method).await);
         }
-        http::read_answer(response, method, id, self.url)
+        http::read_answer(response, method, &id, self.url)
             .await?
             .map_err(|e| mcp::rpc_error(method, e))
     }
@@ -123,7 +125,7 @@ impl Rpc for Session<'_> {
 pub async fn handshake(
     http: Http<'_>,
     url: &Url,
-    asked: &str,
+    asked: Revision,
     deadline: Instant,
 ) -> Result<Reached, ProbeError> {
     let mut session = Session::new(http, url);

@@ -1,26 +1,13 @@
-//! JSON-RPC 2.0 framing: the requests the probe sends, and picking the response to one of them
-//! out of whatever a server sends back (a single message, a batch, or SSE events).
+//! Reading JSON-RPC messages as a client waiting for the answer to its request: picking that
+//! answer out of whatever a server sends back (a single message, a batch, or one SSE event at a
+//! time), skipping server requests, notifications and answers to other requests.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// A JSON-RPC error object.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RpcError {
-    pub code: i64,
-    pub message: String,
-    pub data: Option<Value>,
-}
+use super::{RequestId, RpcError, VERSION};
 
 /// The outcome of one request.
 pub type Outcome = Result<Value, RpcError>;
-
-pub fn request(id: u64, method: &str, params: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
-}
-
-pub fn notification(method: &str) -> Value {
-    json!({ "jsonrpc": "2.0", "method": method })
-}
 
 /// What one incoming message is, from the point of view of a client waiting for `id`.
 #[derive(Debug, PartialEq)]
@@ -35,20 +22,20 @@ pub enum Incoming {
 }
 
 /// Classifies one parsed message. `Err` says why it is not JSON-RPC 2.0.
-pub fn classify(message: &Value, id: u64) -> Result<Incoming, String> {
+pub fn classify(message: &Value, id: &RequestId) -> Result<Incoming, String> {
     let Some(object) = message.as_object() else {
         return Err(format!("expected a JSON object, got {}", kind_of(message)));
     };
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if object.get("jsonrpc").and_then(Value::as_str) != Some(VERSION) {
         return Err(r#"the message lacks "jsonrpc": "2.0""#.into());
     }
     if object.contains_key("method") {
         return Ok(Incoming::Other);
     }
-    let ours = object.get("id").and_then(Value::as_u64) == Some(id);
+    let ours = object.get("id").and_then(RequestId::from_value).as_ref() == Some(id);
     let outcome = match (object.get("result"), object.get("error")) {
         (Some(result), None) => Ok(result.clone()),
-        (None, Some(error)) => Err(parse_error(error)?),
+        (None, Some(error)) => Err(RpcError::from_object(error)?),
         _ => return Err("a response must carry exactly one of result and error".into()),
     };
     Ok(match (ours, outcome) {
@@ -58,22 +45,9 @@ pub fn classify(message: &Value, id: u64) -> Result<Incoming, String> {
     })
 }
 
-fn parse_error(error: &Value) -> Result<RpcError, String> {
-    let code = error.get("code").and_then(Value::as_i64);
-    let message = error.get("message").and_then(Value::as_str);
-    match (code, message) {
-        (Some(code), Some(message)) => Ok(RpcError {
-            code,
-            message: message.to_owned(),
-            data: error.get("data").cloned(),
-        }),
-        _ => Err("the error object needs an integer code and a string message".into()),
-    }
-}
-
 /// Finds the answer to `id` in a complete JSON body (one message or a batch).
 /// `Ok(None)`: the body is JSON-RPC but holds no answer to `id`.
-pub fn answer_in_body(body: &[u8], id: u64) -> Result<Option<Outcome>, String> {
+pub fn answer_in_body(body: &[u8], id: &RequestId) -> Result<Option<Outcome>, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON ({e})"))?;
     let messages = match value {
         Value::Array(items) => items,
@@ -105,17 +79,10 @@ pub fn kind_of(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    #[test]
-    fn requests_and_notifications_are_json_rpc_2() {
-        assert_eq!(
-            request(3, "tools/list", json!({})),
-            json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {}})
-        );
-        assert_eq!(
-            notification("notifications/initialized"),
-            json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        );
+    fn answer_in_body(body: &[u8], id: u64) -> Result<Option<Outcome>, String> {
+        super::answer_in_body(body, &RequestId::from(id))
     }
 
     #[test]

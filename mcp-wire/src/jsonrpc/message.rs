@@ -1,5 +1,5 @@
-//! JSON-RPC 2.0 framing: turning request bodies and stdout lines into classified messages that
-//! keep their original bytes, and building error responses.
+//! Reading JSON-RPC messages as a server (or a bridge) receives them: request bodies and stdout
+//! lines become classified messages that keep their original bytes.
 //!
 //! Messages are kept as raw JSON text so that anything this server does not interpret (unknown
 //! methods, unknown fields, number formatting) reaches the other side exactly as it was sent.
@@ -12,55 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
-pub const METHOD_NOT_FOUND: i64 = -32601;
-pub const INVALID_PARAMS: i64 = -32602;
-pub const INTERNAL_ERROR: i64 = -32603;
-/// MCP: the requested resource does not exist.
-pub const RESOURCE_NOT_FOUND: i64 = -32002;
-/// MCP 2026-07-28: HTTP headers disagree with the request body.
-pub const HEADER_MISMATCH: i64 = -32020;
-/// MCP 2026-07-28: the request's protocol version is not one this server speaks.
-pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
-
-/// A request id exactly as it appeared on the wire (`7`, `"abc"`), usable as a map key.
-///
-/// Ids are compared by their canonical JSON text, so `"7"` and `7` stay distinct as JSON-RPC
-/// requires.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(Arc<str>);
-
-impl RequestId {
-    fn from_raw(raw: &RawValue) -> Option<Self> {
-        // MCP forbids null ids; JSON-RPC allows only strings and numbers.
-        Self::from_value(&serde_json::from_str(raw.get()).ok()?)
-    }
-
-    /// An id given inside params (`notifications/cancelled`'s `requestId`).
-    pub fn from_value(value: &Value) -> Option<Self> {
-        match value {
-            Value::String(_) | Value::Number(_) => Some(Self(Arc::from(value.to_string()))),
-            _ => None,
-        }
-    }
-
-    /// The id as a JSON value, for building responses.
-    pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
-    }
-
-    /// The id's JSON text (`7` or `"abc"`), for progress-token style keys.
-    pub fn as_json(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use super::{INVALID_REQUEST, PARSE_ERROR, RequestId, RpcError, VERSION};
 
 /// What a JSON-RPC message is, as far as routing needs to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,62 +39,6 @@ impl fmt::Debug for Message {
         f.debug_struct("Message")
             .field("kind", &self.0.kind)
             .finish()
-    }
-}
-
-/// A JSON-RPC error object together with the id of the message that caused it (if known).
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("JSON-RPC error {code}: {message}")]
-pub struct RpcError {
-    pub code: i64,
-    pub message: String,
-    pub data: Option<Value>,
-    pub id: Option<RequestId>,
-}
-
-impl RpcError {
-    pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            data: None,
-            id: None,
-        }
-    }
-
-    pub fn invalid_params(message: impl Into<String>) -> Self {
-        Self::new(INVALID_PARAMS, message)
-    }
-
-    pub fn method_not_found(method: &str) -> Self {
-        Self::new(METHOD_NOT_FOUND, format!("method not found: {method}"))
-    }
-
-    pub fn with_id(mut self, id: Option<RequestId>) -> Self {
-        self.id = id;
-        self
-    }
-
-    pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
-        self
-    }
-
-    /// The error response object for this error (id `null` when the id is unknown).
-    pub fn to_response(&self) -> Value {
-        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
-        if let Some(data) = &self.data {
-            error["data"] = data.clone();
-        }
-        serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": self.id.as_ref().map_or(Value::Null, RequestId::to_value),
-            "error": error,
-        })
-    }
-
-    pub fn to_message(&self) -> Message {
-        Message::from_value(&self.to_response())
     }
 }
 
@@ -191,7 +87,7 @@ impl Message {
                 RpcError::new(INVALID_REQUEST, "id must be a string or a number")
             })?),
         };
-        if envelope.jsonrpc.as_deref() != Some("2.0") {
+        if envelope.jsonrpc.as_deref() != Some(VERSION) {
             return Err(RpcError::new(INVALID_REQUEST, "jsonrpc must be \"2.0\"").with_id(id));
         }
         let kind = match (envelope.method, id) {
@@ -223,26 +119,26 @@ impl Message {
         Self::classify(raw)
     }
 
-    /// Builds a message from a value this server produced (always a valid message).
+    /// Builds a message from a value its caller produced (always a valid message). Should the
+    /// caller have built a malformed one, the other side is told so, rather than a panic: in an
+    /// error response when the id is readable, else in an error-level log notification.
     pub fn from_value(value: &Value) -> Self {
         let text = value.to_string();
-        Self::parse(&text).unwrap_or_else(|e| {
-            // Only reachable if this server builds a malformed message: report it, do not panic.
-            tracing::error!(error = %e, "built an invalid JSON-RPC message");
-            e.to_message()
+        Self::parse(&text).unwrap_or_else(|e| match e.id {
+            Some(_) => e.to_message(),
+            None => Self::notification(
+                "notifications/message",
+                serde_json::json!({ "level": "error", "data": e.to_string() }),
+            ),
         })
     }
 
     pub fn response(id: &RequestId, result: Value) -> Self {
-        Self::from_value(
-            &serde_json::json!({ "jsonrpc": "2.0", "id": id.to_value(), "result": result }),
-        )
+        Self::from_value(&super::response(id, result))
     }
 
     pub fn notification(method: &str, params: Value) -> Self {
-        Self::from_value(
-            &serde_json::json!({ "jsonrpc": "2.0", "method": method, "params": params }),
-        )
+        Self::from_value(&super::notification(method, Some(params)))
     }
 
     pub fn kind(&self) -> &Kind {
@@ -385,6 +281,7 @@ fn raw_null() -> Box<RawValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jsonrpc::INVALID_PARAMS;
 
     fn err(body: &str) -> RpcError {
         parse_body(body.as_bytes()).expect_err("should be rejected")
@@ -461,6 +358,16 @@ mod tests {
         let a = Message::parse(r#"{"jsonrpc":"2.0","id":"7","method":"x"}"#).unwrap();
         let b = Message::parse(r#"{"jsonrpc":"2.0","id":7,"method":"x"}"#).unwrap();
         assert_ne!(a.id(), b.id());
+    }
+
+    #[test]
+    fn a_malformed_built_message_becomes_an_error_the_other_side_sees() {
+        let with_id = Message::from_value(&serde_json::json!({"id": 4, "method": "x"}));
+        assert_eq!(with_id.id().map(RequestId::as_json), Some("4"));
+        assert!(with_id.text().contains("\"error\""));
+        let without = Message::from_value(&serde_json::json!({"jsonrpc": "2.0"}));
+        assert_eq!(without.method(), Some("notifications/message"));
+        assert_eq!(without.params()["level"], "error");
     }
 
     #[test]
