@@ -99,10 +99,7 @@ fn capabilities() -> Value {
 }
 
 fn initialize(catalogue: &dyn Catalogue, params: &Value) -> Result<Value, RpcError> {
-    let requested = params
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("initialize needs params.protocolVersion"))?;
+    let requested = text_param(params, "initialize", "protocolVersion")?;
     Ok(json!({
         "protocolVersion": version::negotiate(requested).as_str(),
         "capabilities": capabilities(),
@@ -144,10 +141,7 @@ async fn call_tool(
     params: &Value,
     call: &Request,
 ) -> Result<Value, RpcError> {
-    let name = params
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("tools/call needs params.name"))?;
+    let name = text_param(params, "tools/call", "name")?;
     let no_args = json!({});
     let args = match params.get("arguments") {
         None | Some(Value::Null) => &no_args,
@@ -169,10 +163,7 @@ fn read_resource(
     params: &Value,
     flavor: Flavor,
 ) -> Result<Value, RpcError> {
-    let uri = params
-        .get("uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("resources/read needs params.uri"))?;
+    let uri = text_param(params, "resources/read", "uri")?;
     catalogue.read_resource(uri).ok_or_else(|| {
         // 2026-07-28 reports unknown resources as invalid params; earlier revisions use the
         // MCP-specific resource-not-found code.
@@ -192,10 +183,12 @@ fn subscribe(
     call: &Request,
     on: bool,
 ) -> Result<Value, RpcError> {
-    let uri = params
-        .get("uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("params.uri is required"))?;
+    let method = if on {
+        "resources/subscribe"
+    } else {
+        "resources/unsubscribe"
+    };
+    let uri = text_param(params, method, "uri")?;
     // Unknown resources are refused the way reading them is.
     read_resource(catalogue, params, Flavor::Session)?;
     if let Some(session) = call.session() {
@@ -205,10 +198,7 @@ fn subscribe(
 }
 
 fn get_prompt(catalogue: &dyn Catalogue, params: &Value) -> Result<Value, RpcError> {
-    let name = params
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| RpcError::invalid_params("prompts/get needs params.name"))?;
+    let name = text_param(params, "prompts/get", "name")?;
     let no_args = json!({});
     let args = params.get("arguments").unwrap_or(&no_args);
     catalogue
@@ -222,12 +212,7 @@ fn complete(catalogue: &dyn Catalogue, params: &Value) -> Result<Value, RpcError
     let reference = params
         .get("ref")
         .ok_or_else(|| RpcError::invalid_params("completion/complete needs params.ref"))?;
-    let argument = params
-        .pointer("/argument/name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            RpcError::invalid_params("completion/complete needs params.argument.name")
-        })?;
+    let argument = text_param(params, "completion/complete", "argument/name")?;
     let typed = params
         .pointer("/argument/value")
         .and_then(Value::as_str)
@@ -241,6 +226,16 @@ fn complete(catalogue: &dyn Catalogue, params: &Value) -> Result<Value, RpcError
         .filter(|c| c.starts_with(typed))
         .collect();
     Ok(json!({ "completion": { "values": values, "total": values.len(), "hasMore": false } }))
+}
+
+/// The string at `path` (`/`-separated) in the params of a `method` request, which must have it.
+fn text_param<'a>(params: &'a Value, method: &str, path: &str) -> Result<&'a str, RpcError> {
+    params
+        .pointer(&format!("/{path}"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            RpcError::invalid_params(format!("{method} needs params.{}", path.replace('/', ".")))
+        })
 }
 
 /// 2026-07-28 results say what kind of result they are, and cacheable ones say for how long and
@@ -269,6 +264,31 @@ fn stamp_stateless(method: &str, result: &mut Value) {
 mod tests {
     use super::*;
     use crate::backend::catalogue;
+
+    #[tokio::test]
+    async fn tool_calls_need_a_known_name_and_object_arguments() {
+        let catalogue = catalogue::builtin(false).unwrap();
+        let (outlet, _rx) = crate::backend::ChannelOutlet::new();
+        let request =
+            Message::from_value(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"}));
+        let call = Request::new(&request, outlet, None).unwrap();
+        for params in [
+            json!({"name": "nope"}),
+            json!({"arguments": {}}),
+            json!({"name": "echo", "arguments": ["hi"]}),
+        ] {
+            let refused = call_tool(&*catalogue, &params, &call).await.unwrap_err();
+            assert_eq!(refused.code, INVALID_PARAMS, "{params}");
+        }
+        let echoed = call_tool(
+            &*catalogue,
+            &json!({"name": "echo", "arguments": {"message": "hi"}}),
+            &call,
+        )
+        .await
+        .unwrap();
+        assert_eq!(echoed["content"][0]["text"], "hi");
+    }
 
     #[test]
     fn unknown_resource_code_depends_on_the_revision_family() {

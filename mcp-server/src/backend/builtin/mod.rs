@@ -24,6 +24,7 @@ use super::catalogue::{self, Catalogue};
 use super::{ChannelOutlet, Outbound, Outlet, Stateless};
 use crate::message::Message;
 
+/// The built-in backend: what it offers is its catalogue's.
 pub struct Builtin {
     catalogue: Arc<dyn Catalogue>,
 }
@@ -37,9 +38,10 @@ impl Default for Builtin {
 impl Builtin {
     /// The built-in backend with the demo catalogue.
     pub fn new() -> Self {
-        Self::with_catalogue(catalogue::builtin(false).expect("the demo catalogue is always built"))
+        Self::with_catalogue(Arc::new(catalogue::demo::Demo))
     }
 
+    /// The built-in backend offering `catalogue` (see [`catalogue::builtin`]).
     pub fn with_catalogue(catalogue: Arc<dyn Catalogue>) -> Self {
         Self { catalogue }
     }

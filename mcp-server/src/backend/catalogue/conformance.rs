@@ -9,10 +9,9 @@
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{Call, Catalogue, text};
+use super::{Call, Catalogue, ToolFuture, text};
 use crate::message::RpcError;
 
 /// A 1×1 red PNG.
@@ -43,7 +42,7 @@ impl Catalogue for Conformance {
         name: &'a str,
         args: &'a Value,
         call: &'a dyn Call,
-    ) -> BoxFuture<'a, Option<Result<Value, RpcError>>> {
+    ) -> ToolFuture<'a> {
         Box::pin(call_tool(name, args, call))
     }
 

@@ -4,10 +4,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use super::{Call, Catalogue, text};
+use super::{Call, Catalogue, ToolFuture, text};
 use crate::message::RpcError;
 
 const ABOUT_URI: &str = "mcp-server://about";
@@ -69,7 +68,7 @@ impl Catalogue for Demo {
         name: &'a str,
         args: &'a Value,
         call: &'a dyn Call,
-    ) -> BoxFuture<'a, Option<Result<Value, RpcError>>> {
+    ) -> ToolFuture<'a> {
         Box::pin(async move {
             let result = match name {
                 "echo" => echo(args),

@@ -36,20 +36,22 @@ pub trait Call: Send + Sync {
     fn release_stream(&self);
 }
 
+/// A running tool call: its result, or `None` when the catalogue has no such tool.
+pub type ToolFuture<'a> = BoxFuture<'a, Option<Result<Value, RpcError>>>;
+
 /// One catalogue of tools, resources and prompts. Lookups answer `None` for a name the
 /// catalogue does not hold, so catalogues stack ([`Stack`]); errors are for names it holds.
 pub trait Catalogue: Send + Sync + 'static {
     /// Definitions for `tools/list`.
     fn tools(&self) -> Vec<Value>;
 
-    /// Runs tool `name` with `args` (an object): a `tools/call` result, or `None` without
-    /// such a tool.
+    /// Runs tool `name` with `args` (an object) to a `tools/call` result.
     fn call_tool<'a>(
         &'a self,
         name: &'a str,
         args: &'a Value,
         call: &'a dyn Call,
-    ) -> BoxFuture<'a, Option<Result<Value, RpcError>>>;
+    ) -> ToolFuture<'a>;
 
     /// Entries for `resources/list`.
     fn resources(&self) -> Vec<Value>;
@@ -91,7 +93,7 @@ impl Catalogue for Stack {
         name: &'a str,
         args: &'a Value,
         call: &'a dyn Call,
-    ) -> BoxFuture<'a, Option<Result<Value, RpcError>>> {
+    ) -> ToolFuture<'a> {
         Box::pin(async move {
             for catalogue in &self.0 {
                 if let Some(result) = catalogue.call_tool(name, args, call).await {
