@@ -21,6 +21,8 @@ bash mcp-server/tests/clients/setup.sh >/dev/null
 step "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# mcp-server as released: test builds turn on its `conformance` feature, this build does not.
+cargo clippy -p mcp-server --locked -- -D warnings
 
 step "tests"
 cargo test --workspace --locked

@@ -146,7 +146,7 @@ pub struct ServerArgs {
 
     /// Built-in mode: also offer the reference fixtures of the @modelcontextprotocol/conformance
     /// server scenarios (tools test_*, resources test://..., prompts test_*), for running that
-    /// suite against this server.
+    /// suite against this server. Only a build with the `conformance` cargo feature has them.
     #[arg(long, env = "MCP_CONFORMANCE_FIXTURES", global = true)]
     pub conformance_fixtures: bool,
 

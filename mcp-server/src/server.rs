@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::backend::Backend;
 use crate::backend::bridge::{Bridge, BridgeConfig};
 use crate::backend::builtin::Builtin;
+use crate::backend::catalogue;
 use crate::config::{Cli, Mode};
 use crate::metrics::Metrics;
 use crate::transport::guard::{AllowList, OriginPolicy};
@@ -28,11 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let (backend, default_max) = match cli.mode {
         None => {
-            let builtin = if args.conformance_fixtures {
-                Builtin::new().with_conformance_fixtures()
-            } else {
-                Builtin::new()
-            };
+            let builtin = Builtin::with_catalogue(catalogue::builtin(args.conformance_fixtures)?);
             (
                 Backend::Builtin(Arc::new(builtin)),
                 DEFAULT_MAX_SESSIONS_BUILTIN,

@@ -5,8 +5,8 @@
 
 pub mod bridge;
 pub mod builtin;
+pub mod catalogue;
 pub mod child_lines;
-pub mod conformance;
 pub mod process;
 
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,14 @@ impl Outlet for ChannelOutlet {
     }
 }
 
+/// A backend that answers a request with no session around it (the stateless 2026-07-28
+/// revision).
+pub trait Stateless: Send + Sync {
+    /// Answers one request: what it sends while it runs (progress), then its response, on the
+    /// returned channel.
+    fn answer_one(self: Arc<Self>, request: Message) -> mpsc::UnboundedReceiver<Outbound>;
+}
+
 /// The way into one session's backend.
 pub enum Inbox {
     /// A bridged child: messages queue for the task that writes its stdin.
@@ -142,9 +150,9 @@ impl Backend {
     }
 
     /// The backend that answers stateless (2026-07-28) requests, if this one can.
-    pub fn stateless(&self) -> Option<&Arc<builtin::Builtin>> {
+    pub fn stateless(&self) -> Option<Arc<dyn Stateless>> {
         match self {
-            Backend::Builtin(b) => Some(b),
+            Backend::Builtin(b) => Some(Arc::clone(b) as Arc<dyn Stateless>),
             Backend::Bridge(_) => None,
         }
     }

@@ -1,6 +1,7 @@
 //! Stateless 2026-07-28 requests on `/mcp`: one POST, one request, no session. Each request is
-//! admitted by its envelope (see [`crate::message::envelope`]) and answered by the built-in
-//! backend directly; a bridge has no stateless backend and says which revisions it does speak.
+//! admitted by its envelope (see [`crate::message::envelope`]) and answered by a backend that
+//! needs no session ([`crate::backend::Stateless`], the built-in one); a bridge has none and
+//! says which revisions it does speak.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +37,7 @@ pub async fn post(app: &AppState, headers: &HeaderMap, payload: Payload) -> Resp
         method: headers::text(headers, headers::METHOD),
         name: headers::text(headers, headers::NAME),
     };
-    let Some(builtin) = app.backend.stateless() else {
+    let Some(backend) = app.backend.stateless() else {
         let requested = params
             .pointer(&format!(
                 "/_meta/{}",
@@ -53,7 +54,7 @@ pub async fn post(app: &AppState, headers: &HeaderMap, payload: Payload) -> Resp
     if let Err(e) = envelope::admit(method, &params, mirrored, envelope::stateless_revisions()) {
         return rpc_error(StatusCode::BAD_REQUEST, e.with_id(Some(id)));
     }
-    let mut answers = builtin.answer_one(message);
+    let mut answers = backend.answer_one(message);
     let mut next_id = 0;
     let events = stream::poll_fn(move |cx| answers.poll_recv(cx))
         .map(move |out| {

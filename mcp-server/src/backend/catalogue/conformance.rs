@@ -2,6 +2,8 @@
 //! (tools `test_*`, resources `test://...`, prompts `test_*`), offered by the built-in backend
 //! with `--conformance-fixtures`, so the suite can check this server's handling of every kind of
 //! content, logging, progress, sampling, elicitation, templates, subscriptions and completion.
+//! Built only with the cargo feature `conformance`, which the tests turn on: release binaries
+//! carry no fixtures.
 //!
 //! Each fixture answers exactly as the scenario's description in the suite asks.
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::builtin::Call;
+use super::{Call, Catalogue, ToolFuture, text};
 use crate::message::RpcError;
 
 /// A 1×1 red PNG.
@@ -26,6 +28,48 @@ const STEP: Duration = Duration::from_millis(50);
 /// How long `test_reconnection` works after releasing its connection, so the client reconnects
 /// while the call is still running.
 const RECONNECTION_WORK: Duration = Duration::from_millis(200);
+
+/// The fixtures, as a catalogue to stack on the demo one.
+pub struct Conformance;
+
+impl Catalogue for Conformance {
+    fn tools(&self) -> Vec<Value> {
+        tools()
+    }
+
+    fn call_tool<'a>(
+        &'a self,
+        name: &'a str,
+        args: &'a Value,
+        call: &'a dyn Call,
+    ) -> ToolFuture<'a> {
+        Box::pin(call_tool(name, args, call))
+    }
+
+    fn resources(&self) -> Vec<Value> {
+        resources()
+    }
+
+    fn resource_templates(&self) -> Vec<Value> {
+        resource_templates()
+    }
+
+    fn read_resource(&self, uri: &str) -> Option<Value> {
+        read_resource(uri)
+    }
+
+    fn prompts(&self) -> Vec<Value> {
+        prompts()
+    }
+
+    fn get_prompt(&self, name: &str, args: &Value) -> Option<Result<Value, RpcError>> {
+        get_prompt(name, args)
+    }
+
+    fn completions(&self, reference: &Value, argument: &str) -> Option<&'static [&'static str]> {
+        completions(reference, argument)
+    }
+}
 
 fn no_arguments() -> Value {
     json!({ "type": "object", "properties": {} })
@@ -45,7 +89,7 @@ fn string_arguments(names: &[(&str, &str)]) -> Value {
     json!({ "type": "object", "properties": properties, "required": required })
 }
 
-pub fn tools() -> Vec<Value> {
+fn tools() -> Vec<Value> {
     let tool = |name: &str, description: &str, schema: Value| json!({ "name": name, "description": description, "inputSchema": schema });
     vec![
         tool(
@@ -136,10 +180,6 @@ pub fn tools() -> Vec<Value> {
     ]
 }
 
-fn text(text: impl Into<String>) -> Value {
-    json!({ "type": "text", "text": text.into() })
-}
-
 fn image() -> Value {
     json!({ "type": "image", "data": PNG, "mimeType": "image/png" })
 }
@@ -149,7 +189,7 @@ fn content(items: Vec<Value>) -> Value {
 }
 
 /// Calls fixture tool `name`, or `None` when there is no such fixture.
-pub async fn call_tool(name: &str, args: &Value, call: &Call) -> Option<Result<Value, RpcError>> {
+async fn call_tool(name: &str, args: &Value, call: &dyn Call) -> Option<Result<Value, RpcError>> {
     let result = match name {
         "test_simple_text" => Ok(content(vec![text(
             "This is a simple text response for testing.",
@@ -292,7 +332,7 @@ pub async fn call_tool(name: &str, args: &Value, call: &Call) -> Option<Result<V
     Some(result)
 }
 
-async fn sampling(args: &Value, call: &Call) -> Result<Value, RpcError> {
+async fn sampling(args: &Value, call: &dyn Call) -> Result<Value, RpcError> {
     let prompt = args
         .get("prompt")
         .and_then(Value::as_str)
@@ -313,7 +353,12 @@ async fn sampling(args: &Value, call: &Call) -> Result<Value, RpcError> {
 }
 
 /// Asks the user through the client; the answer is summarised as `"{label}: action=..., content=..."`.
-async fn elicit(call: &Call, message: &str, schema: Value, label: &str) -> Result<Value, RpcError> {
+async fn elicit(
+    call: &dyn Call,
+    message: &str,
+    schema: Value,
+    label: &str,
+) -> Result<Value, RpcError> {
     if !call.client_can("elicitation") {
         return Ok(tool_error("the client does not offer elicitation"));
     }
@@ -337,7 +382,7 @@ fn tool_error(message: &str) -> Value {
     json!({ "isError": true, "content": [text(message)] })
 }
 
-pub fn resources() -> Vec<Value> {
+fn resources() -> Vec<Value> {
     vec![
         json!({
             "uri": "test://static-text",
@@ -360,7 +405,7 @@ pub fn resources() -> Vec<Value> {
     ]
 }
 
-pub fn resource_templates() -> Vec<Value> {
+fn resource_templates() -> Vec<Value> {
     vec![json!({
         "uriTemplate": TEMPLATE,
         "name": "template-data",
@@ -370,7 +415,7 @@ pub fn resource_templates() -> Vec<Value> {
 }
 
 /// The contents of fixture resource `uri`, or `None` when there is no such fixture.
-pub fn read_resource(uri: &str) -> Option<Value> {
+fn read_resource(uri: &str) -> Option<Value> {
     let contents = match uri {
         "test://static-text" => json!({
             "uri": uri,
@@ -401,7 +446,7 @@ fn template_id(uri: &str) -> Option<&str> {
     (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
-pub fn prompts() -> Vec<Value> {
+fn prompts() -> Vec<Value> {
     let argument = |name: &str, description: &str| json!({ "name": name, "description": description, "required": true });
     vec![
         json!({
@@ -430,7 +475,7 @@ fn user(content: Value) -> Value {
 }
 
 /// Fixture prompt `name` with `args`, or `None` when there is no such fixture.
-pub fn get_prompt(name: &str, args: &Value) -> Option<Result<Value, RpcError>> {
+fn get_prompt(name: &str, args: &Value) -> Option<Result<Value, RpcError>> {
     let argument = |key: &str| {
         args.get(key).and_then(Value::as_str).ok_or_else(|| {
             RpcError::invalid_params(format!("prompt `{name}` needs argument `{key}`"))
@@ -468,7 +513,7 @@ pub fn get_prompt(name: &str, args: &Value) -> Option<Result<Value, RpcError>> {
 
 /// Completion candidates for an argument of a fixture prompt or of the template, or `None` when
 /// the reference is not a fixture.
-pub fn completions(reference: &Value, argument: &str) -> Option<&'static [&'static str]> {
+fn completions(reference: &Value, argument: &str) -> Option<&'static [&'static str]> {
     match (
         reference.get("type").and_then(Value::as_str)?,
         reference
