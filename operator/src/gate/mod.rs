@@ -106,7 +106,19 @@ enum Message {
     PatchFailed(PodKey),
 }
 
-/// A due pod picked by the queue, with what its handshake needs.
+/// What one read of the pod cache found.
+#[derive(Default)]
+struct Scan {
+    /// Pods ready for handshakes.
+    seen: HashSet<PodKey>,
+    /// Pods whose handshake is due now.
+    candidates: Vec<queue::Candidate<PodKey, AppKey>>,
+    due: HashMap<PodKey, Due>,
+    /// Per app, the revisions with pods awaiting their first handshake.
+    awaiting: HashMap<ObjectRef<McpApp>, BTreeSet<String>>,
+}
+
+/// A due pod, with what its handshake needs.
 struct Due {
     pod: Arc<Pod>,
     app: Arc<McpApp>,
@@ -142,8 +154,8 @@ impl Gate {
         }
     }
 
-    /// Starts the due handshakes the free permits allow, apps taking turns, and forgets pods
-    /// that are gone.
+    /// One tick: starts the due handshakes the free permits allow, apps taking turns, forgets
+    /// pods and apps that are gone, and tells the book what it saw of each app's deadline.
     fn start_due(
         self: &Arc<Self>,
         schedule: &mut Schedule,
@@ -152,11 +164,53 @@ impl Gate {
         reconcile: &mpsc::UnboundedSender<ObjectRef<McpApp>>,
     ) {
         let now = Instant::now();
-        let pods = &mut schedule.pods;
-        let mut seen = HashSet::new();
-        let mut candidates = Vec::new();
-        let mut due: HashMap<PodKey, Due> = HashMap::new();
-        let mut awaiting: HashMap<ObjectRef<McpApp>, BTreeSet<String>> = HashMap::new();
+        let mut scan = self.scan(&mut schedule.pods, now);
+        let mut running: BTreeMap<AppKey, usize> = BTreeMap::new();
+        for (key, state) in schedule.pods.iter().filter(|(_, s)| s.in_flight) {
+            *running
+                .entry((key.namespace.clone(), state.app.name.clone()))
+                .or_default() += 1;
+        }
+        let (picked, turn) = queue::pick(
+            std::mem::take(&mut scan.candidates),
+            now,
+            &running,
+            limit.available_permits(),
+            queue::per_app_limit(self.concurrency.max(1)),
+            schedule.turn.as_ref(),
+        );
+        schedule.turn = turn;
+        for key in picked {
+            let (Some(state), Some(found)) = (schedule.pods.get_mut(&key), scan.due.remove(&key))
+            else {
+                continue;
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                break;
+            };
+            state.in_flight = true;
+            state.probes += 1;
+            let settings = ProbeSettings::for_pod(&found.app, &found.pod);
+            state.threshold = settings.failure_threshold();
+            let period =
+                Duration::from_secs(u64::try_from(settings.probe.period_seconds).unwrap_or(30));
+            state.due = now + schedule::next_delay(period, &key.uid, state.probes);
+            self.spawn_handshake(key, &found, &settings, permit, tx.clone());
+        }
+        schedule.pods.retain(|key, state| {
+            let keep = scan.seen.contains(key) || state.in_flight;
+            if !keep {
+                self.book.forget_pod(&state.app, &key.name);
+            }
+            keep
+        });
+        self.watch_apps(schedule, scan.awaiting, now, reconcile);
+    }
+
+    /// Reads the pod cache: the pods ready for handshakes, those due now, and per app the
+    /// revisions whose pods still await their first handshake.
+    fn scan(&self, pods: &mut HashMap<PodKey, PodState>, now: Instant) -> Scan {
+        let mut scan = Scan::default();
         for pod in self.pods.state() {
             let Some((key, app)) = self.app_of(&pod) else {
                 tracing::trace!(pod = %pod.name_any(), "pod of no known app");
@@ -165,7 +219,7 @@ impl Gate {
             if pod.metadata.deletion_timestamp.is_some() || !condition::containers_ready(&pod) {
                 continue;
             }
-            seen.insert(key.clone());
+            scan.seen.insert(key.clone());
             let ready_since = containers_ready_since(&pod);
             let state = pods.entry(key.clone()).or_insert_with(|| {
                 tracing::debug!(pod = %key.name, namespace = %key.namespace, "pod ready for handshakes");
@@ -187,7 +241,7 @@ impl Gate {
             if !state.answered
                 && let Some(revision) = pod.labels().get(REVISION_LABEL)
             {
-                awaiting
+                scan.awaiting
                     .entry(state.app.clone())
                     .or_default()
                     .insert(revision.clone());
@@ -195,55 +249,39 @@ impl Gate {
             if state.in_flight || state.due > now {
                 continue;
             }
-            candidates.push(queue::Candidate {
+            scan.candidates.push(queue::Candidate {
                 pod: key.clone(),
                 app: (key.namespace.clone(), app.name_any()),
                 due: state.due,
             });
-            due.insert(key, Due { pod, app });
+            scan.due.insert(key, Due { pod, app });
         }
-        let mut running: BTreeMap<AppKey, usize> = BTreeMap::new();
-        for (key, state) in pods.iter().filter(|(_, s)| s.in_flight) {
-            *running
-                .entry((key.namespace.clone(), state.app.name.clone()))
-                .or_default() += 1;
-        }
-        let (picked, turn) = queue::pick(
-            candidates,
-            now,
-            &running,
-            limit.available_permits(),
-            queue::per_app_limit(self.concurrency.max(1)),
-            schedule.turn.as_ref(),
-        );
-        schedule.turn = turn;
-        for key in picked {
-            let (Some(state), Some(found)) = (pods.get_mut(&key), due.remove(&key)) else {
-                continue;
-            };
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                break;
-            };
-            state.in_flight = true;
-            state.probes += 1;
-            let settings = ProbeSettings::for_pod(&found.app, &found.pod);
-            state.threshold = settings.failure_threshold();
-            let period =
-                Duration::from_secs(u64::try_from(settings.probe.period_seconds).unwrap_or(30));
-            state.due = now + schedule::next_delay(period, &key.uid, state.probes);
-            self.spawn_handshake(key, &found, &settings, permit, tx.clone());
-        }
-        pods.retain(|key, state| {
-            let keep = seen.contains(key) || state.in_flight;
-            if !keep {
-                self.book.forget_pod(&state.app, &key.name);
-            }
-            keep
-        });
+        scan
+    }
+
+    /// Tells the book, for every app, which revisions have pods awaiting their first handshake
+    /// and whether this process watched it for a whole progress deadline; asks for a reconcile
+    /// where a deadline counts now that did not before. Forgets deleted apps.
+    fn watch_apps(
+        &self,
+        schedule: &mut Schedule,
+        mut awaiting: HashMap<ObjectRef<McpApp>, BTreeSet<String>>,
+        now: Instant,
+        reconcile: &mpsc::UnboundedSender<ObjectRef<McpApp>>,
+    ) {
         for app in self.apps.state() {
-            let app = ObjectRef::from_obj(app.as_ref());
-            let waiting = awaiting.remove(&app).unwrap_or_default();
-            self.note_awaiting(&app, waiting, schedule, now, reconcile);
+            let key = ObjectRef::from_obj(app.as_ref());
+            let since = *schedule.watched_since.entry(key.clone()).or_insert(now);
+            let deadline = Duration::from_secs(
+                u64::try_from(app.spec.rollout.progress_deadline_seconds).unwrap_or(600),
+            );
+            let watch = Watch {
+                long_enough: schedule::watched_long_enough(since, now, deadline),
+                awaiting_handshake: awaiting.remove(&key).unwrap_or_default(),
+            };
+            if self.book.watch(&key, watch) {
+                let _ = reconcile.send(key);
+            }
         }
         schedule
             .watched_since
@@ -289,32 +327,6 @@ impl Gate {
                 latency,
             }));
         });
-    }
-
-    /// Tells the book which revisions of `app` have pods awaiting their first handshake, and
-    /// whether this process watched the app for a whole progress deadline.
-    fn note_awaiting(
-        &self,
-        app: &ObjectRef<McpApp>,
-        awaiting: BTreeSet<String>,
-        schedule: &mut Schedule,
-        now: Instant,
-        reconcile: &mpsc::UnboundedSender<ObjectRef<McpApp>>,
-    ) {
-        let Some(spec) = self.apps.get(app) else {
-            return;
-        };
-        let since = *schedule.watched_since.entry(app.clone()).or_insert(now);
-        let deadline = Duration::from_secs(
-            u64::try_from(spec.spec.rollout.progress_deadline_seconds).unwrap_or(600),
-        );
-        let watch = Watch {
-            long_enough: schedule::watched_long_enough(since, now, deadline),
-            awaiting_handshake: awaiting,
-        };
-        if self.book.watch(app, watch) {
-            let _ = reconcile.send(app.clone());
-        }
     }
 
     /// Records a finished handshake, writes the pod condition if it changes, and asks for a
