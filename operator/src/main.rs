@@ -60,9 +60,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             &args.lease_name,
             &identity,
             args.lease_seconds,
-        )
-        .await
-        .context("starting leader election")?;
+        );
         ready.store(true, Ordering::Relaxed);
         tracing::info!(%identity, lease = %args.lease_name, "waiting to be elected leader");
         tokio::select! {
@@ -98,6 +96,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut lost = false;
     match leadership.as_mut() {
+        // Losing the Lease drops the controllers at once (reconciles in flight included) and
+        // cancels the gate's pending condition writes: nothing acts past the leader's term.
         Some(l) => tokio::select! {
             _ = controllers => {}
             _ = l.lost() => {

@@ -14,6 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use mcp_operator::api::HANDSHAKE_CONDITION;
+use mcp_testenv::audit;
 use mcp_testenv::wait::until;
 use serde_json::json;
 use support::{Cluster, TIMEOUT, app_when, condition, from, is};
@@ -490,6 +491,156 @@ async fn two_operators_elect_one_leader_and_the_standby_takes_over() {
         .await
         .unwrap();
     get_when(&deployments, "after").await;
+}
+
+/// The holder of the operator Lease, if any.
+async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("mcp-operator-leader")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec?.holder_identity)
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_from_the_api_server_steps_down_before_the_standby_takes_over() {
+    const PROXY_PORT: u16 = 18190;
+    let cluster = Cluster::start_with(support::with_scripted_servers).await;
+    // Operator A reaches the API server only through a proxy the test can freeze.
+    let proxy_script = support::repo().join("operator/tests/servers/tcp_proxy.py");
+    let proxy = cluster
+        .env
+        .spawn(
+            "api-proxy",
+            "python3",
+            &[
+                &proxy_script.display().to_string(),
+                &PROXY_PORT.to_string(),
+                &cluster.env.api_port().to_string(),
+            ],
+            &[],
+        )
+        .await
+        .expect("proxy starts");
+    let proxy_addr = std::net::SocketAddr::from(([127, 0, 0, 1], PROXY_PORT));
+    until("the proxy to listen", TIMEOUT, || async {
+        cluster.env.connect(proxy_addr).await.map(|_| ())
+    })
+    .await;
+    let via_proxy = cluster.operator_kubeconfig("mcp-operator-a", Some(PROXY_PORT));
+    let direct = cluster.operator_kubeconfig("mcp-operator-b", None);
+    let lease_args = [
+        "--leader-election",
+        "--lease-seconds",
+        "4",
+        "--lease-namespace",
+        "default",
+    ];
+    let a = cluster
+        .start_operator_as(
+            "operator-a",
+            18083,
+            &via_proxy,
+            &[&lease_args[..], &["--identity", "operator-a"]].concat(),
+        )
+        .await;
+    let leases: Api<Lease> = Api::default_namespaced(cluster.client.clone());
+    until("operator-a to lead", TIMEOUT, || async {
+        match lease_holder(&leases).await {
+            Some(h) if h == "operator-a" => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
+    let _b = cluster
+        .start_operator_as(
+            "operator-b",
+            18084,
+            &direct,
+            &[&lease_args[..], &["--identity", "operator-b"]].concat(),
+        )
+        .await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "before"}, "spec": {
+            "image": support::SCRIPTED, "replicas": 2,
+            "probe": {"periodSeconds": 1, "timeoutSeconds": 1},
+        }}))
+        .await
+        .unwrap();
+    support::ready_app(&cluster.client, "default", "before").await;
+
+    // Cut: every request of the leader hangs from now on, neither arriving nor failing.
+    proxy.signal(mcp_testenv::process::Signal::SIGSTOP);
+    let stepped_down = until("operator-a to step down and exit", TIMEOUT, || async {
+        match a.exit_status() {
+            Some(_) => Ok(k8s_openapi::jiff::Timestamp::now()),
+            None => Err("still running"),
+        }
+    })
+    .await;
+    let lease = until("operator-b to take the Lease", TIMEOUT, || async {
+        let lease = leases.get("mcp-operator-leader").await.unwrap();
+        match lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+        {
+            Some("operator-b") => Ok(lease),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let taken = lease.spec.unwrap().acquire_time.expect("acquireTime").0;
+    println!("operator-a exited at {stepped_down}, operator-b took the Lease at {taken}");
+    assert!(
+        stepped_down < taken,
+        "the cut-off leader stopped ({stepped_down}) before the standby took over ({taken})"
+    );
+    // The proxy dies with what it buffered: nothing the old leader sent arrives late.
+    proxy.kill();
+
+    // The new leader acts: a new app is reconciled and its pods pass their handshake.
+    cluster
+        .apply_app(json!({"metadata": {"name": "after"}, "spec": {
+            "image": support::SCRIPTED,
+            "probe": {"periodSeconds": 1, "timeoutSeconds": 1},
+        }}))
+        .await
+        .unwrap();
+    support::ready_app(&cluster.client, "default", "after").await;
+
+    // No double writes: every write of the old leader came before the first of the new one.
+    let log = cluster.env.audit_log();
+    let at = |e: &audit::AuditEvent| -> k8s_openapi::jiff::Timestamp {
+        e.request_received_timestamp
+            .as_deref()
+            .expect("audit events carry their time")
+            .parse()
+            .expect("an RFC 3339 time")
+    };
+    let old = audit::writes_by(&log, "mcp-operator-a");
+    let new = audit::writes_by(&log, "mcp-operator-b");
+    assert!(
+        old.iter()
+            .any(|w| w.describe().starts_with("patch pods/status")),
+        "the first leader wrote pod conditions"
+    );
+    assert!(
+        new.iter()
+            .any(|w| w.describe().starts_with("patch pods/status")),
+        "the new leader writes pod conditions"
+    );
+    let last_old = old
+        .iter()
+        .map(at)
+        .max()
+        .expect("writes of the first leader");
+    let first_new = new.iter().map(at).min().expect("writes of the new leader");
+    assert!(
+        last_old < first_new,
+        "the old leader wrote at {last_old}, after the new leader's first write at {first_new}"
+    );
 }
 
 #[tokio::test]

@@ -21,8 +21,8 @@ use mcp_testenv::mcp::Endpoint;
 use mcp_testenv::wait::until;
 use serde_json::json;
 use support::{
-    BROKEN, Cluster, SCRIPTED, app_when, condition, is, pods_of, rolled_back_from, set_image,
-    stable_revision,
+    BROKEN, Cluster, HANGING, SCRIPTED, app_when, condition, is, pods_of, rolled_back_from,
+    set_image, stable_revision,
 };
 
 /// An image that only provides `node`, for the official TypeScript SDK's stdio server.
@@ -33,7 +33,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 async fn start() -> Cluster {
     Cluster::start_with(|env| {
-        support::with_scripted_servers(env)
+        support::with_hanging_server(support::with_scripted_servers(env))
             .image(NODE, ["node"])
             .image(CRASHING, ["false"])
     })
@@ -486,6 +486,181 @@ async fn a_missing_required_tool_keeps_the_app_unready_and_names_the_tool() {
         degraded.message
     );
     assert!(ready_endpoints(&cluster, "picky").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_new_required_tool_the_running_version_lacks_is_rolled_back_while_stable_pods_serve() {
+    let cluster = start().await;
+    let _operator = cluster.start_operator("operator", 18108, &[]).await;
+    let probe = json!({"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2});
+    cluster
+        .apply_app(json!({"metadata": {"name": "tools"}, "spec": {
+            "image": SCRIPTED, "replicas": 2, "probe": probe,
+            "rollout": {"drainSeconds": 0},
+        }}))
+        .await
+        .expect("app applies");
+    let stable = stable_revision(&cluster, "tools").await;
+    let stable_pods: Vec<String> = pods_of(&cluster, "tools")
+        .await
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+
+    // Watch the endpoints while the probe-only change rolls out and back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let fewest = Arc::new(AtomicUsize::new(usize::MAX));
+    let watcher = {
+        let (stop, fewest) = (stop.clone(), fewest.clone());
+        let cluster = &cluster;
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                let ready = ready_endpoints(cluster, "tools").await.len();
+                fewest.fetch_min(ready, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let scenario = async {
+        // The scripted server has only `echo`: a change that asks for `forecast` too.
+        let mut changed = probe.clone();
+        changed["requiredTools"] = json!(["echo", "forecast"]);
+        cluster
+            .apply_app(json!({"metadata": {"name": "tools"}, "spec": {
+                "image": SCRIPTED, "replicas": 2, "probe": changed,
+                "rollout": {"drainSeconds": 0},
+            }}))
+            .await
+            .expect("probe change applies");
+        let aborted = app_when(
+            &cluster,
+            "tools",
+            "the probe change aborted",
+            READY_TIMEOUT,
+            |a| condition(a, "Degraded").is_some_and(|c| c.reason == "RolloutAborted"),
+        )
+        .await;
+        // Back on the stable template: only the stable pods run.
+        until("only the stable pods", READY_TIMEOUT, || async {
+            let names: Vec<String> = pods_of(&cluster, "tools")
+                .await
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .map(|p| p.name_any())
+                .collect();
+            let mut expected = stable_pods.clone();
+            let mut got = names.clone();
+            expected.sort();
+            got.sort();
+            if got == expected { Ok(()) } else { Err(names) }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop.store(true, Ordering::Relaxed);
+        aborted
+    };
+    let (aborted, ()) = tokio::join!(scenario, watcher);
+
+    assert_eq!(
+        fewest.load(Ordering::Relaxed),
+        2,
+        "the stable pods never left the endpoints"
+    );
+    let degraded = condition(&aborted, "Degraded").unwrap();
+    assert!(
+        degraded.message.contains("forecast"),
+        "{}",
+        degraded.message
+    );
+    assert!(
+        degraded
+            .message
+            .contains(&format!("rolled back to {stable}")),
+        "{}",
+        degraded.message
+    );
+    let app = cluster.apps().get("tools").await.unwrap();
+    assert!(is(&app, "Ready", "True"), "{:?}", app.status);
+    let status = app.status.unwrap();
+    assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
+    assert!(
+        status.failed_revision.is_some_and(|f| f != stable),
+        "the probe change is the failed revision"
+    );
+    let pods: Api<Pod> = Api::default_namespaced(cluster.client.clone());
+    for name in &stable_pods {
+        let (status, reason, _) = handshake_condition(&pods, name).await.unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "HandshakeSucceeded"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hanging_pods_of_one_app_do_not_keep_another_apps_pods_from_their_handshake() {
+    const HANGING_PODS: i32 = 16;
+    let cluster = start().await;
+    // Four permits: before fair probing, sixteen hanging handshakes of 20 s queued every other
+    // pod for over a minute.
+    let _operator = cluster
+        .start_operator("operator", 18109, &["--probe-concurrency", "4"])
+        .await;
+    cluster
+        .apply_app(json!({"metadata": {"name": "stuck"}, "spec": {
+            "image": HANGING, "replicas": HANGING_PODS,
+            "probe": {"periodSeconds": 20, "timeoutSeconds": 20},
+            "rollout": {"drainSeconds": 0},
+        }}))
+        .await
+        .expect("hanging app applies");
+    // Every hanging pod is up and waiting for its handshake.
+    until("the hanging pods to run", READY_TIMEOUT, || async {
+        let running = pods_of(&cluster, "stuck")
+            .await
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c.type_ == "ContainersReady" && c.status == "True")
+                    })
+            })
+            .count();
+        if running == HANGING_PODS as usize {
+            Ok(())
+        } else {
+            Err(running)
+        }
+    })
+    .await;
+
+    let applied = Instant::now();
+    cluster
+        .apply_app(json!({"metadata": {"name": "fine"}, "spec": {
+            "image": SCRIPTED, "replicas": 2,
+            "probe": {"periodSeconds": 5, "timeoutSeconds": 2},
+            "rollout": {"drainSeconds": 0},
+        }}))
+        .await
+        .expect("app applies");
+    app_when(
+        &cluster,
+        "fine",
+        "the other app Ready",
+        Duration::from_secs(40),
+        |a| is(a, "Ready", "True"),
+    )
+    .await;
+    println!(
+        "an app beside {HANGING_PODS} hanging pods Ready in {:?}",
+        applied.elapsed()
+    );
+    let stuck = cluster.apps().get("stuck").await.unwrap();
+    assert!(is(&stuck, "Ready", "False"), "{:?}", stuck.status);
 }
 
 /// The official TypeScript SDK's stdio server, from the clients the mcp-server tests install.

@@ -17,6 +17,9 @@ pub struct AuditEvent {
     pub response_status: Option<ResponseStatus>,
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// When the API server received the request (RFC 3339, microseconds).
+    #[serde(default)]
+    pub request_received_timestamp: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
+pub use nix::sys::signal::Signal;
+use nix::sys::signal::killpg;
 use nix::unistd::Pid;
 use tokio::sync::watch;
 

@@ -22,6 +22,7 @@ use k8s_openapi::{
 use super::{
     BuildError, BuildInputs, bridge,
     meta::{labels, owned_meta, selector_labels},
+    probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings},
     secrets::secret_wiring,
 };
 use crate::api::{HANDSHAKE_CONDITION, McpApp, Transport};
@@ -117,6 +118,11 @@ fn pod_template(app: &McpApp, inputs: &BuildInputs) -> PodTemplateSpec {
     {
         annotations.insert(SECRETS_CHECKSUM_ANNOTATION.into(), checksum.clone());
     }
+    // The probe settings are part of the revision: the gate probes each pod with its own.
+    annotations.insert(
+        PROBE_SETTINGS_ANNOTATION.into(),
+        ProbeSettings::of(app).annotation(),
+    );
 
     let secrets = secret_wiring(spec.secrets.as_ref());
     let stdio = spec.transport == Transport::Stdio;
@@ -768,6 +774,26 @@ mod tests {
         );
         assert_eq!(checksum_annotation(false, Some("abc123")), None);
         assert_eq!(checksum_annotation(true, None), None);
+    }
+
+    #[test]
+    fn a_probe_only_change_is_a_new_revision_whose_pods_carry_its_settings() {
+        let before = build(McpAppSpec::default());
+        let mut spec = McpAppSpec::default();
+        spec.probe.required_tools = vec!["forecast".into()];
+        let after = build(spec.clone());
+        assert_ne!(revision(&before), revision(&after));
+        let annotations = after
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .unwrap();
+        assert_eq!(
+            annotations[PROBE_SETTINGS_ANNOTATION],
+            ProbeSettings::of(&app(spec)).annotation()
+        );
     }
 
     #[test]

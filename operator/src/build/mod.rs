@@ -17,6 +17,7 @@ mod http_route;
 mod ingress;
 mod meta;
 mod pdb;
+mod probe_settings;
 mod secrets;
 mod service;
 mod url;
@@ -45,6 +46,7 @@ pub use http_route::{HTTP_ROUTE_API, http_route};
 pub use ingress::ingress;
 pub use meta::{INSTANCE_LABEL, labels, selector_labels};
 pub use pdb::{can_run_more_than_one_pod, pod_disruption_budget};
+pub use probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings};
 pub use service::{SERVICE_PORT, service};
 pub use url::{external_url, service_url};
 

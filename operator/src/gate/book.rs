@@ -5,7 +5,7 @@
 //! error message), so a healthy app's status stays byte-identical between probes and the
 //! operator writes nothing at rest.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,26 @@ pub struct AppRecord {
     pub last_change: Option<LastProbe>,
     /// The server as the latest such successful handshake described it.
     pub server: Option<ServerInfo>,
+    /// What the gate saw of the app's rollout deadline.
+    pub watch: Watch,
+}
+
+/// Whether a rollout's deadline may count against it: only time in which this process watched
+/// the app, and not while pods of the revision wait for their first handshake.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Watch {
+    /// This process has watched the app for a whole `rollout.progressDeadlineSeconds`.
+    pub long_enough: bool,
+    /// Revisions (pod labels) with pods whose containers are ready but which had no handshake
+    /// from this process yet.
+    pub awaiting_handshake: BTreeSet<String>,
+}
+
+impl Watch {
+    /// Whether the deadline of `revision` may count against it.
+    pub fn deadline_counts(&self, revision: &str) -> bool {
+        self.long_enough && !self.awaiting_handshake.contains(revision)
+    }
 }
 
 impl AppRecord {
@@ -149,6 +169,21 @@ impl Book {
             changed,
             failures_in_a_row,
         }
+    }
+
+    /// Records what the gate saw of `app`'s deadline; true when the deadline of some revision
+    /// counts now and did not before (the app then needs a look).
+    pub fn watch(&self, app: &ObjectRef<McpApp>, watch: Watch) -> bool {
+        let mut apps = self.apps.lock().expect("probe book lock");
+        let record = apps.entry(app.clone()).or_default();
+        let before = std::mem::replace(&mut record.watch, watch);
+        let now = &record.watch;
+        now.long_enough
+            && (!before.long_enough
+                || before
+                    .awaiting_handshake
+                    .iter()
+                    .any(|r| now.deadline_counts(r)))
     }
 
     /// Forgets a pod that no longer exists.
@@ -298,6 +333,33 @@ mod tests {
         assert_eq!(view.server.unwrap().tools, 2);
         book.forget_pod(&app(), "b");
         assert!(book.view(&app()).latest_failure("r2").is_none());
+    }
+
+    #[test]
+    fn a_deadline_counts_once_watched_long_enough_and_no_pod_awaits_its_handshake() {
+        let book = Book::default();
+        let awaiting = |revs: &[&str]| revs.iter().map(|r| (*r).to_owned()).collect();
+        let watch = |long_enough, revs: &[&str]| Watch {
+            long_enough,
+            awaiting_handshake: awaiting(revs),
+        };
+        assert!(
+            !book.watch(&app(), watch(false, &[])),
+            "not watched long enough"
+        );
+        assert!(!book.view(&app()).watch.deadline_counts("r2"));
+        assert!(
+            book.watch(&app(), watch(true, &["r2"])),
+            "r1's deadline counts now"
+        );
+        let view = book.view(&app());
+        assert!(view.watch.deadline_counts("r1") && !view.watch.deadline_counts("r2"));
+        assert!(!book.watch(&app(), watch(true, &["r2"])), "no news");
+        assert!(
+            book.watch(&app(), watch(true, &[])),
+            "r2's pods got their handshake"
+        );
+        assert!(book.view(&app()).watch.deadline_counts("r2"));
     }
 
     #[test]

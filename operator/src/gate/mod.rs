@@ -4,36 +4,39 @@
 //! membership.
 //!
 //! One task owns the schedule. It scans the pod cache a few times a second, starts the
-//! handshakes that are due (at most `concurrency` at once), and, as results come back, records
+//! handshakes that are due as far as free permits allow (at most `concurrency` at once, apps
+//! taking turns, none holding more than its share: [`queue`]), each pod probed with the settings
+//! of the revision it runs ([`crate::build::ProbeSettings`]), and, as results come back, records
 //! them in the [`Book`], patches pod conditions that must change, and asks the McpApp controller
 //! to look at apps whose picture changed (a pod passed, a new revision failed its threshold).
 //! Nothing is written for a result that changes nothing.
 
 pub mod book;
 pub mod condition;
+pub mod patch;
+pub mod queue;
 pub mod schedule;
 pub mod target;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
-use tokio::sync::{Semaphore, mpsc};
+use kube::{Client, ResourceExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-pub use book::{AppRecord, Book, Failure, Handshook, Outcome};
+pub use book::{AppRecord, Book, Failure, Handshook, Outcome, Watch};
 use condition::Wanted;
 
+use crate::api::McpApp;
 use crate::api::conditions::READY;
-use crate::api::{HANDSHAKE_CONDITION, McpApp};
-use crate::build::{INSTANCE_LABEL, REVISION_LABEL};
+use crate::build::{INSTANCE_LABEL, ProbeSettings, REVISION_LABEL};
 use crate::metrics::Metrics;
-use crate::probe::Prober;
+use crate::probe::{ProbeError, Prober};
 
 /// How often the schedule looks for due handshakes.
 const TICK: Duration = Duration::from_millis(250);
@@ -59,6 +62,9 @@ struct PodKey {
     uid: String,
 }
 
+/// An app by namespace and name, ordered for the round-robin of [`queue::pick`].
+type AppKey = (String, String);
+
 /// The schedule's memory of one pod.
 #[derive(Debug)]
 struct PodState {
@@ -66,10 +72,24 @@ struct PodState {
     due: Instant,
     in_flight: bool,
     probes: u64,
+    /// A handshake sent by this process has finished.
+    answered: bool,
     /// When the pod's containers last became ready: a restart makes the next handshake due now.
     ready_since: Option<String>,
     /// The condition last written (the cache may not show it yet).
     written: Option<Wanted>,
+    /// Failed handshakes in a row before the pod is taken out (its revision's setting).
+    threshold: u32,
+}
+
+/// What the schedule keeps between ticks.
+#[derive(Default)]
+struct Schedule {
+    pods: HashMap<PodKey, PodState>,
+    /// The app served last: the next round-robin turn starts after it.
+    turn: Option<AppKey>,
+    /// When this process first saw each app.
+    watched_since: HashMap<ObjectRef<McpApp>, Instant>,
 }
 
 /// One finished handshake.
@@ -86,8 +106,27 @@ enum Message {
     PatchFailed(PodKey),
 }
 
+/// What one read of the pod cache found.
+#[derive(Default)]
+struct Scan {
+    /// Pods ready for handshakes.
+    seen: HashSet<PodKey>,
+    /// Pods whose handshake is due now.
+    candidates: Vec<queue::Candidate<PodKey, AppKey>>,
+    due: HashMap<PodKey, Due>,
+    /// Per app, the revisions with pods awaiting their first handshake.
+    awaiting: HashMap<ObjectRef<McpApp>, BTreeSet<String>>,
+}
+
+/// A due pod, with what its handshake needs.
+struct Due {
+    pod: Arc<Pod>,
+    app: Arc<McpApp>,
+}
+
 impl Gate {
-    /// Runs until `stop`; sends the apps that need a reconcile to `reconcile`.
+    /// Runs until `stop`; sends the apps that need a reconcile to `reconcile`. Condition writes
+    /// in flight are abandoned when `stop` is cancelled.
     pub async fn run(
         self,
         reconcile: mpsc::UnboundedSender<ObjectRef<McpApp>>,
@@ -96,17 +135,17 @@ impl Gate {
         let gate = Arc::new(self);
         let limit = Arc::new(Semaphore::new(gate.concurrency.max(1)));
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut pods: HashMap<PodKey, PodState> = HashMap::new();
+        let mut schedule = Schedule::default();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tick.tick() => gate.start_due(&mut pods, &limit, &tx),
+                _ = tick.tick() => gate.start_due(&mut schedule, &limit, &tx, &reconcile),
                 Some(message) = rx.recv() => match message {
-                    Message::Probed(done) => gate.finish(&mut pods, done, &tx, &reconcile),
+                    Message::Probed(done) => gate.finish(&mut schedule.pods, done, &tx, &reconcile, &stop),
                     Message::PatchFailed(key) => {
-                        if let Some(state) = pods.get_mut(&key) {
+                        if let Some(state) = schedule.pods.get_mut(&key) {
                             state.written = None;
                         }
                     }
@@ -115,15 +154,62 @@ impl Gate {
         }
     }
 
-    /// Starts the handshakes that are due and forgets pods that are gone.
+    /// One tick: starts the due handshakes the free permits allow, apps taking turns, forgets
+    /// pods and apps that are gone, and tells the book what it saw of each app's deadline.
     fn start_due(
         self: &Arc<Self>,
-        pods: &mut HashMap<PodKey, PodState>,
+        schedule: &mut Schedule,
         limit: &Arc<Semaphore>,
         tx: &mpsc::UnboundedSender<Message>,
+        reconcile: &mpsc::UnboundedSender<ObjectRef<McpApp>>,
     ) {
         let now = Instant::now();
-        let mut seen = HashSet::new();
+        let mut scan = self.scan(&mut schedule.pods, now);
+        let mut running: BTreeMap<AppKey, usize> = BTreeMap::new();
+        for (key, state) in schedule.pods.iter().filter(|(_, s)| s.in_flight) {
+            *running
+                .entry((key.namespace.clone(), state.app.name.clone()))
+                .or_default() += 1;
+        }
+        let (picked, turn) = queue::pick(
+            std::mem::take(&mut scan.candidates),
+            now,
+            &running,
+            limit.available_permits(),
+            queue::per_app_limit(self.concurrency.max(1)),
+            schedule.turn.as_ref(),
+        );
+        schedule.turn = turn;
+        for key in picked {
+            let (Some(state), Some(found)) = (schedule.pods.get_mut(&key), scan.due.remove(&key))
+            else {
+                continue;
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                break;
+            };
+            state.in_flight = true;
+            state.probes += 1;
+            let settings = ProbeSettings::for_pod(&found.app, &found.pod);
+            state.threshold = settings.failure_threshold();
+            let period = settings.probe.period();
+            state.due = now + schedule::next_delay(period, &key.uid, state.probes);
+            self.spawn_handshake(key, &found, &settings, permit, tx.clone());
+        }
+        schedule.pods.retain(|key, state| {
+            let keep = scan.seen.contains(key) || state.in_flight;
+            if !keep {
+                self.book.forget_pod(&state.app, &key.name);
+            }
+            keep
+        });
+        self.watch_apps(schedule, scan.awaiting, now, reconcile);
+    }
+
+    /// Reads the pod cache: the pods ready for handshakes, those due now, and per app the
+    /// revisions whose pods still await their first handshake.
+    fn scan(&self, pods: &mut HashMap<PodKey, PodState>, now: Instant) -> Scan {
+        let mut scan = Scan::default();
         for pod in self.pods.state() {
             let Some((key, app)) = self.app_of(&pod) else {
                 tracing::trace!(pod = %pod.name_any(), "pod of no known app");
@@ -132,67 +218,114 @@ impl Gate {
             if pod.metadata.deletion_timestamp.is_some() || !condition::containers_ready(&pod) {
                 continue;
             }
-            seen.insert(key.clone());
+            scan.seen.insert(key.clone());
             let ready_since = containers_ready_since(&pod);
             let state = pods.entry(key.clone()).or_insert_with(|| {
                 tracing::debug!(pod = %key.name, namespace = %key.namespace, "pod ready for handshakes");
                 PodState {
-                app: ObjectRef::from_obj(app.as_ref()),
-                due: now,
-                in_flight: false,
-                probes: 0,
-                ready_since: ready_since.clone(),
-                written: condition::current(&pod),
-            }});
+                    app: ObjectRef::from_obj(app.as_ref()),
+                    due: now,
+                    in_flight: false,
+                    probes: 0,
+                    answered: false,
+                    ready_since: ready_since.clone(),
+                    written: condition::current(&pod),
+                    threshold: ProbeSettings::for_pod(&app, &pod).failure_threshold(),
+                }
+            });
             if state.ready_since != ready_since {
                 state.ready_since = ready_since;
                 state.due = now;
             }
+            if !state.answered
+                && let Some(revision) = pod.labels().get(REVISION_LABEL)
+            {
+                scan.awaiting
+                    .entry(state.app.clone())
+                    .or_default()
+                    .insert(revision.clone());
+            }
             if state.in_flight || state.due > now {
                 continue;
             }
-            state.in_flight = true;
-            state.probes += 1;
-            let period =
-                Duration::from_secs(u64::try_from(app.spec.probe.period_seconds).unwrap_or(30));
-            state.due = now + schedule::next_delay(period, &key.uid, state.probes);
-            let target = target::for_pod(&app, &pod, &self.secrets);
-            let revision = pod.labels().get(REVISION_LABEL).cloned();
-            let (gate, limit, tx) = (self.clone(), limit.clone(), tx.clone());
-            tokio::spawn(async move {
-                let Ok(_permit) = limit.acquire_owned().await else {
-                    return;
-                };
-                let started = Instant::now();
-                let outcome = match target {
-                    Ok(target) => gate
-                        .prober
-                        .handshake(&target)
-                        .await
-                        .map_err(|e| Failure::from(&e)),
-                    Err(failure) => Err(failure),
-                };
-                let latency = started.elapsed();
-                gate.metrics.probed(
-                    outcome.as_ref().map(|_| ()).map_err(|f| f.reason),
-                    latency.as_secs_f64(),
-                );
-                let _ = tx.send(Message::Probed(Done {
-                    pod: key,
-                    revision,
-                    outcome,
-                    latency,
-                }));
+            scan.candidates.push(queue::Candidate {
+                pod: key.clone(),
+                app: (key.namespace.clone(), app.name_any()),
+                due: state.due,
             });
+            scan.due.insert(key, Due { pod, app });
         }
-        pods.retain(|key, state| {
-            let keep = seen.contains(key) || state.in_flight;
-            if !keep {
-                self.book.forget_pod(&state.app, &key.name);
+        scan
+    }
+
+    /// Tells the book, for every app, which revisions have pods awaiting their first handshake
+    /// and whether this process watched it for a whole progress deadline; asks for a reconcile
+    /// where a deadline counts now that did not before. Forgets deleted apps.
+    fn watch_apps(
+        &self,
+        schedule: &mut Schedule,
+        mut awaiting: HashMap<ObjectRef<McpApp>, BTreeSet<String>>,
+        now: Instant,
+        reconcile: &mpsc::UnboundedSender<ObjectRef<McpApp>>,
+    ) {
+        for app in self.apps.state() {
+            let key = ObjectRef::from_obj(app.as_ref());
+            let since = *schedule.watched_since.entry(key.clone()).or_insert(now);
+            let deadline = Duration::from_secs(
+                u64::try_from(app.spec.rollout.progress_deadline_seconds).unwrap_or(600),
+            );
+            let watch = Watch {
+                long_enough: schedule::watched_long_enough(since, now, deadline),
+                awaiting_handshake: awaiting.remove(&key).unwrap_or_default(),
+            };
+            if self.book.watch(&key, watch) {
+                let _ = reconcile.send(key);
             }
-            keep
-        });
+        }
+        schedule
+            .watched_since
+            .retain(|app, _| self.apps.get(app).is_some());
         self.count_apps();
+    }
+
+    /// Sends one handshake in the background; the permit is held until it ends, which its
+    /// timeout bounds whatever the server does.
+    fn spawn_handshake(
+        self: &Arc<Self>,
+        key: PodKey,
+        due: &Due,
+        settings: &ProbeSettings,
+        permit: OwnedSemaphorePermit,
+        tx: mpsc::UnboundedSender<Message>,
+    ) {
+        let target = target::for_pod(&due.app, settings, &due.pod, &self.secrets);
+        let revision = due.pod.labels().get(REVISION_LABEL).cloned();
+        let gate = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = match target {
+                Ok(target) => {
+                    let timeout = target.timeout;
+                    match tokio::time::timeout(timeout, gate.prober.handshake(&target)).await {
+                        Ok(result) => result.map_err(|e| Failure::from(&e)),
+                        Err(_) => Err(Failure::from(&ProbeError::Timeout(timeout))),
+                    }
+                }
+                Err(failure) => Err(failure),
+            };
+            drop(permit);
+            let latency = started.elapsed();
+            gate.metrics.probed(
+                outcome.as_ref().map(|_| ()).map_err(|f| f.reason),
+                latency.as_secs_f64(),
+            );
+            let _ = tx.send(Message::Probed(Done {
+                pod: key,
+                revision,
+                outcome,
+                latency,
+            }));
+        });
     }
 
     /// Records a finished handshake, writes the pod condition if it changes, and asks for a
@@ -203,16 +336,14 @@ impl Gate {
         done: Done,
         tx: &mpsc::UnboundedSender<Message>,
         reconcile: &mpsc::UnboundedSender<ObjectRef<McpApp>>,
+        stop: &CancellationToken,
     ) {
         let Some(state) = pods.get_mut(&done.pod) else {
             return;
         };
         state.in_flight = false;
-        let threshold = self
-            .apps
-            .get(&state.app)
-            .map(|a| u32::try_from(a.spec.probe.failure_threshold).unwrap_or(3))
-            .unwrap_or(3);
+        state.answered = true;
+        let threshold = state.threshold;
         if let Err(f) = &done.outcome {
             tracing::debug!(pod = %done.pod.name, reason = f.reason, "handshake failed: {}", f.message);
         }
@@ -240,53 +371,45 @@ impl Gate {
         if let Some(next) = next {
             let previous = state.written.replace(next.clone());
             let status_changed = previous.as_ref().map(|p| p.ok) != Some(next.ok);
-            self.patch(done.pod.clone(), next, status_changed, tx.clone());
+            self.patch(
+                done.pod.clone(),
+                next,
+                status_changed,
+                tx.clone(),
+                stop.clone(),
+            );
         }
         if recorded.changed || recorded.failures_in_a_row == threshold {
             let _ = reconcile.send(state.app.clone());
         }
     }
 
-    /// Patches the pod's handshake condition in the background.
+    /// Patches the pod's handshake condition in the background, abandoned at `stop`.
     fn patch(
         &self,
         key: PodKey,
         wanted: Wanted,
         status_changed: bool,
         tx: mpsc::UnboundedSender<Message>,
+        stop: CancellationToken,
     ) {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
-        let transition = if status_changed {
-            Some(Timestamp::now())
-        } else {
-            None
-        };
-        let mut condition = serde_json::json!({
-            "type": HANDSHAKE_CONDITION,
-            "status": wanted.status(),
-            "reason": wanted.reason,
-            "message": wanted.message,
-        });
-        if let Some(t) = transition {
-            condition["lastTransitionTime"] = t.to_string().into();
-        }
+        let transition = status_changed.then(Timestamp::now);
         tracing::info!(pod = %key.name, namespace = %key.namespace, status = wanted.status(),
             reason = %wanted.reason, "handshake condition: {}", wanted.message);
+        let client = self.client.clone();
         tokio::spawn(async move {
-            // A strategic merge patch merges conditions by type: the kubelet's stay untouched.
-            let patch = serde_json::json!({"status": {"conditions": [condition]}});
-            let result = api
-                .patch_status(
-                    &key.name,
-                    &PatchParams::default(),
-                    &Patch::Strategic(&patch),
-                )
-                .await;
-            match result {
-                Ok(_) => {}
-                // The pod is gone: nothing to mark.
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => {
+            match patch::write(
+                client,
+                &key.namespace,
+                &key.name,
+                &wanted,
+                transition,
+                &stop,
+            )
+            .await
+            {
+                patch::Written::Done | patch::Written::Gone | patch::Written::Stopped => {}
+                patch::Written::Failed(e) => {
                     tracing::warn!(pod = %key.name, "writing the handshake condition: {e}");
                     let _ = tx.send(Message::PatchFailed(key));
                 }

@@ -1,9 +1,10 @@
 //! When each pod is probed next: every `periodSeconds`, spread by a jitter of up to a tenth of
 //! the period either way, so pods started together (1,000 apps after an operator restart) do not
 //! probe in lockstep. The jitter is derived from the pod's UID and probe count: no RNG state.
+//! Also how long this process must have watched an app before its rollout deadline counts.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The delay before the next handshake with a pod.
 pub fn next_delay(period: Duration, pod_uid: &str, probes: u64) -> Duration {
@@ -14,9 +15,30 @@ pub fn next_delay(period: Duration, pod_uid: &str, probes: u64) -> Duration {
     period.mul_f64(1.0 + unit / 10.0)
 }
 
+/// Whether this process has watched an app for its whole progress deadline: a rollout is not
+/// aborted at its deadline for time in which no operator was there to probe its pods.
+pub fn watched_long_enough(since: Instant, now: Instant, deadline: Duration) -> bool {
+    now.saturating_duration_since(since) >= deadline
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_deadline_counts_only_after_a_whole_deadline_of_watching() {
+        let start = Instant::now();
+        let deadline = Duration::from_secs(600);
+        assert!(!watched_long_enough(start, start, deadline));
+        assert!(!watched_long_enough(
+            start,
+            start + Duration::from_secs(599),
+            deadline
+        ));
+        assert!(watched_long_enough(start, start + deadline, deadline));
+        // A clock read before `since` is not a negative duration.
+        assert!(!watched_long_enough(start + deadline, start, deadline));
+    }
 
     #[test]
     fn delays_stay_within_a_tenth_of_the_period_and_spread_out() {

@@ -1,7 +1,5 @@
-//! The handshake target of one pod: its IP, the app's port and path, the app's probe settings,
-//! and the bearer token from the app's Secret.
-
-use std::time::Duration;
+//! The handshake target of one pod: its IP, and the port, path and probe settings of the
+//! revision it runs, with the bearer token from the app's Secret.
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
@@ -9,10 +7,17 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::book::Failure;
 use crate::api::{McpApp, Transport};
+use crate::build::ProbeSettings;
 use crate::probe::Target;
 
-/// Where to send `app`'s handshake for `pod`, or why it cannot be sent.
-pub fn for_pod(app: &McpApp, pod: &Pod, secrets: &Store<Secret>) -> Result<Target, Failure> {
+/// Where to send the handshake for `pod` of `app`, probed with `settings`, or why it cannot be
+/// sent.
+pub fn for_pod(
+    app: &McpApp,
+    settings: &ProbeSettings,
+    pod: &Pod,
+    secrets: &Store<Secret>,
+) -> Result<Target, Failure> {
     let ip = pod
         .status
         .as_ref()
@@ -27,20 +32,20 @@ pub fn for_pod(app: &McpApp, pod: &Pod, secrets: &Store<Secret>) -> Result<Targe
     } else {
         ip.to_owned()
     };
-    let spec = &app.spec;
-    let legacy_sse = spec.transport == Transport::Sse;
-    let path = if legacy_sse { "/sse" } else { &spec.path };
-    let bearer_token = match &spec.probe.bearer_token_secret_ref {
+    let probe = &settings.probe;
+    let legacy_sse = settings.transport == Transport::Sse;
+    let path = if legacy_sse { "/sse" } else { &settings.path };
+    let bearer_token = match &probe.bearer_token_secret_ref {
         Some(r) => Some(token(app, &r.name, &r.key, secrets)?),
         None => None,
     };
     Ok(Target {
-        url: format!("http://{host}:{}{path}", spec.port),
+        url: format!("http://{host}:{}{path}", settings.port),
         legacy_sse,
-        protocol: spec.probe.protocol_version,
-        required_tools: spec.probe.required_tools.clone(),
+        protocol: probe.protocol_version,
+        required_tools: probe.required_tools.clone(),
         bearer_token,
-        timeout: Duration::from_secs(u64::try_from(spec.probe.timeout_seconds).unwrap_or(5)),
+        timeout: probe.timeout(),
     })
 }
 
@@ -108,19 +113,31 @@ mod tests {
             "port": 3000, "path": "/api/mcp",
             "probe": {"timeoutSeconds": 2, "protocolVersion": "2025-06-18", "requiredTools": ["echo"]},
         }));
-        let t = for_pod(&app, &pod("10.244.0.7"), &secrets(&[])).unwrap();
+        let t = for_pod(
+            &app,
+            &ProbeSettings::of(&app),
+            &pod("10.244.0.7"),
+            &secrets(&[]),
+        )
+        .unwrap();
         assert_eq!(t.url, "http://10.244.0.7:3000/api/mcp");
         assert!(!t.legacy_sse);
         assert_eq!(t.protocol, ProtocolVersion::V2025_06_18);
         assert_eq!(t.required_tools, vec!["echo".to_owned()]);
-        assert_eq!(t.timeout, Duration::from_secs(2));
+        assert_eq!(t.timeout, std::time::Duration::from_secs(2));
         assert_eq!(t.bearer_token, None);
     }
 
     #[test]
     fn legacy_sse_apps_are_probed_on_their_stream_and_ipv6_gets_brackets() {
         let app = app(serde_json::json!({"transport": "sse", "image": "x"}));
-        let t = for_pod(&app, &pod("fd00::5"), &secrets(&[])).unwrap();
+        let t = for_pod(
+            &app,
+            &ProbeSettings::of(&app),
+            &pod("fd00::5"),
+            &secrets(&[]),
+        )
+        .unwrap();
         assert_eq!(t.url, "http://[fd00::5]:8080/sse");
         assert!(t.legacy_sse);
     }
@@ -130,7 +147,13 @@ mod tests {
         let app = app(serde_json::json!({
             "probe": {"bearerTokenSecretRef": {"name": "probe-token", "key": "token"}},
         }));
-        let missing = for_pod(&app, &pod("10.0.0.1"), &secrets(&[])).unwrap_err();
+        let missing = for_pod(
+            &app,
+            &ProbeSettings::of(&app),
+            &pod("10.0.0.1"),
+            &secrets(&[]),
+        )
+        .unwrap_err();
         assert_eq!(missing.reason, "SecretNotFound");
         assert!(
             missing.message.contains("tools/probe-token"),
@@ -141,7 +164,7 @@ mod tests {
             "metadata": {"name": "probe-token", "namespace": "tools"},
             "data": {"token": "czNjcjN0Cg=="},
         })]);
-        let t = for_pod(&app, &pod("10.0.0.1"), &store).unwrap();
+        let t = for_pod(&app, &ProbeSettings::of(&app), &pod("10.0.0.1"), &store).unwrap();
         assert_eq!(t.bearer_token.as_deref(), Some("s3cr3t"));
     }
 }

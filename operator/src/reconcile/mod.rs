@@ -151,7 +151,7 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
                 let inputs = kept.inputs.unwrap_or_else(|| ctx.inputs(&app));
                 let restored = Rendered::new(&app, kept.spec, inputs)?;
                 if let Some(why) = decision.aborted_now.as_mut() {
-                    why.push_str(&restored.caveat(&ctx.inputs(&restored.app)));
+                    why.push_str(restored.caveat(&ctx.inputs(&restored.app)));
                 }
                 (restored, None)
             }

@@ -3,7 +3,8 @@
 //!
 //! A revision is aborted when one of its pods fails `failureThreshold` handshakes in a row, or
 //! when its Deployment passes `progressDeadlineSeconds` (pods that crash never reach a
-//! handshake). An aborted revision is remembered in `status.failedRevision` and not retried
+//! handshake) and the gate has watched it for that long with every ready pod probed (operator
+//! downtime and starved handshakes do not count). An aborted revision is remembered in `status.failedRevision` and not retried
 //! until the spec changes; with `autoRollback` the last good revision is applied instead.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -59,10 +60,11 @@ pub fn decide(facts: Facts<'_>, record: &AppRecord, pod_label: &str) -> Decision
         return keep(facts);
     }
     let failing = record.failing(pod_label, facts.threshold);
-    let why = match (
-        failing,
-        facts.deadline_exceeded && facts.live == Some(facts.wanted),
-    ) {
+    // The deadline counts only for time the gate watched and pods that got their handshakes.
+    let late = facts.deadline_exceeded
+        && facts.live == Some(facts.wanted)
+        && record.watch.deadline_counts(pod_label);
+    let why = match (failing, late) {
         (Some((pod, failure)), _) => format!(
             "pod {pod} failed {} MCP handshakes in a row: {}",
             facts.threshold, failure.message
@@ -174,7 +176,7 @@ mod tests {
     use kube::runtime::reflector::ObjectRef;
 
     use super::*;
-    use crate::gate::{Book, Failure, Handshook};
+    use crate::gate::{Book, Failure, Handshook, Watch};
 
     fn facts<'a>() -> Facts<'a> {
         Facts {
@@ -256,13 +258,23 @@ mod tests {
         assert_eq!(d.failed.as_deref(), Some("demo-bbbb"));
     }
 
+    fn watched(long_enough: bool, awaiting: &[&str]) -> AppRecord {
+        AppRecord {
+            watch: Watch {
+                long_enough,
+                awaiting_handshake: awaiting.iter().map(|r| (*r).to_owned()).collect(),
+            },
+            ..AppRecord::default()
+        }
+    }
+
     #[test]
     fn the_progress_deadline_aborts_pods_that_never_got_to_a_handshake() {
         let late = Facts {
             deadline_exceeded: true,
             ..facts()
         };
-        let why = decide(late, &AppRecord::default(), "bbbb")
+        let why = decide(late, &watched(true, &[]), "bbbb")
             .aborted_now
             .unwrap();
         assert!(
@@ -274,9 +286,27 @@ mod tests {
             live: Some("demo-aaaa"),
             ..late
         };
+        assert_eq!(decide(other, &watched(true, &[]), "bbbb").aborted_now, None);
+    }
+
+    #[test]
+    fn the_deadline_does_not_count_operator_downtime_or_handshakes_that_never_ran() {
+        let late = Facts {
+            deadline_exceeded: true,
+            ..facts()
+        };
+        // The operator started less than a deadline ago: the time before is not held against it.
+        assert_eq!(decide(late, &watched(false, &[]), "bbbb").aborted_now, None);
+        // Pods of the revision wait for their first handshake (all permits busy elsewhere).
         assert_eq!(
-            decide(other, &AppRecord::default(), "bbbb").aborted_now,
+            decide(late, &watched(true, &["bbbb"]), "bbbb").aborted_now,
             None
+        );
+        // Another revision's waiting pods do not shield this one.
+        assert!(
+            decide(late, &watched(true, &["aaaa"]), "bbbb")
+                .aborted_now
+                .is_some()
         );
     }
 

@@ -3,6 +3,7 @@ gate tests switch at run time, to play the servers real clusters meet:
 
   --broken        /healthz answers 200 but /mcp is a 404 page: up, yet not an MCP server.
   --tools a,b     the tools tools/list returns (default: echo).
+  --hang          /healthz answers 200 but /mcp never answers: a server stuck in its handler.
   GET /break      from now on /mcp answers 503, as a server that stopped speaking MCP.
   GET /heal       back to normal.
 
@@ -17,6 +18,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 broken = "--broken" in sys.argv
+hang = "--hang" in sys.argv
 tools = ["echo"]
 if "--tools" in sys.argv:
     tools = [t for t in sys.argv[sys.argv.index("--tools") + 1].split(",") if t]
@@ -55,6 +57,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if hang:
+            threading.Event().wait()
         if broken or self.path != "/mcp":
             self.reply(404, b"<html><body>Not Found</body></html>", "text/html")
             return

@@ -81,11 +81,45 @@ impl Cluster {
         metrics_port: u16,
         extra: &[&str],
     ) -> Supervised {
+        self.start_operator_as(name, metrics_port, &self.operator_kubeconfig, extra)
+            .await
+    }
+
+    /// A kubeconfig for the operator user `user` (its own name in the audit log), reaching the
+    /// API server through `port` on the environment's loopback (a proxy) when given.
+    pub fn operator_kubeconfig(&self, user: &str, port: Option<u16>) -> PathBuf {
+        let path = self
+            .env
+            .kubeconfig_for(user, &["system:masters"])
+            .expect("operator kubeconfig");
+        let Some(port) = port else {
+            return path;
+        };
+        let direct = format!("https://127.0.0.1:{}", self.env.api_port());
+        let text = std::fs::read_to_string(&path).expect("kubeconfig readable");
+        assert!(text.contains(&direct), "the kubeconfig names {direct}");
+        let proxied = path.with_extension(format!("via-{port}"));
+        std::fs::write(
+            &proxied,
+            text.replace(&direct, &format!("https://127.0.0.1:{port}")),
+        )
+        .expect("kubeconfig written");
+        proxied
+    }
+
+    /// Like [`Cluster::start_operator`], with the given kubeconfig.
+    pub async fn start_operator_as(
+        &self,
+        name: &str,
+        metrics_port: u16,
+        kubeconfig: &Path,
+        extra: &[&str],
+    ) -> Supervised {
         let binary = env!("CARGO_BIN_EXE_mcp-operator");
         let addr = format!("127.0.0.1:{metrics_port}");
         let mut args = vec!["--metrics-addr", addr.as_str()];
         args.extend_from_slice(extra);
-        let kubeconfig = self.operator_kubeconfig.display().to_string();
+        let kubeconfig = kubeconfig.display().to_string();
         self.env
             .spawn(
                 name,
@@ -356,4 +390,15 @@ pub fn operator_writes_since(cluster: &Cluster, from: usize) -> Vec<String> {
         .iter()
         .map(|e| e.describe())
         .collect()
+}
+
+/// A hanging variant of [`SCRIPTED`]: its pods start and pass their liveness checks, but a
+/// handshake never gets an answer.
+pub const HANGING: &str = "example.com/scripted-mcp:hang";
+
+/// Adds the image [`HANGING`] to the environment.
+pub fn with_hanging_server(env: TestEnvBuilder) -> TestEnvBuilder {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scripted_mcp.py");
+    let script = script.display().to_string();
+    env.image(HANGING, ["python3", script.as_str(), "--hang"])
 }
