@@ -1081,9 +1081,28 @@ spec:
     mcp_testenv::manifests::apply(&cluster.client, policy, "default")
         .await
         .expect("admission policy installs");
+    // The API server enforces a new policy a moment after it is created: wait for a dry run of
+    // such a Deployment to be refused.
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    let probe: Deployment = from(json!({
+        "metadata": {"name": "policy-probe"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "forbidden.example/x:1"}]}}},
+    }));
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    until("the admission policy to be enforced", TIMEOUT, || async {
+        match deployments.create(&dry_run, &probe).await {
+            Err(kube::Error::Api(e)) if e.code == 422 => Ok(()),
+            other => Err(format!("{:?}", other.map(|_| "admitted"))),
+        }
+    })
+    .await;
     let _operator = cluster.start_operator("operator", 18092, &[]).await;
     let app = |image: &str| json!({"metadata": {"name": "refused"}, "spec": {"image": image}});
-    // The policy takes a moment to be enforced: apply until the API server refuses it.
     cluster
         .apply_app(app("forbidden.example/mcp:1"))
         .await
