@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use mcp_operator::api::HANDSHAKE_CONDITION;
@@ -21,8 +20,8 @@ use mcp_testenv::mcp::Endpoint;
 use mcp_testenv::wait::until;
 use serde_json::json;
 use support::{
-    BROKEN, Cluster, HANGING, SCRIPTED, app_when, condition, is, pods_of, rolled_back_from,
-    set_image, stable_revision,
+    BROKEN, Cluster, HANGING, SCRIPTED, app_when, condition, is, pods_of, ready_endpoints,
+    rolled_back_from, set_image, stable_revision,
 };
 
 /// An image that only provides `node`, for the official TypeScript SDK's stdio server.
@@ -38,35 +37,6 @@ async fn start() -> Cluster {
             .image(CRASHING, ["false"])
     })
     .await
-}
-
-/// The ready endpoints of the app's Service, as the EndpointSlice controller publishes them.
-async fn ready_endpoints(cluster: &Cluster, app: &str) -> Vec<SocketAddr> {
-    let slices: Api<EndpointSlice> = Api::default_namespaced(cluster.client.clone());
-    let params = ListParams::default().labels(&format!("kubernetes.io/service-name={app}"));
-    let Ok(list) = slices.list(&params).await else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for slice in list.items {
-        let port = slice
-            .ports
-            .as_ref()
-            .and_then(|p| p.first())
-            .and_then(|p| p.port)
-            .unwrap_or(8080);
-        for endpoint in slice.endpoints.into_iter().flatten() {
-            let ready = endpoint
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(false);
-            if let (true, Some(ip)) = (ready, endpoint.addresses.first()) {
-                out.push(SocketAddr::new(ip.parse().expect("an IP"), port as u16));
-            }
-        }
-    }
-    out
 }
 
 /// One `echo` call to the companion server at `addr` (a stateless 2026-07-28 request).

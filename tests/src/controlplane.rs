@@ -67,7 +67,13 @@ impl ControlPlane {
         ]);
         let etcd = Supervised::spawn("etcd", etcd, &etcd_log)?;
         wait_for_port(&etcd, ETCD_CLIENT, &etcd_log).await?;
+        let apiserver = Self::start_kube_apiserver(l).await?;
+        Ok((etcd, apiserver))
+    }
 
+    /// Starts kube-apiserver on the running etcd and waits until its port accepts connections
+    /// (also to start it again after a test stopped it). Runs on the sandbox thread.
+    pub async fn start_kube_apiserver(l: &Layout) -> Result<Supervised, Error> {
         let audit_policy = l.dir.join("audit-policy.json");
         std::fs::write(&audit_policy, AUDIT_POLICY).map_err(|e| Error::io(&audit_policy, e))?;
         let pki = &l.pki;
@@ -109,7 +115,7 @@ impl ControlPlane {
         ]);
         let apiserver = Supervised::spawn("kube-apiserver", api, &api_log)?;
         wait_for_port(&apiserver, &format!("127.0.0.1:{}", l.port), &api_log).await?;
-        Ok((etcd, apiserver))
+        Ok(apiserver)
     }
 
     /// Starts kube-controller-manager. Runs on the sandbox thread.

@@ -99,6 +99,7 @@ pub struct TestEnv {
     port: u16,
     pki: Pki,
     control_plane: Option<ControlPlane>,
+    layout: Layout,
     kube_proxy: Option<Supervised>,
     kubelet: Option<Kubelet>,
     ingress_port: Option<u16>,
@@ -180,6 +181,7 @@ impl TestEnv {
             port,
             pki: pki.clone(),
             control_plane: None,
+            layout: layout.clone(),
             kube_proxy: None,
             kubelet: None,
             ingress_port: None,
@@ -401,6 +403,28 @@ impl TestEnv {
             );
         }
         out
+    }
+
+    /// Stops kube-apiserver (SIGTERM, as a rolling control-plane upgrade does), keeps it down for
+    /// `down`, starts it again on the same etcd and port, and waits until it is ready. Clients
+    /// see their connections end and their watches break, as in a real restart.
+    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<(), Error> {
+        let control_plane = self
+            .control_plane
+            .as_mut()
+            .expect("the control plane runs while the environment does");
+        control_plane
+            .apiserver
+            .terminate(Duration::from_secs(10))
+            .await;
+        tokio::time::sleep(down).await;
+        let l = self.layout.clone();
+        let apiserver = self
+            .sandbox
+            .run(async move { ControlPlane::start_kube_apiserver(&l).await })
+            .await?;
+        self.control_plane.as_mut().expect("still there").apiserver = apiserver;
+        self.wait_until_api_ready().await
     }
 
     async fn wait_until_api_ready(&self) -> Result<(), Error> {

@@ -4,11 +4,13 @@
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -401,4 +403,33 @@ pub fn with_hanging_server(env: TestEnvBuilder) -> TestEnvBuilder {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scripted_mcp.py");
     let script = script.display().to_string();
     env.image(HANGING, ["python3", script.as_str(), "--hang"])
+}
+
+/// The ready endpoints of the app's Service, as the EndpointSlice controller publishes them.
+pub async fn ready_endpoints(cluster: &Cluster, app: &str) -> Vec<SocketAddr> {
+    let slices: Api<EndpointSlice> = Api::default_namespaced(cluster.client.clone());
+    let params = ListParams::default().labels(&format!("kubernetes.io/service-name={app}"));
+    let Ok(list) = slices.list(&params).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for slice in list.items {
+        let port = slice
+            .ports
+            .as_ref()
+            .and_then(|p| p.first())
+            .and_then(|p| p.port)
+            .unwrap_or(8080);
+        for endpoint in slice.endpoints.into_iter().flatten() {
+            let ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(false);
+            if let (true, Some(ip)) = (ready, endpoint.addresses.first()) {
+                out.push(SocketAddr::new(ip.parse().expect("an IP"), port as u16));
+            }
+        }
+    }
+    out
 }
