@@ -205,13 +205,14 @@ async fn bearer_token_is_sent_and_its_absence_is_a_401() {
     let ProbeError::HttpStatus {
         method,
         status,
-        body,
+        hint,
+        ..
     } = &e
     else {
         panic!("expected HttpStatus, got {e:?}");
     };
     assert_eq!((method.as_str(), *status), ("server/discover", 401));
-    assert!(body.contains("authentication required"), "{body}");
+    assert!(hint.contains("wants a bearer token"), "{hint}");
     assert_eq!(e.reason(), "HttpStatus");
 
     let mut wrong = target(server.url("/mcp"), ProtocolVersion::V2025_11_25);
@@ -221,8 +222,11 @@ async fn bearer_token_is_sent_and_its_absence_is_a_401() {
         matches!(&e, ProbeError::HttpStatus { status: 401, method, .. } if method == "initialize"),
         "{e:?}"
     );
-    // The challenge tells a rejected token from a missing one.
-    assert!(e.to_string().contains("invalid_token"), "{e}");
+    // The message tells a rejected token from a missing one.
+    assert!(
+        e.to_string().contains("rejected the probe's bearer token"),
+        "{e}"
+    );
 }
 
 /// A stdio MCP server with one tool, for bridge mode.
@@ -362,7 +366,8 @@ async fn an_html_page_is_not_json_rpc() {
         // Auto tried server/discover first, then reported the initialize it fell back to.
         assert_eq!(method, "initialize");
         assert!(detail.contains("text/html"), "{detail}");
-        assert!(detail.contains("Welcome to nginx!"), "{detail}");
+        // The body is the server's: it is never quoted.
+        assert!(!detail.contains("Welcome to nginx!"), "{detail}");
         assert_eq!(e.reason(), "NotJsonRpc");
     }
 }
@@ -380,10 +385,14 @@ async fn a_missing_endpoint_is_an_http_404_even_when_the_server_is_healthy() {
         ProbeError::HttpStatus {
             method: "initialize".into(),
             status: 404,
-            body: "(empty body)".into()
+            path: "/mcp".into(),
+            hint: "; is MCP served at this path?".into(),
         }
     );
-    assert_eq!(e.to_string(), "HTTP 404 from initialize: (empty body)");
+    assert_eq!(
+        e.to_string(),
+        "HTTP 404 from initialize at /mcp; is MCP served at this path?"
+    );
 }
 
 /// Status of a GET, spoken with a raw socket so the test depends on nothing but the probe.
@@ -612,11 +621,110 @@ async fn a_legacy_endpoint_on_another_origin_is_refused() {
         panic!("expected NotJsonRpc, got {e:?}");
     };
     assert_eq!(method, "GET /sse");
-    assert!(detail.contains("collector.example"), "{detail}");
+    // The stream's origin is named; the server's endpoint text is not quoted.
+    assert!(detail.contains(&base), "{detail}");
+    assert!(!detail.contains("collector.example"), "{detail}");
 }
 
 #[test]
 fn prober_is_shareable_across_tasks() {
     fn shareable<T: Clone + Send + Sync + 'static>() {}
     shareable::<Prober>();
+}
+
+/// A listener that records whether anything connected to it.
+async fn tripwire() -> (String, Arc<std::sync::atomic::AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let touched = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = touched.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (format!("http://{addr}/internal/secret"), touched)
+}
+
+#[tokio::test]
+async fn a_redirect_fails_the_handshake_and_is_never_followed() {
+    let (elsewhere, touched) = tripwire().await;
+    let location = elsewhere.clone();
+    let base = serve(Router::new().route(
+        "/mcp",
+        any(move || {
+            let location = location.clone();
+            async move { (StatusCode::FOUND, [(header::LOCATION, location)], "moved") }
+        }),
+    ))
+    .await;
+    for protocol in [ProtocolVersion::Auto, ProtocolVersion::V2025_11_25] {
+        let e = probe(&target(format!("{base}/mcp"), protocol))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ProbeError::Redirect { status: 302, .. }),
+            "{e:?}"
+        );
+        let message = e.to_string();
+        assert!(
+            message.contains("HTTP 302") && message.contains("redirect"),
+            "{message}"
+        );
+        assert!(!message.contains("/internal/secret"), "{message}");
+        assert_eq!(e.reason(), "Redirected");
+    }
+    assert!(
+        !touched.load(std::sync::atomic::Ordering::SeqCst),
+        "the probe contacted the redirect's target"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_body_is_cut_at_one_mebibyte_without_quoting_it() {
+    let base = serve(Router::new().route(
+        "/mcp",
+        any(|| async {
+            let filler = "A".repeat(8 << 20);
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"x":"{filler}"}}}}"#),
+            )
+        }),
+    ))
+    .await;
+    let e = probe(&target(format!("{base}/mcp"), ProtocolVersion::V2025_11_25))
+        .await
+        .unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains("larger than 1048576 bytes"), "{message}");
+    assert!(!message.contains("AAAA"), "{message}");
+}
+
+#[tokio::test]
+async fn a_drip_fed_body_is_cut_by_the_deadline() {
+    let base = serve(Router::new().route(
+        "/mcp",
+        any(|| async {
+            let drip = futures::stream::unfold(0u32, |n| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), n + 1))
+            });
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(drip),
+            )
+        }),
+    ))
+    .await;
+    let mut slow = target(format!("{base}/mcp"), ProtocolVersion::V2025_11_25);
+    slow.timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let e = probe(&slow).await.unwrap_err();
+    assert_eq!(e, ProbeError::Timeout(Duration::from_secs(1)));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

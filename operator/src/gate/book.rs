@@ -15,6 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{LastProbe, McpApp, ProbeResult, ServerInfo};
 use crate::probe::{Handshake, ProbeError};
+use crate::text::clip;
 
 /// Why a handshake could not succeed: the probe's own error, or a reason found before sending
 /// it (for example a missing token Secret).
@@ -24,11 +25,17 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Longest failure message kept: it becomes a condition message and an Event.
+pub const MESSAGE_BYTES: usize = 512;
+/// Longest server name or version shown in the status.
+pub const SERVER_FIELD_BYTES: usize = 128;
+
 impl From<&ProbeError> for Failure {
     fn from(e: &ProbeError) -> Self {
+        // The probe clips what it quotes; this bounds the whole message whatever it holds.
         Failure {
             reason: e.reason(),
-            message: e.to_string(),
+            message: clip(&e.to_string(), MESSAGE_BYTES),
         }
     }
 }
@@ -222,10 +229,14 @@ fn same_outcome(a: &Outcome, b: &Outcome) -> bool {
 }
 
 pub fn server_info(h: &Handshake) -> ServerInfo {
+    // Server-supplied strings: bounded and on one line before they reach the status.
     ServerInfo {
-        name: h.server_name.clone(),
-        version: h.server_version.clone(),
-        protocol_version: h.protocol_version.clone(),
+        name: clip(&h.server_name, SERVER_FIELD_BYTES),
+        version: h
+            .server_version
+            .as_deref()
+            .map(|v| clip(v, SERVER_FIELD_BYTES)),
+        protocol_version: clip(&h.protocol_version, SERVER_FIELD_BYTES),
         tools: i32::try_from(h.tools).unwrap_or(i32::MAX),
     }
 }

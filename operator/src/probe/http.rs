@@ -1,26 +1,35 @@
 //! HTTP plumbing shared by the transports: sending with the probe's headers, turning failures
 //! into [`ProbeError`]s a person can act on, and reading a JSON-RPC answer from a JSON body or an
 //! event stream.
+//!
+//! A pod is an untrusted server: redirects are failures (never followed), bodies are read up to
+//! [`MAX_BODY_BYTES`] (the handshake's deadline bounds the time), and no error message quotes a
+//! body: messages name the status and say in our words what it means.
 
 use std::collections::VecDeque;
 use std::error::Error as _;
 
-use mcp_wire::jsonrpc::{self, Incoming, Outcome, RequestId};
+use mcp_wire::jsonrpc::RequestId;
 use mcp_wire::meta::media::{EVENT_STREAM, JSON, POST_ACCEPT};
 use mcp_wire::sse;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::ProbeError;
+use super::answer::{self, Incoming, Outcome};
+use crate::text::clip;
 
-/// Most bytes read from one response: enough for a long tool list, bounded for a server that
-/// streams without end.
-const MAX_BODY_BYTES: usize = 8 << 20;
-/// Characters of an error body quoted in a message.
-const EXCERPT_CHARS: usize = 200;
-/// Bytes of an error body read to explain it.
+/// Most bytes read from one response (a JSON body or a whole event stream): enough for thousands
+/// of tools, bounded for a server that streams without end.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Bytes of an error body read: the JSON-RPC error a 2026-07-28 server puts there is small.
 const FAILED_BODY_BYTES: usize = 16 * 1024;
+/// Longest host of a redirect's target named in a message.
+const REDIRECT_HOST_BYTES: usize = 48;
+/// Longest path named in a message (it is ours, from the spec, but still bounded).
+const PATH_BYTES: usize = 100;
 
 /// One target's connection settings.
 #[derive(Clone, Copy)]
@@ -47,17 +56,54 @@ impl Http<'_> {
             .body(message.to_string())
     }
 
-    /// Sends `request`; `what` names it in errors (a JSON-RPC method, or `GET /sse`).
+    /// Sends `request`; `what` names it in errors (a JSON-RPC method, or `GET /sse`). A
+    /// redirect is an error: the client never follows one, since a pod could point the operator
+    /// at any address it can reach.
     pub async fn send(
         &self,
         request: RequestBuilder,
         what: &str,
         url: &Url,
     ) -> Result<Response, ProbeError> {
-        request
+        let response = request
             .send()
             .await
-            .map_err(|e| transport_error(&e, what, url))
+            .map_err(|e| transport_error(&e, what, url))?;
+        if response.status().is_redirection() {
+            return Err(redirect_error(&response, what));
+        }
+        Ok(response)
+    }
+
+    /// The [`ProbeError::HttpStatus`] for a non-2xx answer.
+    pub async fn status_error(&self, response: Response, what: &str) -> ProbeError {
+        self.failed(response).await.into_error(what)
+    }
+
+    /// A non-2xx answer, with the start of its body for callers that parse it.
+    pub async fn failed(&self, response: Response) -> Failed {
+        Failed::read(response, self.bearer_token.is_some()).await
+    }
+}
+
+/// The path of the URL a response answers, for messages.
+fn path_of(response: &Response) -> String {
+    clip(response.url().path(), PATH_BYTES)
+}
+
+/// A 3xx answer: the status and at most the host it points to, clipped; never the whole target.
+fn redirect_error(response: &Response, what: &str) -> ProbeError {
+    let host = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| response.url().join(location).ok())
+        .and_then(|target| target.host_str().map(|h| clip(h, REDIRECT_HOST_BYTES)));
+    ProbeError::Redirect {
+        method: what.into(),
+        status: response.status().as_u16(),
+        path: path_of(response),
+        to: host.map(|h| format!(" to host {h}")).unwrap_or_default(),
     }
 }
 
@@ -152,38 +198,21 @@ async fn read_body(mut response: Response, what: &str, url: &Url) -> Result<Vec<
     Ok(body)
 }
 
-/// Quotes the start of a body on one line, for an error message.
-pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.is_empty() {
-        return "(empty body)".into();
-    }
-    match line.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
-}
-
-/// A non-2xx answer, read far enough to explain it.
+/// A non-2xx answer, read far enough to parse a JSON-RPC error from it (never to quote it).
 pub struct Failed {
     pub status: StatusCode,
-    /// For 401, the challenge, which tells a missing token from a rejected one.
-    challenge: Option<String>,
+    path: String,
+    /// Whether the probe sent a bearer token, which tells what a 401 means.
+    sent_token: bool,
     /// The start of the body.
     pub body: Vec<u8>,
 }
 
 impl Failed {
-    pub async fn read(mut response: Response) -> Self {
+    async fn read(mut response: Response, sent_token: bool) -> Self {
         let status = response.status();
-        let challenge = (status == StatusCode::UNAUTHORIZED)
-            .then(|| response.headers().get(WWW_AUTHENTICATE))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // The first few KiB say what went wrong (JSON-RPC error bodies are small); a body that
-        // fails to arrive quotes as what arrived.
+        let path = path_of(&response);
+        // A body that fails to arrive counts as what arrived; the deadline bounds the wait.
         let mut body = Vec::new();
         while body.len() < FAILED_BODY_BYTES {
             match response.chunk().await {
@@ -191,39 +220,44 @@ impl Failed {
                 _ => break,
             }
         }
+        body.truncate(FAILED_BODY_BYTES);
         Self {
             status,
-            challenge,
+            path,
+            sent_token,
             body,
         }
     }
 
     pub fn into_error(self, what: &str) -> ProbeError {
-        let mut quoted = excerpt(&self.body);
-        if let Some(challenge) = self.challenge {
-            quoted.push_str(&format!(" (WWW-Authenticate: {challenge})"));
-        }
+        let hint = match (self.status, self.sent_token) {
+            (StatusCode::UNAUTHORIZED, false) => {
+                "; the server wants a bearer token: set probe.bearerTokenSecretRef"
+            }
+            (StatusCode::UNAUTHORIZED, true) => "; the server rejected the probe's bearer token",
+            (StatusCode::FORBIDDEN, _) => "; the server refuses the probe",
+            (StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED, _) => {
+                "; is MCP served at this path?"
+            }
+            _ => "",
+        };
         ProbeError::HttpStatus {
             method: what.into(),
             status: self.status.as_u16(),
-            body: quoted,
+            path: self.path,
+            hint: hint.into(),
         }
     }
 }
 
-/// The [`ProbeError::HttpStatus`] for a non-2xx answer.
-pub async fn status_error(response: Response, what: &str) -> ProbeError {
-    Failed::read(response).await.into_error(what)
-}
-
 /// Reads the answer to request `id` from a 2xx response: a JSON body (one message or a batch) or
 /// an event stream, read until the answer arrives.
-pub async fn read_answer(
+pub async fn read_answer<T: DeserializeOwned>(
     response: Response,
     method: &str,
     id: &RequestId,
     url: &Url,
-) -> Result<Outcome, ProbeError> {
+) -> Result<Outcome<T>, ProbeError> {
     if media_type(response.headers()) == EVENT_STREAM {
         let mut events = EventReader::new(response);
         return answer_from_events(&mut events, method, id, url).await;
@@ -240,25 +274,23 @@ pub async fn read_answer(
             ),
         ));
     }
-    match jsonrpc::answer_in_body(&body, id) {
+    match answer::in_body(&body, id) {
         Ok(Some(outcome)) => Ok(outcome),
         Ok(None) => Err(not_json_rpc(
             method,
             format!("the body holds no response to request id {}", id.as_json()),
         )),
-        Err(why) if declared == JSON => {
-            Err(not_json_rpc(method, format!("{why}: {}", excerpt(&body))))
-        }
+        Err(why) if declared == JSON => Err(not_json_rpc(method, why)),
         Err(_) => Err(not_json_rpc(
             method,
             format!(
-                "expected {JSON} or {EVENT_STREAM}, got {}: {}",
+                "expected {JSON} or {EVENT_STREAM}, got {} ({} bytes)",
                 if declared.is_empty() {
-                    "no Content-Type"
+                    "no Content-Type".to_owned()
                 } else {
-                    &declared
+                    clip(&declared, 64)
                 },
-                excerpt(&body)
+                body.len()
             ),
         )),
     }
@@ -266,26 +298,19 @@ pub async fn read_answer(
 
 /// Reads events until the answer to `id`: server requests and notifications on the way are
 /// skipped, and so are events without data (2025-11-25 servers prime streams with one).
-pub async fn answer_from_events(
+pub async fn answer_from_events<T: DeserializeOwned>(
     events: &mut EventReader,
     method: &str,
     id: &RequestId,
     url: &Url,
-) -> Result<Outcome, ProbeError> {
+) -> Result<Outcome<T>, ProbeError> {
     while let Some(event) = events.next(method, url).await? {
         if event.event != "message" || event.data.trim().is_empty() {
             continue;
         }
-        let message: Value = serde_json::from_str(&event.data).map_err(|e| {
-            not_json_rpc(
-                method,
-                format!(
-                    "an event's data is not JSON ({e}): {}",
-                    excerpt(event.data.as_bytes())
-                ),
-            )
-        })?;
-        match jsonrpc::classify(&message, id).map_err(|why| not_json_rpc(method, why))? {
+        let incoming = answer::in_message(&event.data, id)
+            .map_err(|why| not_json_rpc(method, format!("an event's data: {why}")))?;
+        match incoming {
             Incoming::Answer(outcome) => return Ok(outcome),
             Incoming::Unattributed(e) => return Ok(Err(e)),
             Incoming::Other => {}
@@ -342,7 +367,7 @@ impl EventReader {
             let events = self
                 .parser
                 .feed(&chunk)
-                .map_err(|e| not_json_rpc(what, e.to_string()))?;
+                .map_err(|e| not_json_rpc(what, clip(&e.to_string(), 160)))?;
             self.ready.extend(events);
         }
     }
@@ -351,16 +376,6 @@ impl EventReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn excerpts_are_one_short_line() {
-        assert_eq!(excerpt(b"  not\n found \r\n"), "not found");
-        assert_eq!(excerpt(b""), "(empty body)");
-        let long = "é".repeat(500);
-        let quoted = excerpt(long.as_bytes());
-        assert_eq!(quoted.chars().count(), EXCERPT_CHARS + 1);
-        assert!(quoted.ends_with('…'));
-    }
 
     #[test]
     fn authority_names_host_and_port() {

@@ -6,6 +6,7 @@ use mcp_wire::meta::media::EVENT_STREAM;
 use mcp_wire::revision::Revision;
 use reqwest::header::ACCEPT;
 use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::http::{self, EventReader, Http};
@@ -32,13 +33,17 @@ async fn post(
         .send(http.post(endpoint, message), what, endpoint)
         .await?;
     if !response.status().is_success() {
-        return Err(http::status_error(response, what).await);
+        return Err(http.status_error(response, what).await);
     }
     Ok(())
 }
 
 impl Rpc for Session<'_> {
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError> {
+    async fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, ProbeError> {
         let id = RequestId::from(self.next_id);
         self.next_id += 1;
         let message = jsonrpc::request(&id, method, params);
@@ -65,7 +70,7 @@ async fn connect<'a>(http: Http<'a>, url: &'a Url) -> Result<Session<'a>, ProbeE
     let request = http.request(Method::GET, url).header(ACCEPT, EVENT_STREAM);
     let response = http.send(request, &what, url).await?;
     if !response.status().is_success() {
-        return Err(http::status_error(response, &what).await);
+        return Err(http.status_error(response, &what).await);
     }
     let media_type = http::media_type(response.headers());
     if media_type != EVENT_STREAM {
@@ -101,9 +106,8 @@ async fn connect<'a>(http: Http<'a>, url: &'a Url) -> Result<Session<'a>, ProbeE
         .ok_or_else(|| ProbeError::NotJsonRpc {
             method: what.clone(),
             detail: format!(
-                "the endpoint event must name a URL on {}, got {:?}",
-                url.origin().ascii_serialization(),
-                http::excerpt(endpoint.as_bytes())
+                "the endpoint event must name a URL on {}",
+                url.origin().ascii_serialization()
             ),
         })?;
     Ok(Session {
@@ -120,7 +124,7 @@ pub async fn handshake(http: Http<'_>, url: &Url, asked: Revision) -> Result<Rea
     let result = session
         .call("initialize", mcp::initialize_params(asked))
         .await?;
-    let greeting = mcp::read_initialize(&result, asked)?;
+    let greeting = mcp::read_initialize(result, asked)?;
     const INITIALIZED: &str = "notifications/initialized";
     let note = jsonrpc::notification(INITIALIZED, None);
     post(session.http, &session.endpoint, &note, INITIALIZED).await?;

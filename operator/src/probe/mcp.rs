@@ -3,14 +3,14 @@
 //! `tools/list`.
 
 use mcp_wire::jsonrpc::RpcError;
-use mcp_wire::jsonrpc::answer::kind_of;
-use mcp_wire::meta::{
-    CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, META, PROTOCOL_VERSION_KEY, SERVER_INFO_KEY,
-};
+use mcp_wire::meta::{CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, META, PROTOCOL_VERSION_KEY};
 use mcp_wire::revision::{Handshake, Revision};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use super::ProbeError;
+use crate::text::clip;
 
 pub const CLIENT_NAME: &str = "mcp-operator-probe";
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -19,7 +19,7 @@ pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const STATELESS: Revision = Revision::V2026_07_28;
 
 /// A server whose `nextCursor` never ends must not keep a probe busy forever.
-pub const MAX_TOOL_PAGES: usize = 100;
+pub const MAX_TOOL_PAGES: usize = 20;
 
 fn client_info() -> Value {
     json!({ "name": CLIENT_NAME, "version": CLIENT_VERSION })
@@ -42,12 +42,20 @@ pub fn with_stateless_meta(mut params: Value) -> Value {
     params
 }
 
-/// Who answered.
+/// Who answered, clipped for the status (see [`Identity::from_info`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     pub name: String,
     pub version: Option<String>,
 }
+
+/// Longest server name or version kept: they go into the status and conditions.
+pub const IDENTITY_BYTES: usize = 128;
+/// Longest tool name kept; MCP names are at most 128 characters, so a longer one cannot match a
+/// required tool, and keeping it whole would let a server spend the probe's memory.
+pub const TOOL_NAME_BYTES: usize = 256;
+/// Most tool names read over all pages.
+pub const MAX_TOOLS: usize = 5000;
 
 /// What `initialize` or `server/discover` established.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +67,7 @@ pub struct Greeting {
     pub lists_tools: bool,
 }
 
-/// A JSON-RPC error answer to `method`.
+/// A JSON-RPC error answer to `method` (its message already clipped when it was read).
 pub fn rpc_error(method: &str, error: RpcError) -> ProbeError {
     ProbeError::JsonRpcError {
         method: method.into(),
@@ -75,144 +83,202 @@ fn not_json_rpc(method: &str, detail: impl Into<String>) -> ProbeError {
     }
 }
 
-fn result_object<'a>(
-    result: &'a Value,
-    method: &str,
-) -> Result<&'a serde_json::Map<String, Value>, ProbeError> {
-    result.as_object().ok_or_else(|| {
-        not_json_rpc(
-            method,
-            format!("the result is {}, not an object", kind_of(result)),
-        )
-    })
+/// `serverInfo`: only the fields the status shows; the rest of the object is skipped unread.
+#[derive(Debug, Deserialize)]
+pub struct ServerInfo {
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
 }
 
-fn identity(info: Option<&Value>, method: &str) -> Result<Identity, ProbeError> {
-    let name = info
-        .and_then(|i| i.get("name"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| not_json_rpc(method, "the result has no serverInfo.name"))?;
-    Ok(Identity {
-        name: name.to_owned(),
-        version: info
-            .and_then(|i| i.get("version"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
-}
-
-fn lists_tools(result: &serde_json::Map<String, Value>) -> bool {
-    match result.get("capabilities").and_then(Value::as_object) {
-        Some(capabilities) => capabilities.contains_key("tools"),
-        // No capabilities at all is malformed, but asking costs one request.
-        None => true,
+impl Identity {
+    fn from_info(info: Option<ServerInfo>, method: &str) -> Result<Self, ProbeError> {
+        let info = info.ok_or_else(|| not_json_rpc(method, "the result has no serverInfo.name"))?;
+        Ok(Identity {
+            name: clip(&info.name, IDENTITY_BYTES),
+            version: info.version.map(|v| clip(&v, IDENTITY_BYTES)),
+        })
     }
+}
+
+/// `capabilities`: only whether `tools` is there.
+#[derive(Debug, Deserialize)]
+pub struct Capabilities {
+    #[serde(default)]
+    tools: Option<IgnoredAny>,
+}
+
+/// No capabilities at all is malformed, but asking for tools costs one request.
+fn lists_tools(capabilities: Option<&Capabilities>) -> bool {
+    capabilities.is_none_or(|c| c.tools.is_some())
+}
+
+/// The `initialize` result.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeResult {
+    #[serde(default)]
+    protocol_version: Option<String>,
+    #[serde(default)]
+    capabilities: Option<Capabilities>,
+    #[serde(default)]
+    server_info: Option<ServerInfo>,
+}
+
+/// The `server/discover` result.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoverResult {
+    #[serde(default)]
+    supported_versions: Option<Vec<String>>,
+    #[serde(default)]
+    capabilities: Option<Capabilities>,
+    #[serde(default)]
+    server_info: Option<ServerInfo>,
+    #[serde(default, rename = "_meta")]
+    meta: Option<DiscoverMeta>,
+}
+
+/// A result's `_meta`, where some servers put `serverInfo` (key `mcp_wire::meta::SERVER_INFO_KEY`).
+#[derive(Debug, Deserialize)]
+pub struct DiscoverMeta {
+    #[serde(default, rename = "io.modelcontextprotocol/serverInfo")]
+    server_info: Option<ServerInfo>,
 }
 
 /// Reads an `initialize` result. A revision the server picked other than `asked` is fine when
 /// the probe can continue in it after `initialize` (that is how version negotiation works);
 /// anything else cannot continue.
-pub fn read_initialize(result: &Value, asked: Revision) -> Result<Greeting, ProbeError> {
+pub fn read_initialize(result: InitializeResult, asked: Revision) -> Result<Greeting, ProbeError> {
     const METHOD: &str = "initialize";
-    let object = result_object(result, METHOD)?;
-    let offered = object
-        .get("protocolVersion")
-        .and_then(Value::as_str)
+    let offered = result
+        .protocol_version
         .ok_or_else(|| not_json_rpc(METHOD, "the result has no protocolVersion"))?;
-    let revision = Revision::parse(offered)
+    let revision = Revision::parse(&offered)
         .filter(|r| r.handshake() == Handshake::Initialize)
         .ok_or_else(|| ProbeError::VersionMismatch {
             asked: asked.to_string(),
-            offered: offered.into(),
+            offered: clip(&offered, IDENTITY_BYTES),
         })?;
     Ok(Greeting {
-        identity: identity(object.get("serverInfo"), METHOD)?,
+        identity: Identity::from_info(result.server_info, METHOD)?,
         revision,
-        lists_tools: lists_tools(object),
+        lists_tools: lists_tools(result.capabilities.as_ref()),
     })
 }
 
 /// Reads a `server/discover` result: the server must list the stateless revision among the
 /// ones it supports (when it lists any), and say who it is.
-pub fn read_discover(result: &Value) -> Result<Greeting, ProbeError> {
+pub fn read_discover(result: DiscoverResult) -> Result<Greeting, ProbeError> {
     const METHOD: &str = "server/discover";
-    let object = result_object(result, METHOD)?;
-    if let Some(supported) = object.get("supportedVersions").and_then(Value::as_array) {
-        let names: Vec<&str> = supported.iter().filter_map(Value::as_str).collect();
-        if !names.contains(&STATELESS.as_str()) {
-            return Err(ProbeError::VersionMismatch {
-                asked: STATELESS.to_string(),
-                offered: offered_list(&names),
-            });
-        }
+    if let Some(supported) = &result.supported_versions
+        && !supported.iter().any(|v| v == STATELESS.as_str())
+    {
+        return Err(ProbeError::VersionMismatch {
+            asked: STATELESS.to_string(),
+            offered: offered_list(supported),
+        });
     }
     // serverInfo is a result field; some servers put it only in the result's `_meta`.
-    let info = object
-        .get("serverInfo")
-        .or_else(|| object.get(META).and_then(|m| m.get(SERVER_INFO_KEY)));
+    let info = result
+        .server_info
+        .or_else(|| result.meta.and_then(|m| m.server_info));
     Ok(Greeting {
-        identity: identity(info, METHOD)?,
+        identity: Identity::from_info(info, METHOD)?,
         revision: STATELESS,
-        lists_tools: lists_tools(object),
+        lists_tools: lists_tools(result.capabilities.as_ref()),
     })
 }
 
 /// The versions an unsupported-version error (-32022) lists in `data.supported`.
 pub fn supported_in_error(data: Option<&Value>) -> String {
-    let names: Vec<&str> = data
+    let names: Vec<String> = data
         .and_then(|d| d.get("supported"))
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     offered_list(&names)
 }
 
-fn offered_list(names: &[&str]) -> String {
+/// A server's list of versions, for a message: clipped, whatever the server sent.
+fn offered_list(names: &[String]) -> String {
     if names.is_empty() {
         "no version it names".into()
     } else {
-        names.join(", ")
+        clip(&names.join(", "), IDENTITY_BYTES)
     }
 }
 
+/// One tool of a `tools/list` page: only its name is read.
+#[derive(Debug, Deserialize)]
+struct ToolEntry {
+    name: Option<String>,
+}
+
 /// One page of `tools/list`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolsResult {
+    #[serde(default)]
+    tools: Option<Vec<ToolEntry>>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// One page of `tools/list`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolsPage {
     pub names: Vec<String>,
     pub next_cursor: Option<String>,
 }
 
-pub fn read_tools_page(result: &Value) -> Result<ToolsPage, ProbeError> {
+/// Longest cursor sent back: a cursor is an opaque token, not a place to store data.
+const CURSOR_BYTES: usize = 1024;
+
+pub fn read_tools_page(result: ToolsResult) -> Result<ToolsPage, ProbeError> {
     const METHOD: &str = "tools/list";
-    let object = result_object(result, METHOD)?;
-    let tools = object
-        .get("tools")
-        .and_then(Value::as_array)
+    let tools = result
+        .tools
         .ok_or_else(|| not_json_rpc(METHOD, "the result has no tools array"))?;
     let names = tools
-        .iter()
+        .into_iter()
         .map(|tool| {
-            tool.get("name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| not_json_rpc(METHOD, "a tool has no name"))
+            let mut name = tool
+                .name
+                .ok_or_else(|| not_json_rpc(METHOD, "a tool has no name"))?;
+            if name.len() > TOOL_NAME_BYTES {
+                name = clip(&name, TOOL_NAME_BYTES);
+            }
+            Ok(name)
         })
-        .collect::<Result<_, _>>()?;
-    let next_cursor = object
-        .get("nextCursor")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned);
+        .collect::<Result<_, ProbeError>>()?;
+    let next_cursor = result.next_cursor.filter(|c| !c.is_empty());
+    if next_cursor.as_ref().is_some_and(|c| c.len() > CURSOR_BYTES) {
+        return Err(not_json_rpc(
+            METHOD,
+            format!("nextCursor is longer than {CURSOR_BYTES} bytes"),
+        ));
+    }
     Ok(ToolsPage { names, next_cursor })
 }
 
-/// A transport after its set-up: it carries one request and returns the result, with JSON-RPC
-/// errors already turned into [`ProbeError`]s.
+/// A transport after its set-up: it carries one request and returns the result read into `T`,
+/// with JSON-RPC errors already turned into [`ProbeError`]s.
 pub trait Rpc {
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError>;
+    async fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, ProbeError>;
 }
 
-/// Every tool name `tools/list` returns, following `nextCursor` for at most [`MAX_TOOL_PAGES`].
+/// Every tool name `tools/list` returns, following `nextCursor` for at most [`MAX_TOOL_PAGES`]
+/// pages and [`MAX_TOOLS`] names.
 pub async fn list_tools(rpc: &mut impl Rpc) -> Result<Vec<String>, ProbeError> {
     let mut names = Vec::new();
     let mut seen_cursors = Vec::new();
@@ -222,14 +288,20 @@ pub async fn list_tools(rpc: &mut impl Rpc) -> Result<Vec<String>, ProbeError> {
             Some(c) => json!({ "cursor": c }),
             None => json!({}),
         };
-        let page = read_tools_page(&rpc.call("tools/list", params).await?)?;
+        let page = read_tools_page(rpc.call("tools/list", params).await?)?;
         names.extend(page.names);
+        if names.len() > MAX_TOOLS {
+            return Err(not_json_rpc(
+                "tools/list",
+                format!("lists more than {MAX_TOOLS} tools, more than the probe reads"),
+            ));
+        }
         match page.next_cursor {
             None => return Ok(names),
             Some(next) if seen_cursors.contains(&next) => {
                 return Err(not_json_rpc(
                     "tools/list",
-                    format!("nextCursor {next:?} was returned before: the pages loop"),
+                    "a nextCursor was returned before: the pages loop",
                 ));
             }
             Some(next) => {
@@ -248,10 +320,18 @@ pub async fn list_tools(rpc: &mut impl Rpc) -> Result<Vec<String>, ProbeError> {
 mod tests {
     use super::*;
 
+    fn typed<T: DeserializeOwned>(value: Value) -> T {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn init(value: Value, asked: Revision) -> Result<Greeting, ProbeError> {
+        read_initialize(typed(value), asked)
+    }
+
     #[test]
     fn initialize_accepts_the_asked_or_any_spoken_revision() {
         let result = |v: &str| json!({"protocolVersion": v, "capabilities": {"tools": {}}, "serverInfo": {"name": "s", "version": "1.2"}});
-        let g = read_initialize(&result("2025-06-18"), Revision::V2025_06_18).unwrap();
+        let g = init(result("2025-06-18"), Revision::V2025_06_18).unwrap();
         assert_eq!(g.revision, Revision::V2025_06_18);
         assert_eq!(
             g.identity,
@@ -262,10 +342,10 @@ mod tests {
         );
         assert!(g.lists_tools);
         // Negotiated down to another revision the probe speaks: normal.
-        let g = read_initialize(&result("2025-03-26"), Revision::V2025_11_25).unwrap();
+        let g = init(result("2025-03-26"), Revision::V2025_11_25).unwrap();
         assert_eq!(g.revision, Revision::V2025_03_26);
         assert_eq!(
-            read_initialize(&result("1999-01-01"), Revision::V2025_11_25),
+            init(result("1999-01-01"), Revision::V2025_11_25),
             Err(ProbeError::VersionMismatch {
                 asked: "2025-11-25".into(),
                 offered: "1999-01-01".into()
@@ -275,27 +355,48 @@ mod tests {
 
     #[test]
     fn initialize_without_server_info_or_version_is_not_mcp() {
-        let e = read_initialize(
-            &json!({"protocolVersion": "2025-11-25"}),
+        let e = init(
+            json!({"protocolVersion": "2025-11-25"}),
             Revision::V2025_11_25,
         );
         assert!(
             matches!(e, Err(ProbeError::NotJsonRpc { detail, .. }) if detail.contains("serverInfo"))
         );
-        let e = read_initialize(&json!({"serverInfo": {"name": "s"}}), Revision::V2025_11_25);
+        let e = init(json!({"serverInfo": {"name": "s"}}), Revision::V2025_11_25);
         assert!(
             matches!(e, Err(ProbeError::NotJsonRpc { detail, .. }) if detail.contains("protocolVersion"))
-        );
-        let e = read_initialize(&json!([]), Revision::V2025_11_25);
-        assert!(
-            matches!(e, Err(ProbeError::NotJsonRpc { detail, .. }) if detail.contains("an array"))
         );
     }
 
     #[test]
+    fn server_supplied_strings_are_clipped_to_one_short_line() {
+        let name = format!("evil\n{}", "n".repeat(10_000));
+        let offered = "x".repeat(10_000);
+        let g = init(
+            json!({"protocolVersion": "2025-11-25", "serverInfo": {"name": name, "version": "1\r\n2"}}),
+            Revision::V2025_11_25,
+        )
+        .unwrap();
+        assert!(
+            g.identity.name.len() <= IDENTITY_BYTES,
+            "{}",
+            g.identity.name.len()
+        );
+        assert!(g.identity.name.starts_with("evil n"));
+        assert_eq!(g.identity.version.as_deref(), Some("1  2"));
+        let Err(ProbeError::VersionMismatch { offered, .. }) = init(
+            json!({"protocolVersion": offered, "serverInfo": {"name": "s"}}),
+            Revision::V2025_11_25,
+        ) else {
+            panic!("expected a version mismatch");
+        };
+        assert!(offered.len() <= IDENTITY_BYTES);
+    }
+
+    #[test]
     fn capabilities_without_tools_mean_no_tools_list() {
-        let g = read_initialize(
-            &json!({"protocolVersion": "2025-11-25", "capabilities": {"prompts": {}}, "serverInfo": {"name": "s"}}),
+        let g = init(
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"prompts": {}}, "serverInfo": {"name": "s"}}),
             Revision::V2025_11_25,
         )
         .unwrap();
@@ -305,18 +406,18 @@ mod tests {
 
     #[test]
     fn discover_needs_the_stateless_revision_and_reads_server_info_from_meta_too() {
-        let g = read_discover(&json!({
+        let g = read_discover(typed(json!({
             "supportedVersions": ["2026-07-28"],
             "capabilities": {"tools": {}},
-            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "m", "version": "3"}},
-        }))
+            "_meta": {mcp_wire::meta::SERVER_INFO_KEY: {"name": "m", "version": "3"}},
+        })))
         .unwrap();
         assert_eq!(g.identity.name, "m");
         assert_eq!(g.revision, STATELESS);
         assert_eq!(
-            read_discover(
-                &json!({"supportedVersions": ["2027-01-01", "2026-01-26"], "serverInfo": {"name": "m"}})
-            ),
+            read_discover(typed(
+                json!({"supportedVersions": ["2027-01-01", "2026-01-26"], "serverInfo": {"name": "m"}})
+            )),
             Err(ProbeError::VersionMismatch {
                 asked: STATELESS.to_string(),
                 offered: "2027-01-01, 2026-01-26".into()
@@ -339,10 +440,14 @@ mod tests {
     }
 
     impl Rpc for Pages {
-        async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError> {
+        async fn call<T: DeserializeOwned>(
+            &mut self,
+            method: &str,
+            params: Value,
+        ) -> Result<T, ProbeError> {
             assert_eq!(method, "tools/list");
             self.params.push(params);
-            Ok(self.results.remove(0))
+            Ok(typed(self.results.remove(0)))
         }
     }
 
@@ -377,15 +482,40 @@ mod tests {
             .map(|i| json!({"tools": [], "nextCursor": format!("c{i}")}))
             .collect();
         let e = list_tools(&mut pages(endless)).await.unwrap_err();
-        assert!(e.to_string().contains("after 100 pages"), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("after {MAX_TOOL_PAGES} pages")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tool_counts_and_names_are_capped() {
+        let page = |from: usize| {
+            let tools: Vec<Value> = (from..from + 1000)
+                .map(|i| json!({"name": format!("t{i}")}))
+                .collect();
+            json!({"tools": tools, "nextCursor": format!("after{from}")})
+        };
+        let many = (0..MAX_TOOL_PAGES).map(|p| page(p * 1000)).collect();
+        let e = list_tools(&mut pages(many)).await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("more than {MAX_TOOLS} tools")),
+            "{e}"
+        );
+
+        let long = "t".repeat(100_000);
+        let page = read_tools_page(typed(json!({"tools": [{"name": long}]}))).unwrap();
+        assert!(page.names[0].len() <= TOOL_NAME_BYTES);
     }
 
     #[test]
     fn tools_pages_must_list_named_tools() {
-        assert!(read_tools_page(&json!({"tools": [{"description": "x"}]})).is_err());
-        assert!(read_tools_page(&json!({})).is_err());
+        assert!(read_tools_page(typed(json!({"tools": [{"description": "x"}]}))).is_err());
+        assert!(read_tools_page(typed(json!({}))).is_err());
         assert_eq!(
-            read_tools_page(&json!({"tools": [], "nextCursor": null})),
+            read_tools_page(typed(json!({"tools": [], "nextCursor": null}))),
             Ok(ToolsPage {
                 names: vec![],
                 next_cursor: None

@@ -6,6 +6,7 @@
 //! wire (revisions, JSON-RPC, SSE framing, header names) is [`mcp_wire`]'s, shared with the
 //! companion server.
 
+mod answer;
 mod http;
 mod legacy_sse;
 mod mcp;
@@ -61,11 +62,24 @@ pub enum ProbeError {
     Refused(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    #[error("HTTP {status} from {method}: {body}")]
+    /// A non-2xx answer. `hint` is ours (never the body): what the status likely means.
+    #[error("HTTP {status} from {method} at {path}{hint}")]
     HttpStatus {
         method: String,
         status: u16,
-        body: String,
+        path: String,
+        hint: String,
+    },
+    /// A 3xx answer, never followed. `to` names at most the target's host, clipped.
+    #[error(
+        "HTTP {status} from {method} at {path} is a redirect{to}; the probe does not follow \
+         redirects: serve MCP at this path"
+    )]
+    Redirect {
+        method: String,
+        status: u16,
+        path: String,
+        to: String,
     },
     #[error("the answer to {method} is not JSON-RPC: {detail}")]
     NotJsonRpc { method: String, detail: String },
@@ -90,6 +104,7 @@ impl ProbeError {
             ProbeError::Refused(_) => "ConnectionRefused",
             ProbeError::Timeout(_) => "Timeout",
             ProbeError::HttpStatus { .. } => "HttpStatus",
+            ProbeError::Redirect { .. } => "Redirected",
             ProbeError::NotJsonRpc { .. } => "NotJsonRpc",
             ProbeError::JsonRpcError { .. } => "JsonRpcError",
             ProbeError::VersionMismatch { .. } => "VersionMismatch",
@@ -129,7 +144,8 @@ impl Prober {
             .pool_max_idle_per_host(0)
             // Pod IPs are never reached through a proxy, whatever the environment says.
             .no_proxy()
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A pod could point the operator at any address: a redirect is a failed handshake.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(format!("{}/{}", mcp::CLIENT_NAME, mcp::CLIENT_VERSION))
             .build()
             .expect("the probe's HTTP client settings are valid");
@@ -222,6 +238,7 @@ fn speaks_another_era(error: &ProbeError) -> bool {
         ),
         ProbeError::VersionMismatch { .. } | ProbeError::NotJsonRpc { .. } => true,
         ProbeError::Refused(_)
+        | ProbeError::Redirect { .. }
         | ProbeError::Timeout(_)
         | ProbeError::ToolsMissing(_)
         | ProbeError::Transport(_) => false,

@@ -5,9 +5,11 @@
 use mcp_wire::jsonrpc::{self, RequestId, RpcError, UNSUPPORTED_PROTOCOL_VERSION};
 use mcp_wire::meta::header::{METHOD, PROTOCOL_VERSION};
 use reqwest::Url;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
-use super::http::{self, Failed, Http};
+use super::answer;
+use super::http::{self, Http};
 use super::mcp::{self, Rpc, STATELESS};
 use super::{ProbeError, Reached};
 
@@ -28,7 +30,11 @@ fn error_for(method: &str, error: RpcError) -> ProbeError {
 }
 
 impl Rpc for Stateless<'_> {
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError> {
+    async fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, ProbeError> {
         let id = RequestId::from(self.next_id);
         self.next_id += 1;
         let message = jsonrpc::request(&id, method, mcp::with_stateless_meta(params));
@@ -41,8 +47,8 @@ impl Rpc for Stateless<'_> {
         if !response.status().is_success() {
             // This revision answers JSON-RPC errors with 4xx statuses; the error in the body
             // says more than the status.
-            let failed = Failed::read(response).await;
-            return match jsonrpc::answer_in_body(&failed.body, &id) {
+            let failed = self.http.failed(response).await;
+            return match answer::in_body::<IgnoredAny>(&failed.body, &id) {
                 Ok(Some(Err(e))) => Err(error_for(method, e)),
                 _ => Err(failed.into_error(method)),
             };
@@ -59,7 +65,7 @@ pub async fn handshake(http: Http<'_>, url: &Url) -> Result<Reached, ProbeError>
         url,
         next_id: 1,
     };
-    let greeting = mcp::read_discover(&rpc.call("server/discover", json!({})).await?)?;
+    let greeting = mcp::read_discover(rpc.call("server/discover", json!({})).await?)?;
     let tools = if greeting.lists_tools {
         mcp::list_tools(&mut rpc).await?
     } else {

@@ -7,6 +7,7 @@ use mcp_wire::meta::header::{PROTOCOL_VERSION, SESSION_ID};
 use mcp_wire::revision::Revision;
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -56,13 +57,13 @@ impl<'a> Session<'a> {
             .send(self.http.post(self.url, &message), METHOD, self.url)
             .await?;
         if !response.status().is_success() {
-            return Err(http::status_error(response, METHOD).await);
+            return Err(self.http.status_error(response, METHOD).await);
         }
         self.id = response.headers().get(SESSION_ID).cloned();
         let result = http::read_answer(response, METHOD, &id, self.url)
             .await?
             .map_err(|e| mcp::rpc_error(METHOD, e))?;
-        let greeting = mcp::read_initialize(&result, asked)?;
+        let greeting = mcp::read_initialize(result, asked)?;
         if greeting.revision.requires_version_header() {
             self.version_header = Some(HeaderValue::from_static(greeting.revision.as_str()));
         }
@@ -76,7 +77,7 @@ impl<'a> Session<'a> {
         let response = self.http.send(request, METHOD, self.url).await?;
         // 202 is what the transport specifies; any 2xx means the server took it.
         if !response.status().is_success() {
-            return Err(http::status_error(response, METHOD).await);
+            return Err(self.http.status_error(response, METHOD).await);
         }
         Ok(())
     }
@@ -107,13 +108,17 @@ impl<'a> Session<'a> {
 }
 
 impl Rpc for Session<'_> {
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value, ProbeError> {
+    async fn call<T: DeserializeOwned>(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, ProbeError> {
         let id = self.take_id();
         let message = jsonrpc::request(&id, method, params);
         let request = self.in_session(self.http.post(self.url, &message));
         let response = self.http.send(request, method, self.url).await?;
         if !response.status().is_success() {
-            return Err(http::status_error(response, method).await);
+            return Err(self.http.status_error(response, method).await);
         }
         http::read_answer(response, method, &id, self.url)
             .await?
