@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -385,6 +385,20 @@ async fn invalid_specs_are_rejected_by_the_api_server_with_messages_that_say_wha
         (
             json!({"secrets": {"files": [{"secretName": "a", "mountPath": "/tmp"}]}}),
             "must not be /tmp or /mcp-bridge",
+        ),
+        (
+            json!({"secrets": {"env": [
+            {"name": "TOKEN", "secretName": "a", "key": "k"},
+            {"name": "TOKEN", "secretName": "b", "key": "k"}]}}),
+            "secrets.env: every name must be different",
+        ),
+        (
+            json!({"env": [{"name": "LOG", "value": "a"}, {"name": "LOG", "value": "b"}]}),
+            "spec.env[1]: Duplicate value",
+        ),
+        (
+            json!({"networkPolicy": {"from": [{"podSelector": {}}]}}),
+            "networkPolicy.from has no effect unless networkPolicy.enabled is true",
         ),
         (json!({"port": 70000}), "spec.port"),
         (json!({"transport": "websocket"}), "spec.transport"),
@@ -911,6 +925,58 @@ spec:
       schema:
         openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
 "#;
+
+#[tokio::test]
+async fn pods_get_no_token_by_default_and_a_network_policy_comes_and_goes_with_the_field() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18097, &[]).await;
+    let app = |network_policy: serde_json::Value| json!({"metadata": {"name": "fenced"}, "spec": {"networkPolicy": network_policy}});
+    cluster
+        .apply_app(app(json!({"enabled": true})))
+        .await
+        .unwrap();
+
+    // The ServiceAccount admission plugin mounts a token unless the pod says no.
+    let pod = until("a pod of the app", TIMEOUT, || async {
+        support::pods_of(&cluster, "fenced")
+            .await
+            .pop()
+            .ok_or("no pod yet")
+    })
+    .await;
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    let volumes: Vec<String> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect();
+    assert!(
+        !volumes.iter().any(|v| v.starts_with("kube-api-access")),
+        "no token volume: {volumes:?}"
+    );
+
+    let policies: Api<NetworkPolicy> = Api::default_namespaced(cluster.client.clone());
+    let policy = get_when(&policies, "fenced").await.spec.unwrap();
+    let rule = &policy.ingress.unwrap()[0];
+    assert_eq!(
+        rule.ports.as_ref().unwrap()[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+    );
+
+    cluster
+        .apply_app(app(json!({"enabled": false})))
+        .await
+        .unwrap();
+    until("the NetworkPolicy to go", TIMEOUT, || async {
+        match policies.get_opt("fenced").await.unwrap() {
+            None => Ok(()),
+            Some(_) => Err("still there"),
+        }
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn a_backend_config_follows_the_ingress_dialect_and_goes_when_the_app_leaves_gce() {
