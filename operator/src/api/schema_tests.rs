@@ -475,19 +475,6 @@ fn two_secret_env_vars_of_one_name_are_rejected() {
 }
 
 #[test]
-fn env_and_image_pull_secrets_are_list_maps_keyed_by_name() {
-    for path in ["env", "imagePullSecrets"] {
-        let property = spec_property(path);
-        assert_eq!(property["x-kubernetes-list-type"], json!("map"), "{path}");
-        assert_eq!(
-            property["x-kubernetes-list-map-keys"],
-            json!(["name"]),
-            "{path}"
-        );
-    }
-}
-
-#[test]
 fn network_policy_peers_without_the_policy_are_rejected() {
     use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
     let spec = |enabled| McpAppSpec {

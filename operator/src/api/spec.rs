@@ -108,7 +108,6 @@ pub struct McpAppSpec {
     /// Secrets holding registry credentials for the image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub image_pull_secrets: Vec<LocalObjectReference>,
 
     /// Entrypoint override. With `transport: stdio` this is the stdio server to run under the
@@ -120,10 +119,8 @@ pub struct McpAppSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
 
-    /// Environment variables of the MCP server container, each name once (a list-map keyed by
-    /// `name`, as in a Pod).
+    /// Environment variables of the MCP server container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub env: Vec<EnvVar>,
 
     /// Port the MCP server listens on inside the pod.
