@@ -15,6 +15,8 @@ const KUBERNETES_TYPES: &[&str] = &[
     "env",
     "imagePullSecrets",
     "behavior",
+    // networkPolicy.from: NetworkPolicyPeers.
+    "from",
     "conditions",
     "time",
 ];

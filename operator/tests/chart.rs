@@ -140,6 +140,7 @@ fn namespaced_rules() -> Vec<Value> {
         json!({"apiGroups": [""], "resources": ["services"], "verbs": OWNED}),
         json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": OWNED}),
         json!({"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": OWNED}),
+        json!({"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": OWNED}),
         json!({"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": OWNED}),
         json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": OWNED}),
         json!({"apiGroups": ["cloud.google.com"], "resources": ["backendconfigs"], "verbs": OWNED}),

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -27,6 +27,20 @@ where
         api.get_opt(name).await.unwrap().ok_or("absent")
     })
     .await
+}
+
+/// Waits until `name` no longer exists.
+async fn gone_when<K>(api: &Api<K>, name: &str, what: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    until(what, TIMEOUT, || async {
+        match api.get_opt(name).await.unwrap() {
+            None => Ok(()),
+            Some(_) => Err("still there"),
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -386,6 +400,16 @@ async fn invalid_specs_are_rejected_by_the_api_server_with_messages_that_say_wha
             json!({"secrets": {"files": [{"secretName": "a", "mountPath": "/tmp"}]}}),
             "must not be /tmp or /mcp-bridge",
         ),
+        (
+            json!({"secrets": {"env": [
+            {"name": "TOKEN", "secretName": "a", "key": "k"},
+            {"name": "TOKEN", "secretName": "b", "key": "k"}]}}),
+            "secrets.env: every name must be different",
+        ),
+        (
+            json!({"networkPolicy": {"from": [{"podSelector": {}}]}}),
+            "networkPolicy.from has no effect unless networkPolicy.enabled is true",
+        ),
         (json!({"port": 70000}), "spec.port"),
         (json!({"transport": "websocket"}), "spec.transport"),
         (
@@ -744,13 +768,7 @@ async fn gateway_route_gets_stream_long_timeouts_and_the_experimental_session_pe
         }}))
         .await
         .unwrap();
-    until("the route to go with spec.gateway", TIMEOUT, || async {
-        match routes.get_opt("routed").await.unwrap() {
-            None => Ok(()),
-            Some(_) => Err("still there"),
-        }
-    })
-    .await;
+    gone_when(&routes, "routed", "the route to go with spec.gateway").await;
 }
 
 #[tokio::test]
@@ -913,6 +931,52 @@ spec:
 "#;
 
 #[tokio::test]
+async fn pods_get_no_token_by_default_and_a_network_policy_comes_and_goes_with_the_field() {
+    let cluster = Cluster::start().await;
+    let _operator = cluster.start_operator("operator", 18097, &[]).await;
+    let app = |network_policy: serde_json::Value| json!({"metadata": {"name": "fenced"}, "spec": {"networkPolicy": network_policy}});
+    cluster
+        .apply_app(app(json!({"enabled": true})))
+        .await
+        .unwrap();
+
+    // The ServiceAccount admission plugin mounts a token unless the pod says no.
+    let pod = until("a pod of the app", TIMEOUT, || async {
+        support::pods_of(&cluster, "fenced")
+            .await
+            .pop()
+            .ok_or("no pod yet")
+    })
+    .await;
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.automount_service_account_token, Some(false));
+    let volumes: Vec<String> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
+        .collect();
+    assert!(
+        !volumes.iter().any(|v| v.starts_with("kube-api-access")),
+        "no token volume: {volumes:?}"
+    );
+
+    let policies: Api<NetworkPolicy> = Api::default_namespaced(cluster.client.clone());
+    let policy = get_when(&policies, "fenced").await.spec.unwrap();
+    let rule = &policy.ingress.unwrap()[0];
+    assert_eq!(
+        rule.ports.as_ref().unwrap()[0].port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+    );
+
+    cluster
+        .apply_app(app(json!({"enabled": false})))
+        .await
+        .unwrap();
+    gone_when(&policies, "fenced", "the NetworkPolicy to go").await;
+}
+
+#[tokio::test]
 async fn a_backend_config_follows_the_ingress_dialect_and_goes_when_the_app_leaves_gce() {
     let cluster = Cluster::start().await;
     mcp_testenv::manifests::apply(&cluster.client, BACKEND_CONFIG_CRD, "default")
@@ -969,15 +1033,10 @@ async fn a_backend_config_follows_the_ingress_dialect_and_goes_when_the_app_leav
 
     // Another controller serves the class now: the BackendConfig has no reader and goes.
     cluster.apply_app(app("nginx")).await.unwrap();
-    until(
+    gone_when(
+        &configs,
+        "edge",
         "the BackendConfig to go with the GCE dialect",
-        TIMEOUT,
-        || async {
-            match configs.get_opt("edge").await.unwrap() {
-                None => Ok(()),
-                Some(_) => Err("still there"),
-            }
-        },
     )
     .await;
     let services: Api<Service> = Api::default_namespaced(cluster.client.clone());

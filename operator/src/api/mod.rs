@@ -6,6 +6,7 @@
 
 mod crd;
 mod exposure;
+mod network;
 mod probe;
 mod scaling;
 mod secrets;
@@ -16,6 +17,7 @@ pub use crd::{CRD_FILE, crd_yaml};
 pub use exposure::{
     GatewayParentRef, GatewaySpec, IngressSpec, IngressTls, SessionAffinity, SessionSpec, SseSpec,
 };
+pub use network::NetworkPolicySpec;
 pub use probe::{ProbeSpec, ProtocolVersion, RolloutSpec, SecretKeyRef};
 pub use scaling::{AutoscalingSpec, DEFAULT_CPU_UTILIZATION_PERCENTAGE};
 pub use secrets::{SecretEnvFrom, SecretEnvVar, SecretFileItem, SecretFiles, SecretsSpec};

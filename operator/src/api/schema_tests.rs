@@ -448,3 +448,45 @@ fn secret_names_lists_every_referenced_secret_once() {
     };
     assert_eq!(secrets.secret_names(), ["a", "b"]);
 }
+
+fn secret_env(name: &str, secret_name: &str) -> SecretEnvVar {
+    SecretEnvVar {
+        name: name.into(),
+        secret_name: secret_name.into(),
+        key: "token".into(),
+    }
+}
+
+#[test]
+fn two_secret_env_vars_of_one_name_are_rejected() {
+    let spec = |env| McpAppSpec {
+        secrets: Some(SecretsSpec {
+            env,
+            ..SecretsSpec::default()
+        }),
+        ..McpAppSpec::default()
+    };
+    assert_rejected_with(
+        spec(vec![secret_env("TOKEN", "a"), secret_env("TOKEN", "b")]),
+        "secrets.env: every name must be different",
+    );
+    let distinct = spec(vec![secret_env("TOKEN", "a"), secret_env("OTHER", "a")]);
+    assert!(cel_rejections(&app(distinct)).is_empty());
+}
+
+#[test]
+fn network_policy_peers_without_the_policy_are_rejected() {
+    use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+    let spec = |enabled| McpAppSpec {
+        network_policy: Some(NetworkPolicySpec {
+            enabled,
+            from: vec![NetworkPolicyPeer::default()],
+        }),
+        ..McpAppSpec::default()
+    };
+    assert_rejected_with(
+        spec(false),
+        "networkPolicy.from has no effect unless networkPolicy.enabled is true",
+    );
+    assert!(cel_rejections(&app(spec(true))).is_empty());
+}

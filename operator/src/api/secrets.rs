@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
         .message("secrets.files: every mountPath must be different")
         .field_path(".files")
         // Not FieldValueDuplicate: the API server drops the message for that reason.
-        .reason(Reason::FieldValueInvalid)
+        .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!has(self.env) || self.env.all(e, self.env.exists_one(f, f.name == e.name))")
+        .message("secrets.env: every name must be different, or one variable silently hides the other")
+        .field_path(".env")
+        .reason(Reason::FieldValueInvalid),
 )]
 pub struct SecretsSpec {
     /// Every key of each Secret becomes an environment variable (optionally prefixed).

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AutoscalingSpec, GatewaySpec, IngressSpec, McpAppStatus, ProbeSpec, RolloutSpec, SecretsSpec,
-    SessionSpec, SseSpec,
+    AutoscalingSpec, GatewaySpec, IngressSpec, McpAppStatus, NetworkPolicySpec, ProbeSpec,
+    RolloutSpec, SecretsSpec, SessionSpec, SseSpec,
 };
 
 /// An MCP server running on Kubernetes: its pods, Service, optional Ingress or HTTPRoute,
@@ -157,6 +157,13 @@ pub struct McpAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
 
+    /// Whether the pods get a token of their ServiceAccount (mounted at
+    /// `/var/run/secrets/kubernetes.io/serviceaccount`). Defaults to true when
+    /// `serviceAccountName` is set and false otherwise: an MCP server talks to the Kubernetes API
+    /// only when it was given an account of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
+
     /// Extra annotations on every pod.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
@@ -191,6 +198,10 @@ pub struct McpAppSpec {
     /// Timeouts that keep long-lived SSE streams open through proxies.
     #[serde(default)]
     pub sse: SseSpec,
+
+    /// A NetworkPolicy admitting traffic to the MCP port only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
 
     /// Fixed number of pods. Mutually exclusive with `autoscaling`; 1 when neither is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -273,6 +284,7 @@ impl Default for McpAppSpec {
             tolerations: Vec::new(),
             affinity: None,
             service_account_name: None,
+            automount_service_account_token: None,
             pod_annotations: BTreeMap::new(),
             pod_labels: BTreeMap::new(),
             transport: Transport::default(),
@@ -280,6 +292,7 @@ impl Default for McpAppSpec {
             session: SessionSpec::default(),
             ingress: None,
             gateway: None,
+            network_policy: None,
             sse: SseSpec::default(),
             replicas: None,
             autoscaling: None,
@@ -293,5 +306,17 @@ impl McpAppSpec {
     /// The fixed pod count: `replicas`, 1 when unset. (With `autoscaling` the autoscaler decides.)
     pub fn fixed_replicas(&self) -> i32 {
         self.replicas.unwrap_or(1)
+    }
+
+    /// Whether the pods mount their ServiceAccount's token: as asked, else only when the app
+    /// names a ServiceAccount (the namespace's `default` one is no reason to hand out a token).
+    pub fn mounts_service_account_token(&self) -> bool {
+        self.automount_service_account_token
+            .unwrap_or(self.service_account_name.is_some())
+    }
+
+    /// The NetworkPolicy settings when the app asks for one.
+    pub fn network_policy(&self) -> Option<&NetworkPolicySpec> {
+        self.network_policy.as_ref().filter(|p| p.enabled)
     }
 }

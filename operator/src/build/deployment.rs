@@ -167,6 +167,8 @@ fn pod_template(app: &McpApp, inputs: &BuildInputs) -> PodTemplateSpec {
                 ..PodSecurityContext::default()
             }),
             service_account_name: spec.service_account_name.clone(),
+            // A token is a credential for the API server: only for apps that asked for one.
+            automount_service_account_token: Some(spec.mounts_service_account_token()),
             image_pull_secrets: (!spec.image_pull_secrets.is_empty())
                 .then(|| spec.image_pull_secrets.clone()),
             node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
@@ -504,6 +506,31 @@ mod tests {
             .find(|v| v.name == tmp.name)
             .unwrap();
         assert!(volume.empty_dir.is_some());
+    }
+
+    #[test]
+    fn pods_get_a_service_account_token_only_with_an_account_of_their_own_or_when_asked() {
+        let automount = |spec: McpAppSpec| pod(&build(spec)).automount_service_account_token;
+        assert_eq!(automount(McpAppSpec::default()), Some(false));
+        let named = McpAppSpec {
+            service_account_name: Some("weather".into()),
+            ..McpAppSpec::default()
+        };
+        assert_eq!(automount(named.clone()), Some(true));
+        assert_eq!(
+            automount(McpAppSpec {
+                automount_service_account_token: Some(false),
+                ..named
+            }),
+            Some(false)
+        );
+        assert_eq!(
+            automount(McpAppSpec {
+                automount_service_account_token: Some(true),
+                ..McpAppSpec::default()
+            }),
+            Some(true)
+        );
     }
 
     #[test]

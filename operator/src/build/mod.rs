@@ -16,6 +16,7 @@ mod hpa;
 mod http_route;
 mod ingress;
 mod meta;
+mod network_policy;
 mod pdb;
 mod probe_settings;
 mod secrets;
@@ -26,8 +27,11 @@ mod url;
 pub(crate) mod fixtures;
 
 use k8s_openapi::api::{
-    apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler, core::v1::Service,
-    networking::v1::Ingress, policy::v1::PodDisruptionBudget,
+    apps::v1::Deployment,
+    autoscaling::v2::HorizontalPodAutoscaler,
+    core::v1::Service,
+    networking::v1::{Ingress, NetworkPolicy},
+    policy::v1::PodDisruptionBudget,
 };
 use kube::api::{ApiResource, DynamicObject};
 
@@ -45,6 +49,7 @@ pub use hpa::horizontal_pod_autoscaler;
 pub use http_route::{HTTP_ROUTE_API, http_route};
 pub use ingress::ingress;
 pub use meta::{INSTANCE_LABEL, labels, selector_labels};
+pub use network_policy::network_policy;
 pub use pdb::{can_run_more_than_one_pod, pod_disruption_budget};
 pub use probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings};
 pub use service::{SERVICE_PORT, service};
@@ -109,6 +114,8 @@ pub struct OwnedObjects {
     pub http_route: Option<DynamicObject>,
     pub horizontal_pod_autoscaler: Option<HorizontalPodAutoscaler>,
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// Ingress to the MCP port only, when `spec.networkPolicy.enabled`.
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 /// Every kind of object an app can own, in the order a reconcile applies them (the Deployment
@@ -123,10 +130,11 @@ pub enum OwnedKind {
     HttpRoute,
     HorizontalPodAutoscaler,
     PodDisruptionBudget,
+    NetworkPolicy,
 }
 
 impl OwnedKind {
-    pub const ALL: [OwnedKind; 7] = [
+    pub const ALL: [OwnedKind; 8] = [
         OwnedKind::Deployment,
         OwnedKind::Service,
         OwnedKind::Ingress,
@@ -134,6 +142,7 @@ impl OwnedKind {
         OwnedKind::HttpRoute,
         OwnedKind::HorizontalPodAutoscaler,
         OwnedKind::PodDisruptionBudget,
+        OwnedKind::NetworkPolicy,
     ];
 
     /// The kind's API.
@@ -148,6 +157,7 @@ impl OwnedKind {
                 ApiResource::erase::<HorizontalPodAutoscaler>(&())
             }
             OwnedKind::PodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
+            OwnedKind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
         }
     }
 
@@ -189,6 +199,7 @@ impl OwnedObjects {
                 self.horizontal_pod_autoscaler.as_ref().map(dynamic)
             }
             OwnedKind::PodDisruptionBudget => self.pod_disruption_budget.as_ref().map(dynamic),
+            OwnedKind::NetworkPolicy => self.network_policy.as_ref().map(dynamic),
         }
     }
 }
@@ -209,6 +220,7 @@ pub fn owned_objects(app: &McpApp, inputs: &BuildInputs) -> Result<OwnedObjects,
         http_route: http_route(app, inputs.gateway_session_persistence)?,
         horizontal_pod_autoscaler: horizontal_pod_autoscaler(app)?,
         pod_disruption_budget: pod_disruption_budget(app)?,
+        network_policy: network_policy(app)?,
     })
 }
 
@@ -226,6 +238,7 @@ mod tests {
         assert_eq!(objects.http_route, None);
         assert_eq!(objects.horizontal_pod_autoscaler, None);
         assert_eq!(objects.pod_disruption_budget, None);
+        assert_eq!(objects.network_policy, None);
     }
 
     #[test]
