@@ -4,13 +4,11 @@
 mod support;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
-use mcp_testenv::wait::until;
+use kube::api::PostParams;
 use serde_json::json;
-use support::{Cluster, TIMEOUT, from};
+use support::{Cluster, from};
 
 /// Foreign Secrets created before the operator starts, and the size of each one's data.
 const FOREIGN: usize = 5_000;
@@ -30,15 +28,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn checksum(d: &Deployment) -> Option<String> {
-    d.spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a| a.get("mcp-operator.dev/secrets-checksum").cloned())
 }
 
 #[tokio::test]
@@ -67,49 +56,10 @@ async fn five_thousand_foreign_secrets_leave_the_operator_small_and_referenced_o
         FOREIGN_BYTES / 1024,
         started.elapsed()
     );
-    secrets
-        .create(
-            &PostParams::default(),
-            &from(json!({"metadata": {"name": "api-keys"}, "stringData": {"TOKEN": "one"}})),
-        )
-        .await
-        .unwrap();
-
     let operator = cluster.start_operator("operator", 18080, &[]).await;
-    cluster
-        .apply_app(json!({"metadata": {"name": "keyed"}, "spec": {
-            "secrets": {"envFrom": [{"secretName": "api-keys"}], "restartOnChange": true},
-        }}))
-        .await
-        .unwrap();
-    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
-    let first = until("the checksum annotation", TIMEOUT, || async {
-        deployments
-            .get_opt("keyed")
-            .await
-            .unwrap()
-            .as_ref()
-            .and_then(checksum)
-            .ok_or("no checksum yet")
-    })
-    .await;
-
-    secrets
-        .patch(
-            "api-keys",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"stringData": {"TOKEN": "two"}})),
-        )
-        .await
-        .unwrap();
-    until("a new checksum on the pod template", TIMEOUT, || async {
-        let d = deployments.get("keyed").await.unwrap();
-        match checksum(&d) {
-            Some(c) if c != first => Ok(()),
-            other => Err(other),
-        }
-    })
-    .await;
+    support::apply_app_restarted_by(&cluster, "keyed", "api-keys").await;
+    let first = support::secrets_checksum(&cluster, "keyed").await;
+    support::rotate_and_see_the_roll(&cluster, "api-keys", "keyed", &first).await;
 
     let (rss, peak) = rss_kib(operator.pid());
     println!(
