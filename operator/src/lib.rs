@@ -15,6 +15,7 @@ pub mod leader;
 pub mod metrics;
 pub mod probe;
 pub mod reconcile;
+pub mod secrets;
 pub mod serve;
 pub mod status;
 pub mod telemetry;

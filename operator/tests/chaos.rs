@@ -13,7 +13,7 @@ use mcp_testenv::process::Signal;
 use mcp_testenv::wait::until;
 use serde_json::json;
 use support::{
-    BROKEN, Cluster, READY_TIMEOUT, SCRIPTED, app_when, condition, is, ready_endpoints, set_image,
+    BROKEN, Cluster, READY_TIMEOUT, app_when, condition, is, ready_endpoints, set_image,
     stable_revision,
 };
 

@@ -775,49 +775,9 @@ async fn gateway_route_gets_stream_long_timeouts_and_the_experimental_session_pe
 async fn changing_a_secret_rolls_the_pods_of_apps_that_asked_for_it() {
     let cluster = Cluster::start().await;
     let _operator = cluster.start_operator("operator", 18080, &[]).await;
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::default_namespaced(cluster.client.clone());
-    secrets
-        .create(
-            &PostParams::default(),
-            &from(json!({
-                "metadata": {"name": "api-keys"}, "stringData": {"TOKEN": "one"},
-            })),
-        )
-        .await
-        .unwrap();
-    cluster
-        .apply_app(json!({"metadata": {"name": "keyed"}, "spec": {
-            "secrets": {"envFrom": [{"secretName": "api-keys"}], "restartOnChange": true},
-        }}))
-        .await
-        .unwrap();
-    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
-    let checksum = |d: &Deployment| {
-        d.spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get("mcp-operator.dev/secrets-checksum").cloned())
-    };
-    let first = checksum(&get_when(&deployments, "keyed").await).expect("checksum annotation");
-    secrets
-        .patch(
-            "api-keys",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"stringData": {"TOKEN": "two"}})),
-        )
-        .await
-        .unwrap();
-    until("a new checksum on the pod template", TIMEOUT, || async {
-        let d = deployments.get("keyed").await.unwrap();
-        match checksum(&d) {
-            Some(c) if c != first => Ok(()),
-            other => Err(other),
-        }
-    })
-    .await;
+    support::apply_app_restarted_by(&cluster, "keyed", "api-keys").await;
+    let first = support::secrets_checksum(&cluster, "keyed").await;
+    support::rotate_and_see_the_roll(&cluster, "api-keys", "keyed", &first).await;
 }
 
 #[tokio::test]

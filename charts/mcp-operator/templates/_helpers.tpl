@@ -93,7 +93,10 @@ ClusterRole, or per watched namespace by a Role. See docs/operations.md for why 
 - apiGroups: ["cloud.google.com"]
   resources: ["backendconfigs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Secrets the apps reference: their checksum rolls pods on change (spec.secrets.restartOnChange).
+# Secrets: list and watch serve a metadata-only watch (name and resourceVersion: which Secret
+# changed), and get reads the data of a Secret an app references (its checksum rolls pods with
+# spec.secrets.restartOnChange; the probe's bearer token). RBAC cannot tell a metadata list from a
+# full one, nor limit get to names only known at run time; no writes are granted.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]

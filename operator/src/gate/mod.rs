@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
@@ -37,6 +37,7 @@ use crate::api::conditions::READY;
 use crate::build::{INSTANCE_LABEL, ProbeSettings, REVISION_LABEL};
 use crate::metrics::Metrics;
 use crate::probe::{ProbeError, Prober};
+use crate::secrets::SecretReads;
 
 /// How often the schedule looks for due handshakes.
 const TICK: Duration = Duration::from_millis(250);
@@ -46,7 +47,7 @@ pub struct Gate {
     pub client: Client,
     pub pods: Store<Pod>,
     pub apps: Store<McpApp>,
-    pub secrets: Store<Secret>,
+    pub secrets: SecretReads,
     pub book: Book,
     pub metrics: Arc<Metrics>,
     pub prober: Prober,
@@ -298,11 +299,16 @@ impl Gate {
         permit: OwnedSemaphorePermit,
         tx: mpsc::UnboundedSender<Message>,
     ) {
-        let target = target::for_pod(&due.app, settings, &due.pod, &self.secrets);
+        let (app, pod, settings) = (due.app.clone(), due.pod.clone(), settings.clone());
         let revision = due.pod.labels().get(REVISION_LABEL).cloned();
         let gate = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
+            // The token's Secret is read here, under the permit, not on the schedule's loop.
+            let target = match target::bearer_token(&app, &settings, &gate.secrets).await {
+                Ok(token) => target::for_pod(&settings, &pod, token),
+                Err(failure) => Err(failure),
+            };
             let outcome = match target {
                 Ok(target) => {
                     let timeout = target.timeout;

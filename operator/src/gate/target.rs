@@ -1,22 +1,22 @@
 //! The handshake target of one pod: its IP, and the port, path and probe settings of the
-//! revision it runs, with the bearer token from the app's Secret.
+//! revision it runs, with the bearer token from the app's Secret (read on demand, see
+//! [`crate::secrets`]).
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::book::Failure;
 use crate::api::{McpApp, Transport};
 use crate::build::ProbeSettings;
 use crate::probe::Target;
+use crate::secrets::{SecretData, SecretReads};
 
-/// Where to send the handshake for `pod` of `app`, probed with `settings`, or why it cannot be
-/// sent.
+/// Where to send the handshake for `pod`, probed with `settings` and `bearer_token`, or why it
+/// cannot be sent.
 pub fn for_pod(
-    app: &McpApp,
     settings: &ProbeSettings,
     pod: &Pod,
-    secrets: &Store<Secret>,
+    bearer_token: Option<String>,
 ) -> Result<Target, Failure> {
     let ip = pod
         .status
@@ -35,10 +35,6 @@ pub fn for_pod(
     let probe = &settings.probe;
     let legacy_sse = settings.transport == Transport::Sse;
     let path = if legacy_sse { "/sse" } else { &settings.path };
-    let bearer_token = match &probe.bearer_token_secret_ref {
-        Some(r) => Some(token(app, &r.name, &r.key, secrets)?),
-        None => None,
-    };
     Ok(Target {
         url: format!("http://{host}:{}{path}", settings.port),
         legacy_sse,
@@ -49,22 +45,33 @@ pub fn for_pod(
     })
 }
 
-fn token(app: &McpApp, name: &str, key: &str, secrets: &Store<Secret>) -> Result<String, Failure> {
+/// The bearer token `settings` ask for, from a Secret in `app`'s namespace, if they ask for one.
+pub async fn bearer_token(
+    app: &McpApp,
+    settings: &ProbeSettings,
+    secrets: &SecretReads,
+) -> Result<Option<String>, Failure> {
+    let Some(r) = &settings.probe.bearer_token_secret_ref else {
+        return Ok(None);
+    };
     let ns = app.namespace().unwrap_or_default();
-    let secret = secrets
-        .get(&ObjectRef::new(name).within(&ns))
-        .ok_or_else(|| Failure {
-            reason: "SecretNotFound",
-            message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} not found"),
-        })?;
-    let value = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .ok_or_else(|| Failure {
-            reason: "SecretNotFound",
-            message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} has no key {key}"),
-        })?;
+    let data = secrets.data(&ns, &r.name).await.map_err(|e| Failure {
+        reason: "SecretUnreadable",
+        message: format!("probe.bearerTokenSecretRef: {e}"),
+    })?;
+    token_in(data.as_deref(), &ns, &r.name, &r.key).map(Some)
+}
+
+/// The token under `key` of Secret `ns/name` (whose data is `data`, None when it is missing).
+fn token_in(data: Option<&SecretData>, ns: &str, name: &str, key: &str) -> Result<String, Failure> {
+    let data = data.ok_or_else(|| Failure {
+        reason: "SecretNotFound",
+        message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} not found"),
+    })?;
+    let value = data.get(key).ok_or_else(|| Failure {
+        reason: "SecretNotFound",
+        message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} has no key {key}"),
+    })?;
     let token = std::str::from_utf8(&value.0).map_err(|_| Failure {
         reason: "InvalidToken",
         message: format!(
@@ -76,8 +83,7 @@ fn token(app: &McpApp, name: &str, key: &str, secrets: &Store<Secret>) -> Result
 
 #[cfg(test)]
 mod tests {
-    use kube::runtime::reflector::store::Writer;
-    use kube::runtime::watcher::Event;
+    use k8s_openapi::ByteString;
 
     use super::*;
     use crate::api::ProtocolVersion;
@@ -99,27 +105,13 @@ mod tests {
         .unwrap()
     }
 
-    fn secrets(objects: &[serde_json::Value]) -> Store<Secret> {
-        let mut writer = Writer::<Secret>::default();
-        for o in objects {
-            writer.apply_watcher_event(&Event::Apply(serde_json::from_value(o.clone()).unwrap()));
-        }
-        writer.as_reader()
-    }
-
     #[test]
     fn streamable_http_target_uses_the_apps_port_path_and_probe_settings() {
         let app = app(serde_json::json!({
             "port": 3000, "path": "/api/mcp",
             "probe": {"timeoutSeconds": 2, "protocolVersion": "2025-06-18", "requiredTools": ["echo"]},
         }));
-        let t = for_pod(
-            &app,
-            &ProbeSettings::of(&app),
-            &pod("10.244.0.7"),
-            &secrets(&[]),
-        )
-        .unwrap();
+        let t = for_pod(&ProbeSettings::of(&app), &pod("10.244.0.7"), None).unwrap();
         assert_eq!(t.url, "http://10.244.0.7:3000/api/mcp");
         assert!(!t.legacy_sse);
         assert_eq!(t.protocol, ProtocolVersion::V2025_06_18);
@@ -131,40 +123,28 @@ mod tests {
     #[test]
     fn legacy_sse_apps_are_probed_on_their_stream_and_ipv6_gets_brackets() {
         let app = app(serde_json::json!({"transport": "sse", "image": "x"}));
-        let t = for_pod(
-            &app,
-            &ProbeSettings::of(&app),
-            &pod("fd00::5"),
-            &secrets(&[]),
-        )
-        .unwrap();
+        let t = for_pod(&ProbeSettings::of(&app), &pod("fd00::5"), None).unwrap();
         assert_eq!(t.url, "http://[fd00::5]:8080/sse");
         assert!(t.legacy_sse);
     }
 
     #[test]
     fn the_bearer_token_comes_from_the_secret_or_the_failure_names_it() {
-        let app = app(serde_json::json!({
-            "probe": {"bearerTokenSecretRef": {"name": "probe-token", "key": "token"}},
-        }));
-        let missing = for_pod(
-            &app,
-            &ProbeSettings::of(&app),
-            &pod("10.0.0.1"),
-            &secrets(&[]),
-        )
-        .unwrap_err();
+        let missing = token_in(None, "tools", "probe-token", "token").unwrap_err();
         assert_eq!(missing.reason, "SecretNotFound");
         assert!(
             missing.message.contains("tools/probe-token"),
             "{}",
             missing.message
         );
-        let store = secrets(&[serde_json::json!({
-            "metadata": {"name": "probe-token", "namespace": "tools"},
-            "data": {"token": "czNjcjN0Cg=="},
-        })]);
-        let t = for_pod(&app, &ProbeSettings::of(&app), &pod("10.0.0.1"), &store).unwrap();
-        assert_eq!(t.bearer_token.as_deref(), Some("s3cr3t"));
+        let data = SecretData::from([("token".to_owned(), ByteString(b"s3cr3t\n".to_vec()))]);
+        let no_key = token_in(Some(&data), "tools", "probe-token", "other").unwrap_err();
+        assert!(
+            no_key.message.contains("no key other"),
+            "{}",
+            no_key.message
+        );
+        let token = token_in(Some(&data), "tools", "probe-token", "token").unwrap();
+        assert_eq!(token, "s3cr3t");
     }
 }

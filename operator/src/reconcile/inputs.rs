@@ -2,16 +2,16 @@
 //! a checksum of the app's Secrets, and which optional APIs (Gateway API, GKE BackendConfig) the
 //! cluster serves.
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::discovery::ApiResource;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::api::McpApp;
 use crate::build::{BACKEND_CONFIG_API, BuildInputs, HTTP_ROUTE_API};
+use crate::secrets::{ReadError, SecretReads};
 
 /// The annotation that marks the cluster's default IngressClass.
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
@@ -54,24 +54,25 @@ impl ClusterApis {
     }
 }
 
-/// The builders' inputs for `app`, from the controller's caches.
-pub fn read(
+/// The builders' inputs for `app`, from the controller's caches (and the data of its Secrets,
+/// read when their resourceVersion is not the one last read).
+pub async fn read(
     app: &McpApp,
     ingress_classes: &Store<IngressClass>,
-    secrets: &Store<Secret>,
+    secrets: &SecretReads,
     apis: &ClusterApis,
     companion_image: &str,
-) -> BuildInputs {
-    BuildInputs {
+) -> Result<BuildInputs, ReadError> {
+    Ok(BuildInputs {
         companion_image: companion_image.to_owned(),
         ingress_controller: app
             .spec
             .ingress
             .as_ref()
             .and_then(|i| ingress_controller(ingress_classes, i.class_name.as_deref())),
-        secrets_checksum: secrets_checksum(secrets, app),
+        secrets_checksum: secrets_checksum(secrets, app).await?,
         gateway_session_persistence: apis.http_route_session_persistence,
-    }
+    })
 }
 
 /// `spec.controller` of the named IngressClass, or of the default class when none is named.
@@ -90,8 +91,13 @@ fn ingress_controller(classes: &Store<IngressClass>, name: Option<&str>) -> Opti
 
 /// A checksum of the data of every Secret the app references, when it asked to be restarted on
 /// Secret changes. A missing Secret contributes its name only, so creating it later rolls the pods.
-fn secrets_checksum(store: &Store<Secret>, app: &McpApp) -> Option<String> {
-    let secrets = app.spec.secrets.as_ref().filter(|s| s.restart_on_change)?;
+///
+/// The checksum is of the data, not of the resourceVersion: a write that changes only the
+/// Secret's labels or annotations (a tool stamping it, a re-apply) must not restart pods.
+async fn secrets_checksum(reads: &SecretReads, app: &McpApp) -> Result<Option<String>, ReadError> {
+    let Some(secrets) = app.spec.secrets.as_ref().filter(|s| s.restart_on_change) else {
+        return Ok(None);
+    };
     let ns = app.namespace().unwrap_or_default();
     let mut names = secrets.secret_names();
     names.sort_unstable();
@@ -100,8 +106,8 @@ fn secrets_checksum(store: &Store<Secret>, app: &McpApp) -> Option<String> {
     for name in names {
         hasher.update(name.as_bytes());
         hasher.update([0]);
-        if let Some(secret) = store.get(&ObjectRef::new(name).within(&ns)) {
-            for (key, value) in secret.data.iter().flatten() {
+        if let Some(data) = reads.data(&ns, name).await? {
+            for (key, value) in data.iter() {
                 hasher.update(key.as_bytes());
                 hasher.update([0]);
                 hasher.update(&value.0);
@@ -110,5 +116,7 @@ fn secrets_checksum(store: &Store<Secret>, app: &McpApp) -> Option<String> {
         }
     }
     let digest = hasher.finalize();
-    Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+    Ok(Some(
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect(),
+    ))
 }

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -43,6 +42,7 @@ use crate::api::{McpApp, McpAppStatus};
 use crate::build::{BuildError, BuildInputs, FIELD_MANAGER};
 use crate::gate::Book;
 use crate::metrics::Metrics;
+use crate::secrets::{ReadError, SecretReads};
 use crate::status::{self, Observed, Problem};
 use backoff::Backoff;
 use owned::OwnedCaches;
@@ -59,6 +59,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    Secret(#[from] ReadError),
 }
 
 impl Error {
@@ -66,6 +68,7 @@ impl Error {
         match self {
             Error::Kube(_) => "KubeApi",
             Error::Build(_) => "Build",
+            Error::Secret(_) => "SecretRead",
         }
     }
 }
@@ -80,7 +83,7 @@ pub struct Context {
     book: Book,
     owned: OwnedCaches,
     ingress_classes: Store<IngressClass>,
-    secrets: Store<Secret>,
+    secrets: SecretReads,
     revisions: Store<ControllerRevision>,
     backoff: Backoff,
 }
@@ -91,12 +94,12 @@ impl Context {
     fn caches_ready(&self) -> bool {
         self.owned.ready()
             && watches::listed(&self.ingress_classes)
-            && watches::listed(&self.secrets)
+            && watches::listed(self.secrets.meta())
             && watches::listed(&self.revisions)
     }
 
     /// The builders' inputs for `app`, as the cluster is now.
-    fn inputs(&self, app: &McpApp) -> BuildInputs {
+    async fn inputs(&self, app: &McpApp) -> Result<BuildInputs, ReadError> {
         inputs::read(
             app,
             &self.ingress_classes,
@@ -104,6 +107,7 @@ impl Context {
             &self.apis,
             &self.companion_image,
         )
+        .await
     }
 }
 
@@ -122,7 +126,7 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
     let name = app.name_any();
     let client = &ctx.client;
 
-    let wanted = Rendered::new(&app, app.spec.clone(), ctx.inputs(&app))?;
+    let wanted = Rendered::new(&app, app.spec.clone(), ctx.inputs(&app).await?)?;
     let previous = app.status.clone().unwrap_or_default();
     let record = ctx.book.view(&ObjectRef::from_obj(app.as_ref()));
     let deployment = ctx.owned.deployment(&ns, &name);
@@ -148,10 +152,13 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         Some(stable) => match revisions::kept(&ctx.revisions, &app, stable) {
             // A rollback renders the kept revision with the inputs it ran with.
             Some(kept) => {
-                let inputs = kept.inputs.unwrap_or_else(|| ctx.inputs(&app));
+                let inputs = match kept.inputs {
+                    Some(inputs) => inputs,
+                    None => ctx.inputs(&app).await?,
+                };
                 let restored = Rendered::new(&app, kept.spec, inputs)?;
                 if let Some(why) = decision.aborted_now.as_mut() {
-                    why.push_str(restored.caveat(&ctx.inputs(&restored.app)));
+                    why.push_str(restored.caveat(&ctx.inputs(&restored.app).await?));
                 }
                 (restored, None)
             }

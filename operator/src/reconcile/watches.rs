@@ -1,12 +1,12 @@
 //! The controller's watches, wired in one place: the McpApps, every owned kind (a table in
 //! [`super::owned`]), the kept revisions, the pods the gate probes, and the inputs that change
-//! what an app renders (its Secrets, IngressClasses).
+//! what an app renders (its Secrets, metadata only, and IngressClasses).
 
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::IngressClass;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
@@ -21,6 +21,7 @@ use crate::api::McpApp;
 use crate::gate::{Book, Gate};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
+use crate::secrets::{self, SecretMeta, SecretReads};
 
 /// Owned objects carry this label; watches are narrowed to it.
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by=mcp-operator";
@@ -44,10 +45,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let ns = namespace;
-    let apps: Api<McpApp> = match &ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let apps: Api<McpApp> = namespaced(&client, &ns);
     let owned_config = watcher::Config::default().labels(MANAGED_BY);
     let (owned, owned_events) =
         OwnedCaches::watch(&client, ns.as_deref(), &settings.apis, &owned_config);
@@ -66,8 +64,15 @@ pub async fn run(
                 futures::future::ready(())
             }),
     );
-    // Every Secret, not only labelled ones: apps reference Secrets their users made.
-    let (secrets, secret_events) = cached::<Secret>(&client, &ns, watcher::Config::default());
+    // Every Secret, not only labelled ones (apps reference Secrets their users made), but only
+    // their metadata (an `Api` of `PartialObjectMeta` asks for metadata only), stripped: the data of the few that apps reference is read on demand.
+    let (secret_meta, secret_writer) = reflector::store();
+    let secret_events = watcher(namespaced::<SecretMeta>(&client, &ns), Default::default())
+        .default_backoff()
+        .modify(secrets::strip)
+        .reflect(secret_writer)
+        .touched_objects();
+    let secrets = SecretReads::new(client.clone(), secret_meta);
     let (ingress_classes, class_writer) = reflector::store();
     let class_events = watcher(Api::<IngressClass>::all(client.clone()), Default::default())
         .default_backoff()
@@ -113,7 +118,7 @@ pub async fn run(
         .owns_stream(revision_events)
         .reconcile_on(futures::stream::poll_fn(move |cx| gate_rx.poll_recv(cx)))
         // A Secret change rolls the pods of the apps that asked for it.
-        .watches_stream(secret_events, move |secret: Secret| {
+        .watches_stream(secret_events, move |secret: SecretMeta| {
             apps_using_secret(&secret_apps, &secret)
         })
         // An IngressClass appearing or changing its controller changes the ingress dialect.
@@ -162,19 +167,26 @@ where
         + Sync
         + 'static,
 {
-    let api: Api<K> = match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let (reader, writer) = reflector::store();
-    let events = watcher(api, config)
+    let events = watcher(namespaced(client, ns), config)
         .default_backoff()
         .reflect(writer)
         .touched_objects();
     (reader, events)
 }
 
-fn apps_using_secret(apps: &Store<McpApp>, secret: &Secret) -> Vec<ObjectRef<McpApp>> {
+/// The API of `K` in `ns`, or in every namespace.
+fn namespaced<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn apps_using_secret(apps: &Store<McpApp>, secret: &SecretMeta) -> Vec<ObjectRef<McpApp>> {
     let (ns, name) = (secret.namespace(), secret.name_any());
     apps.state()
         .into_iter()

@@ -117,7 +117,9 @@ impl Cluster {
         kubeconfig: &Path,
         extra: &[&str],
     ) -> Supervised {
-        let binary = env!("CARGO_BIN_EXE_mcp-operator");
+        // Another build of the operator can be measured in the same scenario (benchmarks).
+        let binary = std::env::var("MCP_OPERATOR_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mcp-operator").to_owned());
         let addr = format!("127.0.0.1:{metrics_port}");
         let mut args = vec!["--metrics-addr", addr.as_str()];
         args.extend_from_slice(extra);
@@ -125,7 +127,7 @@ impl Cluster {
         self.env
             .spawn(
                 name,
-                binary,
+                &binary,
                 &args,
                 &[
                     ("KUBECONFIG", kubeconfig.as_str()),
@@ -432,4 +434,65 @@ pub async fn ready_endpoints(cluster: &Cluster, app: &str) -> Vec<SocketAddr> {
         }
     }
     out
+}
+
+/// The Secret checksum on the pod template of app `name`'s Deployment, once it has one.
+pub async fn secrets_checksum(cluster: &Cluster, name: &str) -> String {
+    let deployments: Api<Deployment> = Api::default_namespaced(cluster.client.clone());
+    until(
+        "the Secret checksum on the pod template",
+        TIMEOUT,
+        || async {
+            deployments
+                .get_opt(name)
+                .await
+                .unwrap()
+                .and_then(|d| d.spec.template.metadata?.annotations)
+                .and_then(|mut a| a.remove("mcp-operator.dev/secrets-checksum"))
+                .ok_or("no checksum yet")
+        },
+    )
+    .await
+}
+
+/// Writes a new `TOKEN` into Secret `secret`, then waits until app `name`'s pod template carries
+/// a checksum other than `before`.
+pub async fn rotate_and_see_the_roll(cluster: &Cluster, secret: &str, name: &str, before: &str) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::default_namespaced(cluster.client.clone());
+    secrets
+        .patch(
+            secret,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"TOKEN": format!("not {before}")}})),
+        )
+        .await
+        .unwrap();
+    until("a new checksum on the pod template", TIMEOUT, || async {
+        match secrets_checksum(cluster, name).await {
+            c if c != before => Ok(()),
+            c => Err(c),
+        }
+    })
+    .await;
+}
+
+/// Creates Secret `secret` with a `TOKEN`, and app `name` that takes it as env and asks to be
+/// restarted when it changes.
+pub async fn apply_app_restarted_by(cluster: &Cluster, name: &str, secret: &str) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::default_namespaced(cluster.client.clone());
+    secrets
+        .create(
+            &kube::api::PostParams::default(),
+            &from(json!({"metadata": {"name": secret}, "stringData": {"TOKEN": "one"}})),
+        )
+        .await
+        .unwrap();
+    cluster
+        .apply_app(json!({"metadata": {"name": name}, "spec": {
+            "secrets": {"envFrom": [{"secretName": secret}], "restartOnChange": true},
+        }}))
+        .await
+        .unwrap();
 }
