@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
@@ -33,14 +33,25 @@ async fn apply_app(cluster: &Cluster, name: &str) {
         .expect("app applies");
 }
 
-/// Samples the app's ready endpoints until stopped; returns the fewest seen.
-async fn watch_endpoints(cluster: &Cluster, app: &str, stop: Arc<AtomicBool>) -> usize {
+/// Samples the app's ready endpoints until stopped; returns the fewest seen, and every change of
+/// the count with the time it was seen (printed when the test fails).
+async fn watch_endpoints(
+    cluster: &Cluster,
+    app: &str,
+    stop: Arc<AtomicBool>,
+) -> (usize, Vec<(Duration, usize)>) {
+    let started = Instant::now();
     let mut fewest = usize::MAX;
+    let mut changes: Vec<(Duration, usize)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        fewest = fewest.min(ready_endpoints(cluster, app).await.len());
+        let now = ready_endpoints(cluster, app).await.len();
+        if changes.last().is_none_or(|&(_, last)| last != now) {
+            changes.push((started.elapsed(), now));
+        }
+        fewest = fewest.min(now);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    fewest
+    (fewest, changes)
 }
 
 /// The image the app's Deployment asks for.
@@ -57,6 +68,15 @@ async fn an_operator_killed_in_the_middle_of_a_rollback_finishes_it_after_a_rest
     apply_app(&cluster, "svc").await;
     let stable = stable_revision(&cluster, "svc").await;
     let good_image = deployed_image(&cluster, "svc").await.expect("deployed");
+    // Ready is read from the pods; the EndpointSlice follows a moment later. Sampling starts
+    // once both good pods are published, so a drop seen later is the operator's doing.
+    until("both pods in the endpoints", READY_TIMEOUT, || async {
+        match ready_endpoints(&cluster, "svc").await.len() {
+            2 => Ok(()),
+            n => Err(n),
+        }
+    })
+    .await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let watching = watch_endpoints(&cluster, "svc", stop.clone());
@@ -98,7 +118,7 @@ async fn an_operator_killed_in_the_middle_of_a_rollback_finishes_it_after_a_rest
         stop.store(true, Ordering::Relaxed);
         settled
     };
-    let (settled, fewest) = tokio::join!(scenario, watching);
+    let (settled, (fewest, changes)) = tokio::join!(scenario, watching);
     let status = settled.status.unwrap();
     assert_eq!(status.stable_revision.as_deref(), Some(stable.as_str()));
     assert_ne!(status.failed_revision, status.stable_revision);
@@ -107,5 +127,8 @@ async fn an_operator_killed_in_the_middle_of_a_rollback_finishes_it_after_a_rest
         Some(good_image.as_str())
     );
     println!("fewest ready endpoints during the kill and restart: {fewest}");
-    assert_eq!(fewest, 2, "the good pods never left the endpoints");
+    assert_eq!(
+        fewest, 2,
+        "the good pods never left the endpoints; ready endpoints over time: {changes:?}"
+    );
 }
