@@ -39,6 +39,11 @@ pub struct Args {
     )]
     pub lease_name: String,
 
+    /// The operator's own namespace (POD_NAMESPACE, set by the chart). An app's NetworkPolicy
+    /// that lists peers admits it, so the operator's handshakes get through.
+    #[arg(long = "operator-namespace", env = "POD_NAMESPACE")]
+    pub own_namespace: Option<String>,
+
     /// Namespace of the Lease; defaults to the operator's own namespace (POD_NAMESPACE).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,

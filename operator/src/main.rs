@@ -81,6 +81,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
         apis: ClusterApis::discover(&client).await,
         companion_image: DEFAULT_COMPANION_IMAGE.into(),
+        operator_namespace: args.own_namespace.clone(),
         probe_concurrency: usize::try_from(args.probe_concurrency).unwrap_or(32),
     };
     let namespaces: Vec<Option<String>> = match args.namespaces() {

@@ -893,7 +893,9 @@ spec:
 #[tokio::test]
 async fn pods_get_no_token_by_default_and_a_network_policy_comes_and_goes_with_the_field() {
     let cluster = Cluster::start().await;
-    let _operator = cluster.start_operator("operator", 18097, &[]).await;
+    let _operator = cluster
+        .start_operator("operator", 18097, &["--operator-namespace", "mcp-system"])
+        .await;
     let app = |network_policy: serde_json::Value| json!({"metadata": {"name": "fenced"}, "spec": {"networkPolicy": network_policy}});
     cluster
         .apply_app(app(json!({"enabled": true})))
@@ -928,6 +930,27 @@ async fn pods_get_no_token_by_default_and_a_network_policy_comes_and_goes_with_t
         rule.ports.as_ref().unwrap()[0].port,
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
     );
+    assert_eq!(rule.from, None, "no peers listed: anyone");
+
+    // Peers listed: the app's pods and the operator's namespace come with them.
+    let namespace = |name: &str| json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}});
+    cluster
+        .apply_app(app(
+            json!({"enabled": true, "from": [namespace("tenants")]}),
+        ))
+        .await
+        .unwrap();
+    let from = until("the listed peers in the policy", TIMEOUT, || async {
+        let policy = policies.get("fenced").await.map_err(|e| e.to_string())?;
+        let from = policy.spec.and_then(|s| s.ingress?.pop()?.from);
+        from.ok_or_else(|| "no peers yet".to_owned())
+    })
+    .await;
+    let from = serde_json::to_value(&from).unwrap();
+    assert_eq!(from.as_array().map(Vec::len), Some(3), "{from}");
+    assert!(from[0]["podSelector"]["matchLabels"].is_object(), "{from}");
+    assert_eq!(from[1], namespace("mcp-system"));
+    assert_eq!(from[2], namespace("tenants"));
 
     cluster
         .apply_app(app(json!({"enabled": false})))

@@ -19,9 +19,8 @@ pub struct NetworkPolicySpec {
     #[serde(default)]
     pub enabled: bool,
 
-    /// Who may connect to the MCP port, as NetworkPolicy peers. Empty: anyone. When set, list
-    /// the operator's namespace too, or its handshakes are refused and no pod becomes ready;
-    /// the app's own pods are always admitted.
+    /// Who may connect to the MCP port, as NetworkPolicy peers. Empty: anyone. When set, the
+    /// app's own pods and the operator's namespace (for its handshakes) are admitted as well.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub from: Vec<NetworkPolicyPeer>,

@@ -80,6 +80,11 @@ pub struct BuildInputs {
     /// Whether the installed HTTPRoute CRD has `rules[].sessionPersistence` (experimental
     /// channel). Without it, cookie stickiness is left to the Service.
     pub gateway_session_persistence: bool,
+
+    /// The operator's own namespace: an app's NetworkPolicy that lists peers admits it, so the
+    /// handshakes get through. `None` when unknown (the operator runs outside the cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for BuildInputs {
@@ -89,6 +94,7 @@ impl Default for BuildInputs {
             ingress_controller: None,
             secrets_checksum: None,
             gateway_session_persistence: false,
+            operator_namespace: None,
         }
     }
 }
@@ -220,7 +226,7 @@ pub fn owned_objects(app: &McpApp, inputs: &BuildInputs) -> Result<OwnedObjects,
         http_route: http_route(app, inputs.gateway_session_persistence)?,
         horizontal_pod_autoscaler: horizontal_pod_autoscaler(app)?,
         pod_disruption_budget: pod_disruption_budget(app)?,
-        network_policy: network_policy(app)?,
+        network_policy: network_policy(app, inputs.operator_namespace.as_deref())?,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The app's optional NetworkPolicy: ingress to the MCP port only, from the peers the app lists
-//! (anyone when it lists none), and always from the app's own pods.
+//! (anyone when it lists none), and always from the app's own pods and the operator's namespace.
 
 use k8s_openapi::{
     api::networking::v1::{
@@ -15,10 +15,17 @@ use super::{
 };
 use crate::api::McpApp;
 
+/// The label every namespace carries with its own name.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 /// The policy when `spec.networkPolicy.enabled`, else `None`. The MCP port also carries the
 /// companion's `/metrics` and health endpoints and the operator's handshakes, so it is the only
-/// port admitted.
-pub fn network_policy(app: &McpApp) -> Result<Option<NetworkPolicy>, BuildError> {
+/// port admitted; `operator_namespace` is admitted with the listed peers, or no pod would pass
+/// its handshake.
+pub fn network_policy(
+    app: &McpApp,
+    operator_namespace: Option<&str>,
+) -> Result<Option<NetworkPolicy>, BuildError> {
     let Some(settings) = app.spec.network_policy() else {
         return Ok(None);
     };
@@ -32,7 +39,15 @@ pub fn network_policy(app: &McpApp) -> Result<Option<NetworkPolicy>, BuildError>
             pod_selector: Some(pods.clone()),
             ..NetworkPolicyPeer::default()
         };
+        let operator = operator_namespace.map(|ns| NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some([(NAMESPACE_NAME_LABEL.to_owned(), ns.to_owned())].into()),
+                match_expressions: None,
+            }),
+            ..NetworkPolicyPeer::default()
+        });
         std::iter::once(own_pods)
+            .chain(operator.filter(|peer| !settings.from.contains(peer)))
             .chain(settings.from.iter().cloned())
             .collect()
     });
@@ -74,7 +89,7 @@ mod tests {
         NetworkPolicyPeer {
             namespace_selector: Some(LabelSelector {
                 match_labels: Some(BTreeMap::from([(
-                    "kubernetes.io/metadata.name".to_owned(),
+                    NAMESPACE_NAME_LABEL.to_owned(),
                     name.to_owned(),
                 )])),
                 match_expressions: None,
@@ -91,13 +106,19 @@ mod tests {
 
     #[test]
     fn no_policy_unless_enabled() {
-        assert_eq!(network_policy(&app(McpAppSpec::default())).unwrap(), None);
-        assert_eq!(network_policy(&with_policy(false, vec![])).unwrap(), None);
+        assert_eq!(
+            network_policy(&app(McpAppSpec::default()), None).unwrap(),
+            None
+        );
+        assert_eq!(
+            network_policy(&with_policy(false, vec![]), Some("mcp-system")).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn enabled_policy_admits_anyone_to_the_mcp_port_and_nothing_else() {
-        let policy = network_policy(&with_policy(true, vec![]))
+        let policy = network_policy(&with_policy(true, vec![]), Some("mcp-system"))
             .unwrap()
             .expect("an enabled policy is built");
         assert_eq!(policy.metadata.name.as_deref(), Some(fixtures::NAME));
@@ -118,8 +139,8 @@ mod tests {
 
     #[test]
     fn listed_peers_and_the_apps_own_pods_are_admitted() {
-        let app = with_policy(true, vec![namespace_peer("mcp-system")]);
-        let policy = network_policy(&app).unwrap().unwrap();
+        let app = with_policy(true, vec![namespace_peer("tenants")]);
+        let policy = network_policy(&app, None).unwrap().unwrap();
         let from = only_rule(&policy).from.as_ref().unwrap();
         assert_eq!(from.len(), 2);
         assert_eq!(
@@ -130,6 +151,23 @@ mod tests {
             Some(&selector_labels(&app))
         );
         assert_eq!(from[0].namespace_selector, None, "own pods: own namespace");
+        assert_eq!(from[1], namespace_peer("tenants"));
+    }
+
+    #[test]
+    fn the_operators_namespace_is_admitted_with_listed_peers_once() {
+        let app = with_policy(true, vec![namespace_peer("tenants")]);
+        let policy = network_policy(&app, Some("mcp-system")).unwrap().unwrap();
+        let from = only_rule(&policy).from.clone().unwrap();
+        assert_eq!(from.len(), 3);
+        assert_eq!(from[1], namespace_peer("mcp-system"));
+        assert_eq!(from[2], namespace_peer("tenants"));
+
+        // Listed already by the user: not twice.
+        let app = with_policy(true, vec![namespace_peer("mcp-system")]);
+        let policy = network_policy(&app, Some("mcp-system")).unwrap().unwrap();
+        let from = only_rule(&policy).from.clone().unwrap();
+        assert_eq!(from.len(), 2);
         assert_eq!(from[1], namespace_peer("mcp-system"));
     }
 }

@@ -62,9 +62,11 @@ pub async fn read(
     secrets: &SecretReads,
     apis: &ClusterApis,
     companion_image: &str,
+    operator_namespace: Option<&str>,
 ) -> Result<BuildInputs, ReadError> {
     Ok(BuildInputs {
         companion_image: companion_image.to_owned(),
+        operator_namespace: operator_namespace.map(str::to_owned),
         ingress_controller: app
             .spec
             .ingress

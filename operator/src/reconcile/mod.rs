@@ -80,6 +80,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub apis: ClusterApis,
     pub companion_image: String,
+    pub operator_namespace: Option<String>,
     book: Book,
     owned: OwnedCaches,
     ingress_classes: Store<IngressClass>,
@@ -106,6 +107,7 @@ impl Context {
             &self.secrets,
             &self.apis,
             &self.companion_image,
+            self.operator_namespace.as_deref(),
         )
         .await
     }
@@ -153,7 +155,12 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
             // A rollback renders the kept revision with the inputs it ran with.
             Some(kept) => {
                 let inputs = match kept.inputs {
-                    Some(inputs) => inputs,
+                    // Where the operator runs is not part of a revision: its handshakes must
+                    // get through the restored NetworkPolicy too.
+                    Some(inputs) => BuildInputs {
+                        operator_namespace: ctx.operator_namespace.clone(),
+                        ..inputs
+                    },
                     None => ctx.inputs(&app).await?,
                 };
                 let restored = Rendered::new(&app, kept.spec, inputs)?;

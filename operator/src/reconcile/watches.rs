@@ -33,6 +33,8 @@ pub struct Settings {
     pub reporter: Reporter,
     pub apis: ClusterApis,
     pub companion_image: String,
+    /// Where the operator runs, when known (admitted by apps' NetworkPolicies).
+    pub operator_namespace: Option<String>,
     /// Handshakes in flight at most, over all apps.
     pub probe_concurrency: usize,
 }
@@ -86,6 +88,7 @@ pub async fn run(
         metrics: settings.metrics.clone(),
         apis: settings.apis,
         companion_image: settings.companion_image,
+        operator_namespace: settings.operator_namespace,
         book: book.clone(),
         owned,
         ingress_classes,

@@ -4,6 +4,12 @@ gate tests switch at run time, to play the servers real clusters meet:
   --broken        /healthz answers 200 but /mcp is a 404 page: up, yet not an MCP server.
   --tools a,b     the tools tools/list returns (default: echo).
   --hang          /healthz answers 200 but /mcp never answers: a server stuck in its handler.
+  --redirect URL  /mcp answers 307 to URL: a pod that tries to send the prober elsewhere.
+  --huge          /mcp answers 8 MiB of JSON: a pod that tries to fill the prober's memory.
+  --drip          /mcp answers one byte every 200 ms, forever: a pod that holds the prober.
+  --long-error    initialize fails with a 100 kB JSON-RPC error message: a pod that tries to
+                  flood conditions and Events.
+Hostile answers carry the marker LEAKED-FROM-POD, which must never show up in a status.
   GET /break      from now on /mcp answers 503, as a server that stopped speaking MCP.
   GET /heal       back to normal.
 
@@ -15,10 +21,16 @@ import os
 import sys
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 broken = "--broken" in sys.argv
 hang = "--hang" in sys.argv
+redirect = sys.argv[sys.argv.index("--redirect") + 1] if "--redirect" in sys.argv else None
+huge = "--huge" in sys.argv
+drip = "--drip" in sys.argv
+long_error = "--long-error" in sys.argv
+MARKER = b"LEAKED-FROM-POD"
 tools = ["echo"]
 if "--tools" in sys.argv:
     tools = [t for t in sys.argv[sys.argv.index("--tools") + 1].split(",") if t]
@@ -40,6 +52,34 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def hostile(self, body):
+        """Plays the hostile mode, if any; True when it answered."""
+        if redirect:
+            self.reply(307, MARKER, "text/plain", headers=[("Location", redirect)])
+        elif huge:
+            filler = MARKER * ((8 << 20) // len(MARKER))
+            self.reply(200, b'{"jsonrpc":"2.0","id":1,"result":{"x":"' + filler + b'"}}')
+        elif drip:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(1 << 20))
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+        elif long_error:
+            message = (b"x" * 100_000 + MARKER).decode()
+            rid = json.loads(body).get("id")
+            error = {"jsonrpc": "2.0", "id": rid, "error": {"code": -32000, "message": message}}
+            self.reply(200, json.dumps(error).encode())
+        else:
+            return False
+        return True
+
     def do_GET(self):
         if self.path == "/healthz":
             self.reply(200, b"ok", "text/plain")
@@ -59,6 +99,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if hang:
             threading.Event().wait()
+        if self.path == "/mcp" and self.hostile(body):
+            return
         if broken or self.path != "/mcp":
             self.reply(404, b"<html><body>Not Found</body></html>", "text/html")
             return

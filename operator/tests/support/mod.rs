@@ -496,3 +496,22 @@ pub async fn apply_app_restarted_by(cluster: &Cluster, name: &str, secret: &str)
         .await
         .unwrap();
 }
+
+/// Hostile variants of [`SCRIPTED`] (see `servers/scripted_mcp.py`): each answers the handshake
+/// in a way meant to steer, flood or hold the prober. Their answers carry [`LEAK_MARKER`].
+pub const REDIRECTING: &str = "example.com/scripted-mcp:redirect";
+pub const HUGE: &str = "example.com/scripted-mcp:huge";
+pub const DRIPPING: &str = "example.com/scripted-mcp:drip";
+pub const LONG_ERROR: &str = "example.com/scripted-mcp:long-error";
+pub const LEAK_MARKER: &str = "LEAKED-FROM-POD";
+
+/// Adds the hostile images; [`REDIRECTING`] sends the prober to `redirect_to`.
+pub fn with_hostile_servers(env: TestEnvBuilder, redirect_to: &str) -> TestEnvBuilder {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/scripted_mcp.py");
+    let script = script.display().to_string();
+    let script = script.as_str();
+    env.image(REDIRECTING, ["python3", script, "--redirect", redirect_to])
+        .image(HUGE, ["python3", script, "--huge"])
+        .image(DRIPPING, ["python3", script, "--drip"])
+        .image(LONG_ERROR, ["python3", script, "--long-error"])
+}
