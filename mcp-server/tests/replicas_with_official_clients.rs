@@ -31,10 +31,20 @@ fn typescript_sessions_spread_over_replicas_are_all_served() {
     let replicas = Replicas::start("replicas-ts", 3, KEY, &[]);
     let out = run_client(
         "node",
-        &["ts_replicas.cjs", "streamable", &replicas.urls("/mcp"), "12", "8"],
+        &[
+            "ts_replicas.cjs",
+            "streamable",
+            &replicas.urls("/mcp"),
+            "12",
+            "8",
+        ],
     );
     assert_every_call_answered(&out, 12, 8);
-    assert!(forwards(&replicas) >= 12.0 * 8.0 / 2.0, "{}", forwards(&replicas));
+    assert!(
+        forwards(&replicas) >= 12.0 * 8.0 / 2.0,
+        "{}",
+        forwards(&replicas)
+    );
 }
 
 #[test]
@@ -45,7 +55,11 @@ fn typescript_legacy_sse_posts_reach_the_replica_holding_the_stream() {
         &["ts_replicas.cjs", "sse", &replicas.urls("/sse"), "6", "5"],
     );
     assert_every_call_answered(&out, 6, 5);
-    assert!(forwards(&replicas) >= 6.0 * 5.0 / 2.0, "{}", forwards(&replicas));
+    assert!(
+        forwards(&replicas) >= 6.0 * 5.0 / 2.0,
+        "{}",
+        forwards(&replicas)
+    );
 }
 
 #[test]
@@ -56,5 +70,9 @@ fn python_sessions_spread_over_replicas_are_all_served() {
         &["py_replicas.py", &replicas.urls("/mcp"), "10", "8"],
     );
     assert_every_call_answered(&out, 10, 8);
-    assert!(forwards(&replicas) >= 10.0 * 8.0 / 2.0, "{}", forwards(&replicas));
+    assert!(
+        forwards(&replicas) >= 10.0 * 8.0 / 2.0,
+        "{}",
+        forwards(&replicas)
+    );
 }

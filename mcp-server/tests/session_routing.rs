@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Reply, Replicas, Server, http, open, read_until, sse_events, write_session_keys};
+use common::{Replicas, Reply, Server, http, open, read_until, sse_events, write_session_keys};
 use mcp_server::transport::routing::session_id::{self, Key};
 
 const V: &str = "2025-11-25";
@@ -49,7 +49,10 @@ fn a_session_is_served_through_every_replica_and_ended_through_any() {
     };
     let session = a.initialize(V);
     for (i, replica) in [a, b, c, b, c].into_iter().enumerate() {
-        assert_echoed(&echo(replica, &session, &format!("call {i}")), &format!("call {i}"));
+        assert_echoed(
+            &echo(replica, &session, &format!("call {i}")),
+            &format!("call {i}"),
+        );
     }
     assert_eq!(a.metric(FORWARDED), 0.0, "the owner serves its own");
     assert_eq!(b.metric(FORWARDED), 2.0);
@@ -96,7 +99,7 @@ fn a_stream_answer_is_relayed_as_it_comes_and_resumed_through_another_replica() 
         .lines()
         .filter_map(|l| l.strip_prefix("id:"))
         .filter_map(|v| v.trim().parse::<u64>().ok())
-        .last()
+        .next_back()
         .expect("an event id before the break");
     let resumed = http(
         &c.addr,
@@ -143,8 +146,14 @@ fn the_get_stream_stays_open_through_a_forwarding_replica() {
     );
     let seen = read_until(&mut stream, |seen| seen.matches("\n:").count() >= 2);
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
-    assert!(seen.to_ascii_lowercase().contains("text/event-stream"), "{seen}");
-    assert!(seen.matches("\n:").count() >= 2, "keep-alives relayed: {seen:?}");
+    assert!(
+        seen.to_ascii_lowercase().contains("text/event-stream"),
+        "{seen}"
+    );
+    assert!(
+        seen.matches("\n:").count() >= 2,
+        "keep-alives relayed: {seen:?}"
+    );
 }
 
 #[test]
@@ -237,7 +246,10 @@ fn unauthenticated_requests_are_refused_before_forwarding() {
     );
     let session = init.header("mcp-session-id").expect("a session").to_owned();
     let ping = |headers: &[(&str, &str)]| {
-        let mut all = vec![("Mcp-Session-Id", session.as_str()), ("MCP-Protocol-Version", V)];
+        let mut all = vec![
+            ("Mcp-Session-Id", session.as_str()),
+            ("MCP-Protocol-Version", V),
+        ];
         all.extend_from_slice(headers);
         b.post_mcp(&all, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
     };
@@ -287,7 +299,11 @@ fn sessions_of_a_killed_owner_get_404_quickly_and_a_new_session_works() {
     let b = &replicas.servers[0];
     let started = Instant::now();
     assert_eq!(echo(b, &session, "after").status, 404);
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let get = http(
         &b.addr,
         "GET",
@@ -320,11 +336,16 @@ fn a_draining_owner_serves_its_sessions_through_other_replicas_until_the_drain_e
     // Not ready, no new sessions, but its sessions still work, on new connections too.
     assert_eq!(a.request("GET", "/readyz", &[], "").status, 503);
     for i in 0..4 {
-        assert_echoed(&echo(b, &session, &format!("draining {i}")), &format!("draining {i}"));
+        assert_echoed(
+            &echo(b, &session, &format!("draining {i}")),
+            &format!("draining {i}"),
+        );
         std::thread::sleep(Duration::from_millis(400));
     }
     assert!(drain_began.elapsed() < Duration::from_secs(3));
-    let status = a.wait_exit(Duration::from_secs(6)).expect("exits after the drain");
+    let status = a
+        .wait_exit(Duration::from_secs(6))
+        .expect("exits after the drain");
     assert!(status.success(), "{status}");
     assert!(drain_began.elapsed() >= Duration::from_millis(2900));
     assert_eq!(echo(b, &session, "gone").status, 404);

@@ -141,9 +141,9 @@ pub fn router(
     }
     // Next: a body is read only from clients that passed the checks below.
     mcp = mcp.layer(middleware::from_fn_with_state(
-            app.settings.body_read_timeout,
-            body::read_within,
-        ));
+        app.settings.body_read_timeout,
+        body::read_within,
+    ));
     if let Some(tokens) = tokens {
         mcp = mcp.layer(middleware::from_fn_with_state(tokens, auth::require_bearer));
     }

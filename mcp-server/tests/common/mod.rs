@@ -81,9 +81,7 @@ impl Replicas {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let key_file = dir.join("session-keys");
         write_session_keys(&key_file, &[key]);
-        let servers = (0..n)
-            .map(|_| Self::replica(&key_file, extra))
-            .collect();
+        let servers = (0..n).map(|_| Self::replica(&key_file, extra)).collect();
         Self { servers, key_file }
     }
 

@@ -85,10 +85,7 @@ impl KeyRing {
     }
 
     fn refresh(&self, state: &mut State) {
-        let now = match stamp(&self.path) {
-            Ok(s) => Some(s),
-            Err(_) => None,
-        };
+        let now = stamp(&self.path).ok();
         if now.is_none() || now == state.stamp {
             // Unchanged, or momentarily missing during a swap: keep what we have.
             return;

@@ -83,7 +83,10 @@ pub fn verify<'k>(keys: impl IntoIterator<Item = &'k Key>, id: &[u8]) -> Option<
     let id = std::str::from_utf8(id).ok()?;
     let (signed, tag) = id.rsplit_once('.')?;
     let (owner, local) = signed.strip_prefix(PREFIX)?.split_once('.')?;
-    if local.len() != LOCAL_LEN || !local.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    if local.len() != LOCAL_LEN
+        || !local
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     {
         return None;
     }
