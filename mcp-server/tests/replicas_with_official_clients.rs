@@ -26,53 +26,47 @@ fn forwards(replicas: &Replicas) -> f64 {
     replicas.servers.iter().map(|s| s.metric(FORWARDED)).sum()
 }
 
+/// Runs `client` (runtime and script arguments before the replica URLs) with `sessions` x
+/// `calls` against three fresh replicas, and checks that most requests were forwarded.
+fn spread_over_three_replicas(test: &str, client: &[&str], path: &str, sessions: u64, calls: u64) {
+    let replicas = Replicas::start(test, 3, KEY, &[]);
+    let (runtime, script) = client.split_first().expect("a runtime");
+    let urls = replicas.urls(path);
+    let (sessions_arg, calls_arg) = (sessions.to_string(), calls.to_string());
+    let mut args = script.to_vec();
+    args.extend([urls.as_str(), &sessions_arg, &calls_arg]);
+    let out = run_client(runtime, &args);
+    assert_every_call_answered(&out, sessions, calls);
+    let forwarded = forwards(&replicas);
+    assert!(
+        forwarded >= (sessions * calls / 2) as f64,
+        "only {forwarded} forwards"
+    );
+}
+
 #[test]
 fn typescript_sessions_spread_over_replicas_are_all_served() {
-    let replicas = Replicas::start("replicas-ts", 3, KEY, &[]);
-    let out = run_client(
-        "node",
-        &[
-            "ts_replicas.cjs",
-            "streamable",
-            &replicas.urls("/mcp"),
-            "12",
-            "8",
-        ],
-    );
-    assert_every_call_answered(&out, 12, 8);
-    assert!(
-        forwards(&replicas) >= 12.0 * 8.0 / 2.0,
-        "{}",
-        forwards(&replicas)
+    spread_over_three_replicas(
+        "replicas-ts",
+        &["node", "ts_replicas.cjs", "streamable"],
+        "/mcp",
+        12,
+        8,
     );
 }
 
 #[test]
 fn typescript_legacy_sse_posts_reach_the_replica_holding_the_stream() {
-    let replicas = Replicas::start("replicas-ts-sse", 3, KEY, &[]);
-    let out = run_client(
-        "node",
-        &["ts_replicas.cjs", "sse", &replicas.urls("/sse"), "6", "5"],
-    );
-    assert_every_call_answered(&out, 6, 5);
-    assert!(
-        forwards(&replicas) >= 6.0 * 5.0 / 2.0,
-        "{}",
-        forwards(&replicas)
+    spread_over_three_replicas(
+        "replicas-ts-sse",
+        &["node", "ts_replicas.cjs", "sse"],
+        "/sse",
+        6,
+        5,
     );
 }
 
 #[test]
 fn python_sessions_spread_over_replicas_are_all_served() {
-    let replicas = Replicas::start("replicas-py", 3, KEY, &[]);
-    let out = run_client(
-        "python",
-        &["py_replicas.py", &replicas.urls("/mcp"), "10", "8"],
-    );
-    assert_every_call_answered(&out, 10, 8);
-    assert!(
-        forwards(&replicas) >= 10.0 * 8.0 / 2.0,
-        "{}",
-        forwards(&replicas)
-    );
+    spread_over_three_replicas("replicas-py", &["python", "py_replicas.py"], "/mcp", 10, 8);
 }

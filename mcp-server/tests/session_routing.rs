@@ -8,7 +8,10 @@ use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{Replicas, Reply, Server, http, open, read_until, sse_events, write_session_keys};
+use common::{
+    Replicas, Reply, Server, http, open, post_mcp_headers, read_until, sse_events,
+    write_session_keys,
+};
 use mcp_server::transport::routing::session_id::{self, Key};
 
 const V: &str = "2025-11-25";
@@ -34,6 +37,17 @@ fn assert_echoed(reply: &Reply, message: &str) {
         "{}",
         reply.body
     );
+}
+
+/// The headers of a GET on `session`'s stream, plus `extra`.
+fn stream_headers<'a>(session: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("Accept", "text/event-stream"),
+        ("Mcp-Session-Id", session),
+        ("MCP-Protocol-Version", V),
+    ];
+    headers.extend_from_slice(extra);
+    headers
 }
 
 /// Waits past the key file's check interval, so a replaced file is seen by the next request.
@@ -79,12 +93,7 @@ fn a_stream_answer_is_relayed_as_it_comes_and_resumed_through_another_replica() 
     };
     let session = a.initialize(V);
     let body = r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"sleep","arguments":{"seconds":1},"_meta":{"progressToken":"p"}}}"#;
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Accept", "application/json, text/event-stream"),
-        ("Mcp-Session-Id", session.as_str()),
-        ("MCP-Protocol-Version", V),
-    ];
+    let headers = post_mcp_headers(&[("Mcp-Session-Id", &session), ("MCP-Protocol-Version", V)]);
     let started = Instant::now();
     let mut stream = open(&b.addr, "POST", "/mcp", &headers, body);
     // A progress event arrives through B while the call still runs: nothing is buffered.
@@ -101,18 +110,9 @@ fn a_stream_answer_is_relayed_as_it_comes_and_resumed_through_another_replica() 
         .filter_map(|v| v.trim().parse::<u64>().ok())
         .next_back()
         .expect("an event id before the break");
-    let resumed = http(
-        &c.addr,
-        "GET",
-        "/mcp",
-        &[
-            ("Accept", "text/event-stream"),
-            ("Mcp-Session-Id", &session),
-            ("MCP-Protocol-Version", V),
-            ("Last-Event-ID", &first_id.to_string()),
-        ],
-        "",
-    );
+    let last_seen = first_id.to_string();
+    let headers = stream_headers(&session, &[("Last-Event-ID", &last_seen)]);
+    let resumed = http(&c.addr, "GET", "/mcp", &headers, "");
     assert_eq!(resumed.status, 200, "{}", resumed.body);
     let events = sse_events(&resumed.body);
     assert!(
@@ -133,17 +133,7 @@ fn the_get_stream_stays_open_through_a_forwarding_replica() {
         unreachable!()
     };
     let session = a.initialize(V);
-    let mut stream = open(
-        &b.addr,
-        "GET",
-        "/mcp",
-        &[
-            ("Accept", "text/event-stream"),
-            ("Mcp-Session-Id", &session),
-            ("MCP-Protocol-Version", V),
-        ],
-        "",
-    );
+    let mut stream = open(&b.addr, "GET", "/mcp", &stream_headers(&session, &[]), "");
     let seen = read_until(&mut stream, |seen| seen.matches("\n:").count() >= 2);
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     assert!(
@@ -304,17 +294,7 @@ fn sessions_of_a_killed_owner_get_404_quickly_and_a_new_session_works() {
         "{:?}",
         started.elapsed()
     );
-    let get = http(
-        &b.addr,
-        "GET",
-        "/mcp",
-        &[
-            ("Accept", "text/event-stream"),
-            ("Mcp-Session-Id", &session),
-            ("MCP-Protocol-Version", V),
-        ],
-        "",
-    );
+    let get = http(&b.addr, "GET", "/mcp", &stream_headers(&session, &[]), "");
     assert_eq!(get.status, 404);
     assert_eq!(
         b.metric(r#"mcp_server_session_routing_total{outcome="connect_failed"}"#),
@@ -373,4 +353,56 @@ fn a_key_file_without_an_advertise_address_refuses_to_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--advertise-address"), "{stderr}");
+}
+
+#[test]
+fn an_owner_that_hangs_up_or_never_accepts_costs_a_bounded_time_and_is_counted() {
+    let replicas = Replicas::start("routing-unreachable", 1, KEY, &[]);
+    let replica = &replicas.servers[0];
+    let key = Key::new(&KEY).unwrap();
+    let local = "00112233445566778899aabbccddeeff";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _inside = runtime.enter();
+
+    // Accepts, then closes before answering.
+    let rude = TcpListener::bind("127.0.0.1:0").unwrap();
+    let rude_addr = rude.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in rude.incoming() {
+            drop(stream);
+        }
+    });
+    assert_eq!(
+        echo(replica, &session_id::sign(&key, rude_addr, local), "x").status,
+        404
+    );
+    assert_eq!(
+        replica.metric(r#"mcp_server_session_routing_total{outcome="broken"}"#),
+        1.0
+    );
+
+    // Never accepts, with its accept queue full: new connection attempts go unanswered.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let deaf = socket.listen(0).unwrap();
+    let deaf_addr = deaf.local_addr().unwrap();
+    let _queued: Vec<_> = (0..2)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&deaf_addr, Duration::from_millis(300)).ok()
+        })
+        .collect();
+    let started = Instant::now();
+    assert_eq!(
+        echo(replica, &session_id::sign(&key, deaf_addr, local), "x").status,
+        404
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    assert_eq!(
+        replica.metric(r#"mcp_server_session_routing_total{outcome="connect_timeout"}"#),
+        1.0
+    );
 }

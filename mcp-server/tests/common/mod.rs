@@ -206,12 +206,7 @@ impl Server {
 
     /// POSTs a JSON-RPC body to `/mcp` with the headers a well-behaved client sends.
     pub fn post_mcp(&self, extra: &[(&str, &str)], body: &str) -> Reply {
-        let mut headers = vec![
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ];
-        headers.extend_from_slice(extra);
-        self.request("POST", "/mcp", &headers, body)
+        self.request("POST", "/mcp", &post_mcp_headers(extra), body)
     }
 
     /// Runs `initialize` at `version` (+ `notifications/initialized`) and returns the session id.
@@ -262,6 +257,16 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The headers a well-behaved client sends with a POST to `/mcp`, plus `extra`.
+pub fn post_mcp_headers<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    headers.extend_from_slice(extra);
+    headers
 }
 
 /// An HTTP response read to its end.

@@ -23,7 +23,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections to owners kept for reuse.
 const IDLE_PER_OWNER: usize = 16;
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a request did not reach its owner. Each is one value of the forwards metric's label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -55,20 +54,21 @@ pub struct Forwarder {
     client: Client<HttpConnector, Body>,
 }
 
-impl Default for Forwarder {
-    fn default() -> Self {
+impl Forwarder {
+    /// A forwarder keeping idle connections for `idle` at most. That must be shorter than the
+    /// time owners keep an idle connection open: a request sent on a connection the owner is
+    /// just closing fails, and its session would be reported gone.
+    pub fn new(idle: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(IDLE_PER_OWNER)
-            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_idle_timeout(idle)
             .build(connector);
         Self { client }
     }
-}
 
-impl Forwarder {
     /// Sends `request` to `owner` as it came (minus hop-by-hop headers, plus the marker) and
     /// returns the owner's response with its body still streaming.
     pub async fn forward(
@@ -183,7 +183,9 @@ mod tests {
             .local_addr()
             .unwrap();
         let request = Request::get("/mcp").body(Body::empty()).unwrap();
-        let result = Forwarder::default().forward(port, request).await;
+        let result = Forwarder::new(Duration::from_secs(1))
+            .forward(port, request)
+            .await;
         assert_eq!(result.err(), Some(ForwardError::ConnectFailed));
     }
 }

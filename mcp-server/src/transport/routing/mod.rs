@@ -13,6 +13,7 @@ pub mod session_id;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -67,9 +68,12 @@ enum Route {
 
 impl Routing {
     /// Routing from the flags: `None` without a key file (ids stay local and random).
+    /// `header_read_timeout` is how long replicas keep idle connections (all replicas run with
+    /// the same flags); connections to owners are reused for half that.
     pub fn from_flags(
         key_file: Option<&Path>,
         advertise: Option<SocketAddr>,
+        header_read_timeout: Duration,
         metrics: &Arc<Metrics>,
     ) -> Result<Option<Arc<Self>>, RoutingError> {
         let Some(key_file) = key_file else {
@@ -82,7 +86,7 @@ impl Routing {
         Ok(Some(Arc::new(Self {
             keys: KeyRing::load(key_file)?,
             advertise,
-            forwarder: Forwarder::default(),
+            forwarder: Forwarder::new(header_read_timeout / 2),
             metrics: Arc::clone(metrics),
         })))
     }
@@ -166,6 +170,8 @@ mod tests {
     use super::*;
     use base64::Engine as _;
 
+    const IDLE: Duration = Duration::from_secs(10);
+
     fn routing(advertise: &str) -> Routing {
         let dir = std::env::temp_dir().join(format!(
             "mcp-server-routing-{}-{advertise}",
@@ -176,7 +182,7 @@ mod tests {
         let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
         std::fs::write(&path, key).unwrap();
         let metrics = Arc::new(Metrics::new());
-        let routing = Routing::from_flags(Some(&path), advertise.parse().ok(), &metrics)
+        let routing = Routing::from_flags(Some(&path), advertise.parse().ok(), IDLE, &metrics)
             .unwrap()
             .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -205,17 +211,17 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let path = Path::new("/nonexistent/keys");
         assert!(matches!(
-            Routing::from_flags(Some(path), None, &metrics),
+            Routing::from_flags(Some(path), None, IDLE, &metrics),
             Err(RoutingError::NoAdvertiseAddress)
         ));
         for unroutable in ["0.0.0.0:8080", "10.0.0.1:0"] {
             assert!(matches!(
-                Routing::from_flags(Some(path), unroutable.parse().ok(), &metrics),
+                Routing::from_flags(Some(path), unroutable.parse().ok(), IDLE, &metrics),
                 Err(RoutingError::Unroutable(_))
             ));
         }
         assert!(matches!(
-            Routing::from_flags(None, None, &metrics),
+            Routing::from_flags(None, None, IDLE, &metrics),
             Ok(None)
         ));
     }
