@@ -107,6 +107,18 @@ pub struct ServerArgs {
     #[arg(long, env = "MCP_AUTH_TOKEN_FILE", global = true)]
     pub auth_token_file: Option<PathBuf>,
 
+    /// File of keys that sign session ids (one base64 key of at least 32 bytes per line; the
+    /// first signs, every line verifies), shared by all replicas. With it, each session id names
+    /// the replica that owns the session, and a replica forwards requests for another's sessions
+    /// there. Re-read when it changes. Needs --advertise-address.
+    #[arg(long, env = "MCP_SESSION_KEY_FILE", global = true)]
+    pub session_key_file: Option<PathBuf>,
+
+    /// IP:PORT at which other replicas reach this one (the pod IP and serving port), named in
+    /// the ids of the sessions this replica owns. Used with --session-key-file.
+    #[arg(long, env = "MCP_ADVERTISE_ADDRESS", global = true)]
+    pub advertise_address: Option<SocketAddr>,
+
     /// Largest accepted request body in bytes (larger ones get 413).
     #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
@@ -265,5 +277,29 @@ mod tests {
         assert_eq!(cli.server.max_connections, 16384);
         assert_eq!(cli.server.event_history_bytes, 1024 * 1024);
         assert_eq!(cli.server.event_history_total_bytes, 64 * 1024 * 1024);
+        assert!(cli.server.session_key_file.is_none() && cli.server.advertise_address.is_none());
+    }
+
+    #[test]
+    fn routing_flags_apply_to_every_mode() {
+        let cli = Cli::try_parse_from([
+            "mcp-server",
+            "bridge",
+            "--session-key-file",
+            "/keys/session",
+            "--advertise-address",
+            "10.0.0.7:8080",
+            "--",
+            "node",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.server.session_key_file.as_deref(),
+            Some(std::path::Path::new("/keys/session"))
+        );
+        assert_eq!(
+            cli.server.advertise_address,
+            Some("10.0.0.7:8080".parse().unwrap())
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Prometheus metrics: HTTP requests by method, route and status, a latency histogram, JSON-RPC
-//! requests by MCP method, active sessions and streams, and bridged child restarts.
+//! requests by MCP method, active sessions and streams, bridged child restarts, and session
+//! routing outcomes (forwards to the owning replica, rejected ids).
 
 use std::sync::Arc;
 
@@ -23,6 +24,11 @@ pub struct HttpLabels {
 pub struct RouteLabels {
     pub method: &'static str,
     pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoutingLabels {
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +82,7 @@ pub struct Metrics {
     pub sessions: Gauge,
     pub streams: Gauge,
     pub child_restarts: Counter,
+    pub session_routing: Family<RoutingLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,6 +125,12 @@ impl Metrics {
             "Bridged child processes restarted after exiting",
             child_restarts.clone(),
         );
+        let session_routing = Family::<RoutingLabels, Counter>::default();
+        registry.register(
+            "session_routing",
+            "Requests naming another replica's session or an id that does not verify, by outcome",
+            session_routing.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -126,6 +139,7 @@ impl Metrics {
             sessions,
             streams,
             child_restarts,
+            session_routing,
         }
     }
 
@@ -134,6 +148,13 @@ impl Metrics {
             .get_or_create(&RpcLabels {
                 method: known_or_other(KNOWN_METHODS, method),
             })
+            .inc();
+    }
+
+    /// Counts a routing outcome (a fixed word chosen by the routing layer, never request data).
+    pub fn count_session_routing(&self, outcome: &'static str) {
+        self.session_routing
+            .get_or_create(&RoutingLabels { outcome })
             .inc();
     }
 

@@ -1,6 +1,8 @@
 //! Start-up and shutdown: builds the backend and router from the configuration, listens, and on
 //! SIGTERM (or Ctrl-C) drains: `/readyz` fails, standalone streams close, new connections are
-//! refused, and in-flight requests get up to `--drain-seconds` to finish.
+//! refused, and in-flight requests get up to `--drain-seconds` to finish. With session routing,
+//! new connections are still accepted while the replica owns sessions (other replicas forward
+//! their requests here) until the drain time ends; no new session starts.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::config::{Cli, Mode};
 use crate::metrics::Metrics;
 use crate::transport::guard::{AllowList, OriginPolicy};
 use crate::transport::history::{HistoryBudget, HistoryLimits};
+use crate::transport::routing::Routing;
 use crate::transport::{AppState, Lifecycle, Settings, auth, listen, router, sessions::Sessions};
 
 /// Bridged sessions are processes, so their default cap is lower.
@@ -63,7 +66,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // As a container's PID 1, orphans (a bridged child's children) become ours to reap.
     crate::backend::process::reap_orphans_when_init();
 
-    let sessions = Sessions::new(
+    let routing = Routing::from_flags(
+        args.session_key_file.as_deref(),
+        args.advertise_address,
+        args.header_read_timeout(),
+        &metrics,
+    )?;
+    let sessions = Sessions::routed(
         args.max_sessions.unwrap_or(default_max),
         args.session_idle(),
         HistoryLimits {
@@ -72,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             total: HistoryBudget::new(args.event_history_total_bytes),
         },
         Arc::clone(&metrics),
+        routing.clone(),
     );
     sessions.reap_idle(lifecycle.streams_closing.clone());
 
@@ -105,7 +115,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         lifecycle: Arc::clone(&lifecycle),
     };
-    let service = router(app, origins, tokens);
+    let routed = routing.is_some();
+    let service = router(app, origins, tokens, routing);
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -121,12 +132,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         header_read_timeout: args.header_read_timeout(),
         max_connections: args.max_connections,
     };
+    let drain = args.drain();
+    let drain_sessions = Arc::clone(&sessions);
     let server = listen::serve(listener, service, limits, async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested; draining");
         drain_lifecycle.begin_drain();
+        if routed {
+            // Other replicas forward requests for our sessions on new connections: keep
+            // accepting them until the drain time ends or no session is left.
+            owned_sessions_end(&drain_sessions, drain).await;
+        }
     });
-    let drain = args.drain();
     let deadline = async {
         lifecycle.streams_closing.cancelled().await;
         tokio::time::sleep(drain).await;
@@ -138,6 +155,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     sessions.close_all();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often a draining replica looks whether its last session has ended.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Returns when no session is left, or after `drain` at most.
+async fn owned_sessions_end(sessions: &Sessions, drain: std::time::Duration) {
+    let waiting = async {
+        while !sessions.is_empty() {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    };
+    let _ = tokio::time::timeout(drain, waiting).await;
 }
 
 async fn shutdown_signal() {

@@ -71,6 +71,11 @@ pub struct Target {
     session_id: Option<String>,
 }
 
+/// The session a `POST /messages` names in its query string.
+pub fn session_in(uri: &axum::http::Uri) -> Option<String> {
+    Query::<Target>::try_from_uri(uri).ok()?.0.session_id
+}
+
 pub async fn post(
     State(app): State<AppState>,
     Query(target): Query<Target>,

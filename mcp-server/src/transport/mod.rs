@@ -1,6 +1,7 @@
 //! The HTTP transport: routing, sessions and SSE streams for Streamable HTTP, the legacy HTTP+SSE
 //! transport and stateless requests, plus the operations endpoints. The router is assembled here,
-//! in one place, with limits, authentication, origin checks, metrics and tracing as tower layers.
+//! in one place, with limits, authentication, origin checks, session routing, metrics and tracing
+//! as tower layers.
 
 pub mod auth;
 pub mod body;
@@ -11,6 +12,7 @@ pub mod legacy;
 pub mod listen;
 pub mod ops;
 pub mod reply;
+pub mod routing;
 pub mod session;
 pub mod sessions;
 pub mod sse_body;
@@ -122,6 +124,7 @@ pub fn router(
     app: AppState,
     origins: guard::OriginPolicy,
     tokens: Option<Arc<auth::Tokens>>,
+    routing: Option<Arc<routing::Routing>>,
 ) -> Router {
     let mut mcp = Router::new()
         .route(
@@ -131,12 +134,16 @@ pub fn router(
                 .delete(streamable::delete),
         )
         .route(routes::SSE, get(legacy::connect))
-        .route(routes::MESSAGES, post(legacy::post))
-        // Innermost: a body is read only from clients that passed the checks below.
-        .layer(middleware::from_fn_with_state(
-            app.settings.body_read_timeout,
-            body::read_within,
-        ));
+        .route(routes::MESSAGES, post(legacy::post));
+    if let Some(routing) = routing {
+        // Inside every check: only requests this replica accepts are forwarded to another.
+        mcp = mcp.layer(middleware::from_fn_with_state(routing, routing::route));
+    }
+    // Next: a body is read only from clients that passed the checks below.
+    mcp = mcp.layer(middleware::from_fn_with_state(
+        app.settings.body_read_timeout,
+        body::read_within,
+    ));
     if let Some(tokens) = tokens {
         mcp = mcp.layer(middleware::from_fn_with_state(tokens, auth::require_bearer));
     }

@@ -1,5 +1,6 @@
-//! The table of open sessions: creation under a cap, cryptographically random ids, the outlet
-//! that routes each backend's messages, and closing idle sessions.
+//! The table of open sessions: creation under a cap, cryptographically random ids (signed and
+//! naming this replica when session routing is on), the outlet that routes each backend's
+//! messages, and closing idle sessions.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::history::HistoryLimits;
+use super::routing::Routing;
 use super::session::{Session, TransportKind};
 use crate::backend::{Backend, BackendError, Outbound, Outlet};
 use crate::message::RequestId;
@@ -35,6 +37,8 @@ pub struct Sessions {
     idle: Duration,
     history: HistoryLimits,
     metrics: Arc<Metrics>,
+    /// Names session ids so that any replica can route them here; `None`: random ids only.
+    routing: Option<Arc<Routing>>,
 }
 
 impl Sessions {
@@ -44,6 +48,17 @@ impl Sessions {
         history: HistoryLimits,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        Self::routed(max, idle, history, metrics, None)
+    }
+
+    /// Sessions whose ids `routing` signs and names this replica in (when given).
+    pub fn routed(
+        max: usize,
+        idle: Duration,
+        history: HistoryLimits,
+        metrics: Arc<Metrics>,
+        routing: Option<Arc<Routing>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             map: Mutex::new(HashMap::new()),
             reserved: AtomicUsize::new(0),
@@ -51,6 +66,7 @@ impl Sessions {
             idle,
             history,
             metrics,
+            routing,
         })
     }
 
@@ -69,7 +85,11 @@ impl Sessions {
                 (n < self.max).then_some(n + 1)
             })
             .map_err(|_| CreateError::Full(self.max))?;
-        let session = match new_session_id() {
+        let id = new_session_id().map(|local| match &self.routing {
+            Some(routing) => routing.name(&local),
+            None => local,
+        });
+        let session = match id {
             Ok(id) => Arc::new(Session::new(
                 id,
                 kind,

@@ -300,7 +300,8 @@ pub async fn delete(State(app): State<AppState>, headers: HeaderMap) -> Response
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn stateless_header(headers: &HeaderMap) -> bool {
+/// Whether the request names the stateless revision (it then belongs to no session).
+pub fn stateless_header(headers: &HeaderMap) -> bool {
     headers::text(headers, headers::PROTOCOL_VERSION)
         .and_then(Revision::parse)
         .is_some_and(Revision::is_stateless)

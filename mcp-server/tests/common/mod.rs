@@ -46,6 +46,69 @@ pub fn token_file(test: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// A loopback port free at the time of the call (for a server that must know its address before
+/// it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A session-key file holding `keys` (base64, one per line, the signing one first), replaced the
+/// way a Secret volume is updated: a new file renamed over the old.
+pub fn write_session_keys(path: &Path, keys: &[[u8; 32]]) {
+    use base64::Engine as _;
+    let text: String = keys
+        .iter()
+        .map(|k| base64::engine::general_purpose::STANDARD.encode(k) + "\n")
+        .collect();
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).expect("key file");
+    std::fs::rename(&next, path).expect("key file swapped in");
+}
+
+/// Replicas of one app: servers sharing a session key file, each advertising its own address.
+pub struct Replicas {
+    pub servers: Vec<Server>,
+    pub key_file: PathBuf,
+}
+
+impl Replicas {
+    /// `n` replicas signing with `key`, each started with `extra` flags.
+    pub fn start(test: &str, n: usize, key: [u8; 32], extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("mcp-server-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let key_file = dir.join("session-keys");
+        write_session_keys(&key_file, &[key]);
+        let servers = (0..n).map(|_| Self::replica(&key_file, extra)).collect();
+        Self { servers, key_file }
+    }
+
+    /// One more replica sharing the key file.
+    pub fn replica(key_file: &Path, extra: &[&str]) -> Server {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let key_file = key_file.to_string_lossy();
+        let mut args = vec![
+            "--session-key-file",
+            &key_file,
+            "--advertise-address",
+            &listen,
+        ];
+        args.extend_from_slice(extra);
+        Server::start_listening(&listen, &args)
+    }
+
+    /// Every replica's URL for `path`, comma-separated (what the spreading clients take).
+    pub fn urls(&self, path: &str) -> String {
+        self.servers
+            .iter()
+            .map(|s| s.url(path))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// A running `mcp-server`, stopped when dropped.
 pub struct Server {
     child: Child,
@@ -64,6 +127,15 @@ impl Server {
     /// Starts the server under `wrapper` (a command that runs the rest of its arguments, such
     /// as `unshare ...`), which then owns the process: `pid()` is the wrapper's.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(wrapper, "127.0.0.1:0", args, env)
+    }
+
+    /// Starts the server listening on `listen` (an address chosen before it starts).
+    pub fn start_listening(listen: &str, args: &[&str]) -> Self {
+        Self::spawn(&[], listen, args, &[])
+    }
+
+    fn spawn(wrapper: &[&str], listen: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let binary = env!("CARGO_BIN_EXE_mcp-server");
         let mut command = match wrapper.split_first() {
             None => Command::new(binary),
@@ -75,7 +147,7 @@ impl Server {
         };
         // Flags given before a subcommand apply to it too (they are global).
         command
-            .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+            .args(["--listen", listen, "--log", "warn"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -134,12 +206,7 @@ impl Server {
 
     /// POSTs a JSON-RPC body to `/mcp` with the headers a well-behaved client sends.
     pub fn post_mcp(&self, extra: &[(&str, &str)], body: &str) -> Reply {
-        let mut headers = vec![
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ];
-        headers.extend_from_slice(extra);
-        self.request("POST", "/mcp", &headers, body)
+        self.request("POST", "/mcp", &post_mcp_headers(extra), body)
     }
 
     /// Runs `initialize` at `version` (+ `notifications/initialized`) and returns the session id.
@@ -166,6 +233,15 @@ impl Server {
         session
     }
 
+    /// The value of a sample in `/metrics` (0 when absent), e.g.
+    /// `mcp_server_session_routing_total{outcome="forwarded"}`.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let text = self.request("GET", "/metrics", &[], "").body;
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -181,6 +257,16 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The headers a well-behaved client sends with a POST to `/mcp`, plus `extra`.
+pub fn post_mcp_headers<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    headers.extend_from_slice(extra);
+    headers
 }
 
 /// An HTTP response read to its end.
