@@ -1,5 +1,6 @@
 //! Prometheus metrics: HTTP requests by method, route and status, a latency histogram, JSON-RPC
-//! requests by MCP method, active sessions and streams, and bridged child restarts.
+//! requests by MCP method, active sessions and streams, bridged child restarts, and requests to
+//! and failures of a proxied upstream.
 
 use std::sync::Arc;
 
@@ -28,6 +29,16 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamRequestLabels {
+    pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamFailureLabels {
+    pub reason: &'static str,
 }
 
 /// HTTP methods reported by name; any other token a client invents counts as `other`.
@@ -76,6 +87,8 @@ pub struct Metrics {
     pub sessions: Gauge,
     pub streams: Gauge,
     pub child_restarts: Counter,
+    pub upstream_requests: Family<UpstreamRequestLabels, Counter>,
+    pub upstream_failures: Family<UpstreamFailureLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,6 +131,18 @@ impl Metrics {
             "Bridged child processes restarted after exiting",
             child_restarts.clone(),
         );
+        let upstream_requests = Family::<UpstreamRequestLabels, Counter>::default();
+        registry.register(
+            "upstream_requests",
+            "HTTP requests sent to the proxied upstream server, by method",
+            upstream_requests.clone(),
+        );
+        let upstream_failures = Family::<UpstreamFailureLabels, Counter>::default();
+        registry.register(
+            "upstream_failures",
+            "Failed exchanges with the proxied upstream server, by reason",
+            upstream_failures.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -126,6 +151,8 @@ impl Metrics {
             sessions,
             streams,
             child_restarts,
+            upstream_requests,
+            upstream_failures,
         }
     }
 
@@ -134,6 +161,22 @@ impl Metrics {
             .get_or_create(&RpcLabels {
                 method: known_or_other(KNOWN_METHODS, method),
             })
+            .inc();
+    }
+
+    /// Counts a request to the proxied upstream.
+    pub fn count_upstream_request(&self, method: &str) {
+        self.upstream_requests
+            .get_or_create(&UpstreamRequestLabels {
+                method: http_method_label(method),
+            })
+            .inc();
+    }
+
+    /// Counts a failed exchange with the proxied upstream; `reason` is one of a fixed set.
+    pub fn count_upstream_failure(&self, reason: &'static str) {
+        self.upstream_failures
+            .get_or_create(&UpstreamFailureLabels { reason })
             .inc();
     }
 

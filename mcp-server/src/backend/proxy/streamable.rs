@@ -1,0 +1,253 @@
+//! Streamable HTTP towards the upstream: each client request is one POST whose answer (JSON or
+//! an event stream) is relayed message by message as it arrives; notifications and responses
+//! are POSTed and accepted; the standalone GET stream carries server-initiated messages; DELETE
+//! ends the upstream session.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hyper::header::HeaderValue;
+use hyper::http::request::Builder;
+use hyper::{Method, StatusCode, Uri};
+use tokio::sync::mpsc;
+
+use super::http::{Answer, UpstreamError, UpstreamHttp, header_value};
+use super::session::Upstream;
+use crate::message::{Message, RequestId};
+use crate::transport::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
+
+/// Consecutive failures to (re)open the standalone stream before the session is given up.
+const STREAM_RETRIES: u32 = 5;
+
+/// What the upstream's `initialize` answer established.
+#[derive(Default)]
+struct SessionHeaders {
+    id: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+}
+
+/// One session with a Streamable HTTP upstream.
+pub struct Streamable {
+    http: Arc<UpstreamHttp>,
+    uri: Uri,
+    session: Mutex<SessionHeaders>,
+}
+
+/// How a standalone stream ended.
+enum Listened {
+    /// The upstream offers none (405).
+    NotOffered,
+    /// The upstream closed it; `true` when it carried at least one message.
+    Ended(bool),
+}
+
+impl Streamable {
+    pub fn new(http: Arc<UpstreamHttp>, uri: Uri) -> Arc<Self> {
+        Arc::new(Self {
+            http,
+            uri,
+            session: Mutex::new(SessionHeaders::default()),
+        })
+    }
+
+    fn session(&self) -> MutexGuard<'_, SessionHeaders> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A request carrying the session's headers once they are known.
+    fn request(&self, method: Method, body: Option<&str>) -> Builder {
+        let mut builder = self.http.request(method, &self.uri, body);
+        let session = self.session();
+        if let Some(id) = &session.id {
+            builder = builder.header(SESSION_ID, id.clone());
+        }
+        if let Some(version) = &session.version {
+            builder = builder.header(PROTOCOL_VERSION, version.clone());
+        }
+        builder
+    }
+
+    /// A 404 for a session the upstream gave us means it forgot it.
+    fn check(&self, status: StatusCode) -> Result<(), UpstreamError> {
+        if status == StatusCode::NOT_FOUND && self.session().id.is_some() {
+            return Err(UpstreamError::SessionGone);
+        }
+        if !status.is_success() {
+            return Err(UpstreamError::Status(status));
+        }
+        Ok(())
+    }
+
+    /// Sends a client request and hands everything the upstream answers on its stream to
+    /// `events`, tagged with the request; a failure fails the request (or, when the upstream
+    /// forgot the session, the session).
+    pub async fn exchange(self: Arc<Self>, message: Message, events: mpsc::Sender<Upstream>) {
+        let Some(request) = message.id().cloned() else {
+            return;
+        };
+        if let Err(error) = self.relay(&message, &request, &events).await {
+            let event = match error {
+                UpstreamError::SessionGone => Upstream::Gone(error),
+                error => Upstream::Failed { request, error },
+            };
+            let _ = events.send(event).await;
+        }
+    }
+
+    async fn relay(
+        &self,
+        message: &Message,
+        request: &RequestId,
+        events: &mpsc::Sender<Upstream>,
+    ) -> Result<(), UpstreamError> {
+        let text = message.text();
+        let response = self
+            .http
+            .send(
+                self.request(Method::POST, Some(text)),
+                Some(text.to_owned()),
+            )
+            .await?;
+        self.check(response.status())?;
+        if response.status() == StatusCode::ACCEPTED {
+            return Err(UpstreamError::Protocol(
+                "a request was accepted without an answer",
+            ));
+        }
+        let initialize = message.method() == Some("initialize");
+        if initialize {
+            self.session().id = response.headers().get(SESSION_ID).cloned();
+        }
+        match self.http.answer(response).await? {
+            Answer::Json(messages) => {
+                let mut answered = false;
+                for m in messages {
+                    answered |= self.pass(m, request, initialize, events).await;
+                }
+                if answered {
+                    return Ok(());
+                }
+            }
+            Answer::Stream(mut stream) => {
+                while let Some(m) = stream.next_message().await? {
+                    if self.pass(m, request, initialize, events).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(UpstreamError::Protocol(
+            "the answer ended without a response",
+        ))
+    }
+
+    /// Hands one message of `request`'s answer on; `true` when it is the response itself.
+    async fn pass(
+        &self,
+        message: Message,
+        request: &RequestId,
+        initialize: bool,
+        events: &mpsc::Sender<Upstream>,
+    ) -> bool {
+        let is_answer = message.is_response() && message.id() == Some(request);
+        if is_answer && initialize {
+            self.session().version = message
+                .result()
+                .and_then(|r| r.get("protocolVersion")?.as_str().and_then(header_value));
+        }
+        let via = Some(request.clone());
+        // A closed receiver means the session has ended; nothing waits for the rest.
+        let _ = events.send(Upstream::Message { message, via }).await;
+        is_answer
+    }
+
+    /// Sends a notification or a response; returns once the upstream accepted it.
+    pub async fn notify(&self, message: &Message) -> Result<(), UpstreamError> {
+        let text = message.text();
+        let response = self
+            .http
+            .send(
+                self.request(Method::POST, Some(text)),
+                Some(text.to_owned()),
+            )
+            .await?;
+        self.check(response.status())
+    }
+
+    /// Relays the standalone stream's server-initiated messages, reopening it (resuming from
+    /// the last event id) when it ends or breaks, until the upstream says it has none (405),
+    /// forgot the session, or cannot be reached `STREAM_RETRIES` times in a row.
+    pub async fn listen(self: Arc<Self>, events: mpsc::Sender<Upstream>) {
+        let mut last_event = None;
+        let mut failures = 0;
+        loop {
+            match self.listen_once(&mut last_event, &events).await {
+                Ok(Listened::NotOffered) => return,
+                Ok(Listened::Ended(carried)) => failures = if carried { 0 } else { failures + 1 },
+                // Silence is not a fault: the stream is simply reopened.
+                Err(UpstreamError::Idle(_)) => {}
+                Err(error @ UpstreamError::SessionGone) => {
+                    let _ = events.send(Upstream::Gone(error)).await;
+                    return;
+                }
+                Err(error) => {
+                    failures += 1;
+                    if failures >= STREAM_RETRIES {
+                        tracing::warn!(%error, "the upstream's standalone stream is lost");
+                        let _ = events.send(Upstream::Gone(error)).await;
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(failures.min(5)))).await;
+        }
+    }
+
+    async fn listen_once(
+        &self,
+        last_event: &mut Option<HeaderValue>,
+        events: &mpsc::Sender<Upstream>,
+    ) -> Result<Listened, UpstreamError> {
+        let mut request = self.request(Method::GET, None);
+        if let Some(last) = last_event.as_ref() {
+            request = request.header(LAST_EVENT_ID, last.clone());
+        }
+        let response = self.http.send(request, None).await?;
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+            return Ok(Listened::NotOffered);
+        }
+        self.check(response.status())?;
+        let Answer::Stream(mut stream) = self.http.answer(response).await? else {
+            return Err(UpstreamError::Protocol(
+                "the GET stream is not an event stream",
+            ));
+        };
+        let mut carried = false;
+        while let Some(message) = stream.next_message().await? {
+            carried = true;
+            *last_event = stream.last_event_id().and_then(header_value);
+            if events
+                .send(Upstream::Message { message, via: None })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(Listened::Ended(carried))
+    }
+
+    /// Ends the upstream session; an upstream that refuses (405) lets it expire instead.
+    pub async fn close(&self) {
+        if self.session().id.is_none() {
+            return;
+        }
+        if let Err(error) = self
+            .http
+            .send(self.request(Method::DELETE, None), None)
+            .await
+        {
+            tracing::debug!(%error, "could not end the upstream session");
+        }
+    }
+}
