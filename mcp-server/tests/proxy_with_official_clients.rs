@@ -125,3 +125,65 @@ fn the_proxy_is_ready_only_once_its_upstream_answers() {
     let listed = proxy.post_mcp(&[("Mcp-Session-Id", &session)], TOOLS_LIST);
     assert_eq!(listed.status, 200, "{}", listed.body);
 }
+
+#[test]
+fn python_client_speaks_stateless_2026_07_28_through_the_proxy() {
+    let upstream = Server::start(&[]);
+    let proxy = proxy_to(&upstream.url("/mcp"), &[]);
+    let out = run_client(
+        "python",
+        &[
+            "py_client.py",
+            "streamable",
+            &proxy.url("/mcp"),
+            "stateless",
+        ],
+    );
+    assert_eq!(out["supportedVersions"], serde_json::json!(["2026-07-28"]));
+    assert_builtin_exchange(&out, "hello from python", "3.75");
+}
+
+/// The upstream's count of open sessions, from its metrics.
+fn upstream_sessions(upstream: &Server) -> String {
+    let metrics = upstream.request("GET", "/metrics", &[], "").body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp_server_sessions_active "))
+        .unwrap_or_else(|| panic!("no session gauge: {metrics}"))
+        .to_owned()
+}
+
+#[test]
+fn ending_the_client_session_ends_the_upstream_one() {
+    let upstream = Server::start(&[]);
+    let proxy = proxy_to(&upstream.url("/mcp"), &[]);
+    let session = proxy.initialize("2025-11-25");
+    assert_eq!(upstream_sessions(&upstream), "1");
+    let deleted = proxy.request("DELETE", "/mcp", &[("Mcp-Session-Id", &session)], "");
+    assert_eq!(deleted.status, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream_sessions(&upstream) != "0" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        upstream_sessions(&upstream),
+        "0",
+        "the upstream session was left open"
+    );
+}
+
+#[test]
+fn stateless_requests_to_a_legacy_upstream_are_told_which_revisions_the_proxy_speaks() {
+    let upstream = Server::start(&[]);
+    let proxy = proxy_to(&upstream.url("/sse"), &[]);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let reply = proxy.post_mcp(
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "server/discover"),
+        ],
+        body,
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], -32022);
+}

@@ -162,6 +162,7 @@ impl Backend {
     pub fn stateless(&self) -> Option<Arc<dyn Stateless>> {
         match self {
             Backend::Builtin(b) => Some(Arc::clone(b) as Arc<dyn Stateless>),
+            Backend::Proxy(p) if p.serves_stateless() => Some(Arc::clone(p) as Arc<dyn Stateless>),
             Backend::Bridge(_) | Backend::Proxy(_) => None,
         }
     }

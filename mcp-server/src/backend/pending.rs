@@ -110,13 +110,19 @@ impl Pending {
     /// An error answering `id` in the backend's place, forgetting the request.
     pub fn fail(&mut self, id: RequestId, message: String, reason: &str) -> Outbound {
         self.forget(&id);
-        let error = RpcError::new(INTERNAL_ERROR, message)
-            .with_data(json!({ "reason": reason }))
-            .with_id(Some(id.clone()));
-        Outbound {
-            message: error.to_message(),
-            related: Some(id),
-        }
+        failure(id, message, reason)
+    }
+}
+
+/// An error (-32603) answering `id` in the place of the server behind the backend; `reason`
+/// (`data.reason`) is a fixed word a client can act on.
+pub fn failure(id: RequestId, message: String, reason: &str) -> Outbound {
+    let error = RpcError::new(INTERNAL_ERROR, message)
+        .with_data(json!({ "reason": reason }))
+        .with_id(Some(id.clone()));
+    Outbound {
+        message: error.to_message(),
+        related: Some(id),
     }
 }
 
@@ -159,8 +165,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_response_ends_its_request_and_failures_carry_a_reason() {
+    #[tokio::test]
+    async fn a_response_ends_its_request_and_failures_carry_a_reason() {
         let mut pending = Pending::new(Duration::from_secs(10));
         pending.track(&msg(r#"{"jsonrpc":"2.0","id":"a","method":"ping"}"#));
         let answer = msg(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#);

@@ -142,10 +142,8 @@ impl UpstreamHttp {
             .map(|v| v.trim().to_ascii_lowercase())
             .unwrap_or_default();
         if content_type == EVENT_STREAM {
-            return Ok(Answer::Stream(EventStream::new(
-                response.into_body(),
-                self.bounds,
-            )));
+            let stream = EventStream::new(response.into_body(), self.bounds);
+            return Ok(Answer::Stream(Box::new(stream)));
         }
         if content_type != JSON {
             return Err(UpstreamError::Protocol("unexpected content type"));
@@ -167,7 +165,8 @@ impl UpstreamHttp {
 /// An upstream answer.
 pub enum Answer {
     Json(Vec<Message>),
-    Stream(EventStream),
+    /// Boxed: the parser's state is large next to a list of messages.
+    Stream(Box<EventStream>),
 }
 
 /// An upstream event stream, read event by event.

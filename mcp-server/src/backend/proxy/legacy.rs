@@ -24,7 +24,7 @@ impl Legacy {
     pub async fn connect(
         http: Arc<UpstreamHttp>,
         url: &Url,
-    ) -> Result<(Self, EventStream), UpstreamError> {
+    ) -> Result<(Self, Box<EventStream>), UpstreamError> {
         let response = http
             .send(http.request(Method::GET, &to_uri(url)?, None), None)
             .await?;
@@ -75,7 +75,7 @@ impl Legacy {
 }
 
 /// Relays the stream's messages until it ends, which ends the session.
-pub async fn relay(mut stream: EventStream, events: mpsc::Sender<Upstream>) {
+pub async fn relay(mut stream: Box<EventStream>, events: mpsc::Sender<Upstream>) {
     let error = loop {
         match stream.next_message().await {
             Ok(Some(message)) => {

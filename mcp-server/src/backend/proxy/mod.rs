@@ -11,6 +11,7 @@ pub mod http;
 pub mod legacy;
 pub mod probe;
 pub mod session;
+pub mod stateless;
 pub mod streamable;
 
 use std::sync::{Arc, OnceLock};
@@ -109,6 +110,11 @@ impl Proxy {
                 }
             },
         );
+    }
+
+    /// Whether stateless requests can be passed on: only to a Streamable HTTP upstream.
+    pub fn serves_stateless(&self) -> bool {
+        self.transport.get() == Some(&Transport::Streamable)
     }
 
     /// Starts the session's conversation with the upstream; the returned sender feeds it

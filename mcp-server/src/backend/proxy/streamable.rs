@@ -19,18 +19,23 @@ use crate::transport::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 /// Consecutive failures to (re)open the standalone stream before the session is given up.
 const STREAM_RETRIES: u32 = 5;
 
-/// What the upstream's `initialize` answer established.
+/// What the upstream's `initialize` answer established, or a stateless request carries.
 #[derive(Default)]
 struct SessionHeaders {
     id: Option<HeaderValue>,
     version: Option<HeaderValue>,
+    /// A stateless request's `Mcp-Method` and `Mcp-Name`.
+    mirrored: Vec<(&'static str, HeaderValue)>,
 }
 
-/// One session with a Streamable HTTP upstream.
+/// One session with a Streamable HTTP upstream, or one stateless request.
 pub struct Streamable {
     http: Arc<UpstreamHttp>,
     uri: Uri,
     session: Mutex<SessionHeaders>,
+    /// Stateless (2026-07-28) errors come as an HTTP error status with the JSON-RPC error as
+    /// the body, which is the answer to pass on.
+    stateless: bool,
 }
 
 /// How a standalone stream ended.
@@ -47,6 +52,26 @@ impl Streamable {
             http,
             uri,
             session: Mutex::new(SessionHeaders::default()),
+            stateless: false,
+        })
+    }
+
+    /// A link for one stateless request, sent with its protocol version and mirrored headers.
+    pub fn stateless(
+        http: Arc<UpstreamHttp>,
+        uri: Uri,
+        version: Option<HeaderValue>,
+        mirrored: Vec<(&'static str, HeaderValue)>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            http,
+            uri,
+            session: Mutex::new(SessionHeaders {
+                id: None,
+                version,
+                mirrored,
+            }),
+            stateless: true,
         })
     }
 
@@ -64,6 +89,9 @@ impl Streamable {
         if let Some(version) = &session.version {
             builder = builder.header(PROTOCOL_VERSION, version.clone());
         }
+        for (name, value) in &session.mirrored {
+            builder = builder.header(*name, value.clone());
+        }
         builder
     }
 
@@ -71,6 +99,9 @@ impl Streamable {
     fn check(&self, status: StatusCode) -> Result<(), UpstreamError> {
         if status == StatusCode::NOT_FOUND && self.session().id.is_some() {
             return Err(UpstreamError::SessionGone);
+        }
+        if self.stateless && status.is_client_error() {
+            return Ok(());
         }
         if !status.is_success() {
             return Err(UpstreamError::Status(status));
@@ -108,8 +139,9 @@ impl Streamable {
                 Some(text.to_owned()),
             )
             .await?;
-        self.check(response.status())?;
-        if response.status() == StatusCode::ACCEPTED {
+        let status = response.status();
+        self.check(status)?;
+        if status == StatusCode::ACCEPTED {
             return Err(UpstreamError::Protocol(
                 "a request was accepted without an answer",
             ));
@@ -118,7 +150,13 @@ impl Streamable {
         if initialize {
             self.session().id = response.headers().get(SESSION_ID).cloned();
         }
-        match self.http.answer(response).await? {
+        // A refusal (stateless only) is passed on when its body is the JSON-RPC error.
+        let refused = UpstreamError::Status(status);
+        let answer = match self.http.answer(response).await {
+            Err(_) if !status.is_success() => return Err(refused),
+            answer => answer?,
+        };
+        match answer {
             Answer::Json(messages) => {
                 let mut answered = false;
                 for m in messages {
@@ -135,6 +173,9 @@ impl Streamable {
                     }
                 }
             }
+        }
+        if !status.is_success() {
+            return Err(refused);
         }
         Err(UpstreamError::Protocol(
             "the answer ended without a response",
