@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// front door for an MCP server that already speaks HTTP.
 ///
 /// Serves Streamable HTTP at /mcp (revisions 2025-03-26, 2025-06-18, 2025-11-25, and stateless
-/// 2026-07-28 requests in built-in mode), the legacy HTTP+SSE transport at GET /sse +
+/// 2026-07-28 requests in built-in mode and to a Streamable HTTP upstream in proxy mode), the
+/// legacy HTTP+SSE transport at GET /sse +
 /// POST /messages (2024-11-05), and /healthz, /readyz and /metrics for operations.
 #[derive(Debug, Parser)]
 #[command(name = "mcp-server", version, about, long_about)]

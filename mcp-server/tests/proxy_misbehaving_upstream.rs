@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, clients_dir, proxy_to, reply_messages, token_file};
+use common::{Server, announced, clients_dir, proxy_to, reply_messages, token_file};
 use serde_json::Value;
 
 /// The misbehaving upstream, stopped when dropped.
@@ -24,15 +23,7 @@ impl Upstream {
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("the upstream prints its port");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let port = announced(&mut child, "listening on ");
         Self {
             child,
             url: format!("http://127.0.0.1:{port}/mcp"),

@@ -46,6 +46,19 @@ pub fn token_file(test: &str, contents: &str) -> PathBuf {
     path
 }
 
+/// What a started process announces on the first line of its stdout (piped), after `prefix`.
+pub fn announced(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the process announces itself");
+    line.trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
+}
+
 /// A running `mcp-server`, stopped when dropped.
 pub struct Server {
     child: Child,
@@ -87,16 +100,7 @@ impl Server {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("mcp-server starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("mcp-server prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("mcp-server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let addr = announced(&mut child, "mcp-server listening on ");
         Self { child, addr }
     }
 

@@ -6,9 +6,10 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::http::request::Builder;
-use hyper::{Method, StatusCode, Uri};
+use hyper::{Method, Response, StatusCode, Uri};
 use tokio::sync::mpsc;
 
 use super::http::{Answer, UpstreamError, UpstreamHttp, header_value};
@@ -131,14 +132,7 @@ impl Streamable {
         request: &RequestId,
         events: &mpsc::Sender<Upstream>,
     ) -> Result<(), UpstreamError> {
-        let text = message.text();
-        let response = self
-            .http
-            .send(
-                self.request(Method::POST, Some(text)),
-                Some(text.to_owned()),
-            )
-            .await?;
+        let response = self.post(message).await?;
         let status = response.status();
         self.check(status)?;
         if status == StatusCode::ACCEPTED {
@@ -204,15 +198,14 @@ impl Streamable {
 
     /// Sends a notification or a response; returns once the upstream accepted it.
     pub async fn notify(&self, message: &Message) -> Result<(), UpstreamError> {
-        let text = message.text();
-        let response = self
-            .http
-            .send(
-                self.request(Method::POST, Some(text)),
-                Some(text.to_owned()),
-            )
-            .await?;
+        let response = self.post(message).await?;
         self.check(response.status())
+    }
+
+    async fn post(&self, message: &Message) -> Result<Response<Incoming>, UpstreamError> {
+        let text = message.text();
+        let request = self.request(Method::POST, Some(text));
+        self.http.send(request, Some(text.to_owned())).await
     }
 
     /// Relays the standalone stream's server-initiated messages, reopening it (resuming from
