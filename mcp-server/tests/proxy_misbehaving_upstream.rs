@@ -76,18 +76,24 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_hanging_upstream_fails_the_request_in_bounded_time() {
     let upstream = Upstream::start();
-    let proxy = proxy_to(&upstream.url, &["--request-timeout", "2"]);
+    let proxy = proxy_to(
+        &upstream.url,
+        &["--request-timeout", "2", "--connect-timeout", "1"],
+    );
     let session = proxy.initialize("2025-11-25");
-    let (answer, took) = call_through(&proxy, &session, "hang", &[]);
-    assert_eq!(answer["error"]["code"], -32603, "{answer}");
-    assert_eq!(answer["error"]["data"]["reason"], "upstream-timeout");
-    assert!(took < Duration::from_secs(10), "took {took:?}");
+    // Silent after the head (the request timeout), or before it (the connect timeout).
+    for tool in ["hang", "hang_head"] {
+        let (answer, took) = call_through(&proxy, &session, tool, &[]);
+        assert_eq!(answer["error"]["code"], -32603, "{tool}: {answer}");
+        assert_eq!(answer["error"]["data"]["reason"], "upstream-timeout");
+        assert!(took < Duration::from_secs(10), "{tool} took {took:?}");
+    }
     // The session goes on.
     let (answer, _) = call_through(&proxy, &session, "echo", &[]);
     assert_eq!(answer["result"]["content"][0]["text"], "echo", "{answer}");
     let metrics = proxy.request("GET", "/metrics", &[], "").body;
     assert!(
-        metrics.contains(r#"mcp_server_upstream_failures_total{reason="upstream-timeout"} 1"#),
+        metrics.contains(r#"mcp_server_upstream_failures_total{reason="upstream-timeout"} 2"#),
         "{metrics}"
     );
 }

@@ -7,6 +7,7 @@ and ends sessions on DELETE. Tools (by name in `tools/call`):
   echo        answers normally, as JSON
   headers     answers with the request headers it received (lower-cased names)
   hang        opens an event stream and never writes to it
+  hang_head   never even sends the response head
   big_event   an event stream with one endless event (data without end)
   big_json    a JSON answer far larger than any proxy should hold
 """
@@ -62,6 +63,8 @@ class Handler(BaseHTTPRequestHandler):
         if tool == "headers":
             seen = {k.lower(): v for k, v in self.headers.items()}
             self.reply(200, answer({"content": [{"type": "text", "text": json.dumps(seen)}]}))
+        elif tool == "hang_head":
+            time.sleep(3600)
         elif tool == "hang":
             self.reply(200, content_type="text/event-stream")
             self.wfile.flush()

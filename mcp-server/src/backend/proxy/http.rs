@@ -107,7 +107,8 @@ impl UpstreamHttp {
         }
     }
 
-    /// Sends `request`, waiting at most the connect bound for the response head.
+    /// Sends `request`, waiting at most the connect bound for the response head. Counts the
+    /// request; a failure is counted by whoever handles it, once.
     pub async fn send(
         &self,
         request: hyper::http::request::Builder,
@@ -120,16 +121,12 @@ impl UpstreamHttp {
         self.metrics
             .count_upstream_request(request.method().as_str());
         let sent = tokio::time::timeout(self.bounds.connect, self.client.request(request)).await;
-        let result = match sent {
+        match sent {
             Err(_) => Err(UpstreamError::Timeout(self.bounds.connect)),
             Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect),
             Ok(Err(_)) => Err(UpstreamError::Broken),
             Ok(Ok(response)) => Ok(response),
-        };
-        if let Err(e) = &result {
-            self.metrics.count_upstream_failure(e.reason());
         }
-        result
     }
 
     /// Reads an answer's body: the messages of a JSON body, or an event stream to read on.

@@ -157,7 +157,10 @@ impl ProxySession {
             Err(error) => {
                 match message.id().filter(|_| message.is_request()) {
                     Some(id) => self.fail(id.clone(), &error),
-                    None => tracing::warn!(%error, "a message for the upstream server was lost"),
+                    None => {
+                        tracing::warn!(%error, "a message for the upstream server was lost");
+                        self.proxy.metrics.count_upstream_failure(error.reason());
+                    }
                 }
                 Ok(())
             }

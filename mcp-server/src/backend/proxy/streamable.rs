@@ -19,6 +19,8 @@ use crate::transport::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 
 /// Consecutive failures to (re)open the standalone stream before the session is given up.
 const STREAM_RETRIES: u32 = 5;
+/// A standalone stream open at least this long was not refused, whatever ended it.
+const HEALTHY_STREAM: Duration = Duration::from_secs(5);
 
 /// What the upstream's `initialize` answer established, or a stateless request carries.
 #[derive(Default)]
@@ -41,7 +43,7 @@ pub struct Streamable {
 
 /// How a standalone stream ended.
 enum Listened {
-    /// The upstream offers none (405).
+    /// The upstream offers none (405, or another refusal).
     NotOffered,
     /// The upstream closed it; `true` when it carried at least one message.
     Ended(bool),
@@ -209,15 +211,20 @@ impl Streamable {
     }
 
     /// Relays the standalone stream's server-initiated messages, reopening it (resuming from
-    /// the last event id) when it ends or breaks, until the upstream says it has none (405),
+    /// the last event id) when it ends or breaks, until the upstream refuses it (405: it has none),
     /// forgot the session, or cannot be reached `STREAM_RETRIES` times in a row.
     pub async fn listen(self: Arc<Self>, events: mpsc::Sender<Upstream>) {
         let mut last_event = None;
         let mut failures = 0;
         loop {
+            let opened = tokio::time::Instant::now();
             match self.listen_once(&mut last_event, &events).await {
                 Ok(Listened::NotOffered) => return,
-                Ok(Listened::Ended(carried)) => failures = if carried { 0 } else { failures + 1 },
+                // A stream that lasted is healthy; one closed at once, again and again, is not.
+                Ok(Listened::Ended(carried)) if carried || opened.elapsed() >= HEALTHY_STREAM => {
+                    failures = 0;
+                }
+                Ok(Listened::Ended(_)) => failures += 1,
                 // Silence is not a fault: the stream is simply reopened.
                 Err(UpstreamError::Idle(_)) => {}
                 Err(error @ UpstreamError::SessionGone) => {
@@ -247,10 +254,16 @@ impl Streamable {
             request = request.header(LAST_EVENT_ID, last.clone());
         }
         let response = self.http.send(request, None).await?;
-        if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-            return Ok(Listened::NotOffered);
+        match self.check(response.status()) {
+            Ok(()) => {}
+            // 405 is the specification's "no stream here"; other refusals (an upstream without
+            // sessions, say) mean the same here: asking again would not change them.
+            Err(UpstreamError::Status(status)) if status.is_client_error() => {
+                tracing::debug!(%status, "the upstream offers no standalone stream");
+                return Ok(Listened::NotOffered);
+            }
+            Err(error) => return Err(error),
         }
-        self.check(response.status())?;
         let Answer::Stream(mut stream) = self.http.answer(response).await? else {
             return Err(UpstreamError::Protocol(
                 "the GET stream is not an event stream",
