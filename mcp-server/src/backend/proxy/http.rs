@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::http::request::Builder;
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -90,20 +91,17 @@ impl UpstreamHttp {
         }
     }
 
-    /// A request to `uri` with MCP's content negotiation: POSTs carry a JSON message and accept
-    /// JSON or a stream, GETs accept a stream.
-    pub fn request(
-        &self,
-        method: Method,
-        uri: &Uri,
-        body: Option<&str>,
-    ) -> hyper::http::request::Builder {
+    /// A request to `uri` with MCP's content negotiation: a POST carries a JSON message and
+    /// accepts JSON or a stream back, other methods accept a stream.
+    pub fn request(&self, method: Method, uri: &Uri) -> Builder {
+        let post = method == Method::POST;
         let builder = Request::builder().method(method).uri(uri.clone());
-        match body {
-            Some(_) => builder
+        if post {
+            builder
                 .header(CONTENT_TYPE, JSON)
-                .header(ACCEPT, POST_ACCEPT),
-            None => builder.header(ACCEPT, EVENT_STREAM),
+                .header(ACCEPT, POST_ACCEPT)
+        } else {
+            builder.header(ACCEPT, EVENT_STREAM)
         }
     }
 
@@ -111,7 +109,7 @@ impl UpstreamHttp {
     /// request; a failure is counted by whoever handles it, once.
     pub async fn send(
         &self,
-        request: hyper::http::request::Builder,
+        request: Builder,
         body: Option<String>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let body = Full::new(Bytes::from(body.unwrap_or_default()));

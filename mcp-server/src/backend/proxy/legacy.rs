@@ -26,7 +26,7 @@ impl Legacy {
         url: &Url,
     ) -> Result<(Self, Box<EventStream>), UpstreamError> {
         let response = http
-            .send(http.request(Method::GET, &to_uri(url)?, None), None)
+            .send(http.request(Method::GET, &to_uri(url)?), None)
             .await?;
         if !response.status().is_success() {
             return Err(UpstreamError::Status(response.status()));
@@ -62,7 +62,7 @@ impl Legacy {
         let response = self
             .http
             .send(
-                self.http.request(Method::POST, &self.endpoint, Some(text)),
+                self.http.request(Method::POST, &self.endpoint),
                 Some(text.to_owned()),
             )
             .await?;

@@ -136,3 +136,40 @@ impl Proxy {
         Ok(to_backend)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> ProxyConfig {
+        let second = Duration::from_secs(1);
+        ProxyConfig {
+            upstream: Url::parse(url).unwrap(),
+            transport: UpstreamTransport::Auto,
+            bounds: Bounds {
+                connect: second,
+                idle: second,
+                max_message_bytes: 1024,
+            },
+            request_timeout: second,
+            handshake_timeout: second,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_plain_http_upstreams_are_accepted_and_none_serves_before_its_handshake() {
+        let metrics = Arc::new(Metrics::new());
+        assert!(matches!(
+            Proxy::new(config("https://127.0.0.1:3000/mcp"), Arc::clone(&metrics)),
+            Err(ProxyError::Scheme(s)) if s == "https"
+        ));
+        let proxy = Proxy::new(config("http://127.0.0.1:3000/mcp"), metrics).unwrap();
+        assert!(!proxy.is_ready());
+        assert!(!proxy.serves_stateless());
+        let (outlet, _) = crate::backend::ChannelOutlet::new();
+        assert!(matches!(
+            proxy.open(outlet, CancellationToken::new()),
+            Err(BackendError::UpstreamNotReady)
+        ));
+    }
+}

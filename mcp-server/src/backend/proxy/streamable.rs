@@ -83,8 +83,8 @@ impl Streamable {
     }
 
     /// A request carrying the session's headers once they are known.
-    fn request(&self, method: Method, body: Option<&str>) -> Builder {
-        let mut builder = self.http.request(method, &self.uri, body);
+    fn request(&self, method: Method) -> Builder {
+        let mut builder = self.http.request(method, &self.uri);
         let session = self.session();
         if let Some(id) = &session.id {
             builder = builder.header(SESSION_ID, id.clone());
@@ -206,7 +206,7 @@ impl Streamable {
 
     async fn post(&self, message: &Message) -> Result<Response<Incoming>, UpstreamError> {
         let text = message.text();
-        let request = self.request(Method::POST, Some(text));
+        let request = self.request(Method::POST);
         self.http.send(request, Some(text.to_owned())).await
     }
 
@@ -249,7 +249,7 @@ impl Streamable {
         last_event: &mut Option<HeaderValue>,
         events: &mpsc::Sender<Upstream>,
     ) -> Result<Listened, UpstreamError> {
-        let mut request = self.request(Method::GET, None);
+        let mut request = self.request(Method::GET);
         if let Some(last) = last_event.as_ref() {
             request = request.header(LAST_EVENT_ID, last.clone());
         }
@@ -289,11 +289,7 @@ impl Streamable {
         if self.session().id.is_none() {
             return;
         }
-        if let Err(error) = self
-            .http
-            .send(self.request(Method::DELETE, None), None)
-            .await
-        {
+        if let Err(error) = self.http.send(self.request(Method::DELETE), None).await {
             tracing::debug!(%error, "could not end the upstream session");
         }
     }
