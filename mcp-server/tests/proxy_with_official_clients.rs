@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Server, assert_bridged_exchange, assert_builtin_exchange, bridge_to_sdk_server, free_address,
-    proxy_to, run_client,
+    proxy_to, run_client, run_client_pausing,
 };
 
 #[test]
@@ -143,9 +143,9 @@ fn python_client_speaks_stateless_2026_07_28_through_the_proxy() {
     assert_builtin_exchange(&out, "hello from python", "3.75");
 }
 
-/// The upstream's count of open sessions, from its metrics.
-fn upstream_sessions(upstream: &Server) -> String {
-    let metrics = upstream.request("GET", "/metrics", &[], "").body;
+/// A server's count of open sessions, from its metrics.
+fn sessions_active(server: &Server) -> String {
+    let metrics = server.request("GET", "/metrics", &[], "").body;
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("mcp_server_sessions_active "))
@@ -158,15 +158,15 @@ fn ending_the_client_session_ends_the_upstream_one() {
     let upstream = Server::start(&[]);
     let proxy = proxy_to(&upstream.url("/mcp"), &[]);
     let session = proxy.initialize("2025-11-25");
-    assert_eq!(upstream_sessions(&upstream), "1");
+    assert_eq!(sessions_active(&upstream), "1");
     let deleted = proxy.request("DELETE", "/mcp", &[("Mcp-Session-Id", &session)], "");
     assert_eq!(deleted.status, 204);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while upstream_sessions(&upstream) != "0" && Instant::now() < deadline {
+    while sessions_active(&upstream) != "0" && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
-        upstream_sessions(&upstream),
+        sessions_active(&upstream),
         "0",
         "the upstream session was left open"
     );
@@ -186,4 +186,28 @@ fn stateless_requests_to_a_legacy_upstream_are_told_which_revisions_the_proxy_sp
     );
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], -32022);
+}
+
+#[test]
+fn typescript_client_is_told_to_start_over_when_the_upstream_restarts() {
+    let address = free_address();
+    let mut upstream = Some(Server::start(&["--listen", &address]));
+    let proxy = proxy_to(&format!("http://{address}/mcp"), &[]);
+    let mut restarted = None;
+    let out = run_client_pausing(
+        "node",
+        &["ts_client.cjs", "streamable", &proxy.url("/mcp"), "restart"],
+        || {
+            drop(upstream.take());
+            restarted = Some(Server::start(&["--listen", &address]));
+            // The proxy notices on its own (the upstream's stream breaks and cannot resume).
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while sessions_active(&proxy) != "0" && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        },
+    );
+    assert_eq!(out["oldSessionError"]["code"], 404, "{out}");
+    assert_eq!(out["toolsBefore"], out["toolsAfter"], "{out}");
+    assert!(restarted.is_some());
 }

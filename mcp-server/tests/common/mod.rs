@@ -339,6 +339,39 @@ fn dechunk(mut rest: &str) -> String {
 
 /// Runs an official client script and returns the JSON it printed.
 pub fn run_client(program: &str, args: &[&str]) -> Value {
+    let output = client_command(program, args)
+        .output()
+        .expect("client runtime starts");
+    client_output(program, args, &output)
+}
+
+/// Runs a client script that prints `ready` and then waits for a line on stdin: `meanwhile`
+/// runs in between. Returns the JSON it printed at the end.
+pub fn run_client_pausing(program: &str, args: &[&str], meanwhile: impl FnOnce()) -> Value {
+    let mut child = client_command(program, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("client runtime starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the client reads");
+    assert_eq!(line.trim(), "ready", "the client did not pause");
+    meanwhile();
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(b"go\n")
+        .expect("the client waits for a line");
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).expect("the client's output");
+    let mut output = child.wait_with_output().expect("the client ends");
+    output.stdout = rest;
+    client_output(program, args, &output)
+}
+
+fn client_command(program: &str, args: &[&str]) -> Command {
     let clients = installed_clients();
     let script = clients_dir().join(args[0]);
     let (exe, node_path) = match program {
@@ -352,12 +385,16 @@ pub fn run_client(program: &str, args: &[&str]) -> Value {
         ),
         other => panic!("unknown client runtime {other}"),
     };
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg(&script)
         .args(&args[1..])
-        .env("NODE_PATH", node_path)
-        .output()
-        .expect("client runtime starts");
+        .env("NODE_PATH", node_path);
+    command
+}
+
+/// The JSON a client printed last, once it succeeded.
+fn client_output(program: &str, args: &[&str], output: &std::process::Output) -> Value {
     assert!(
         output.status.success(),
         "{} {:?} failed ({}):\nstdout: {}\nstderr: {}",
