@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     Server, assert_bridged_exchange, assert_builtin_exchange, bridge_to_sdk_server, free_address,
-    proxy_to, run_client, run_client_pausing,
+    proxy_to, run_client, run_client_pausing, wait_until,
 };
 
 #[test]
@@ -96,15 +96,11 @@ fn a_restarted_upstream_ends_the_client_session_and_a_new_one_works() {
     drop(upstream);
     let _restarted = Server::start(&["--listen", &address]);
     // The upstream forgot the session: the proxy's client session ends with it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
+    let ended = wait_until(Duration::from_secs(20), || {
         let reply = proxy.post_mcp(&[("Mcp-Session-Id", &session)], TOOLS_LIST);
-        if reply.status == 404 || Instant::now() > deadline {
-            break reply.status;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(status, 404, "the client must be told to start over");
+        reply.status == 404
+    });
+    assert!(ended, "the client must be told to start over (404)");
 
     let fresh = proxy.initialize("2025-11-25");
     let listed = proxy.post_mcp(&[("Mcp-Session-Id", &fresh)], TOOLS_LIST);
@@ -161,13 +157,9 @@ fn ending_the_client_session_ends_the_upstream_one() {
     assert_eq!(sessions_active(&upstream), "1");
     let deleted = proxy.request("DELETE", "/mcp", &[("Mcp-Session-Id", &session)], "");
     assert_eq!(deleted.status, 204);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sessions_active(&upstream) != "0" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(
-        sessions_active(&upstream),
-        "0",
+    assert!(
+        wait_until(Duration::from_secs(10), || sessions_active(&upstream)
+            == "0"),
         "the upstream session was left open"
     );
 }
@@ -201,10 +193,10 @@ fn typescript_client_is_told_to_start_over_when_the_upstream_restarts() {
             drop(upstream.take());
             restarted = Some(Server::start(&["--listen", &address]));
             // The proxy notices on its own (the upstream's stream breaks and cannot resume).
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while sessions_active(&proxy) != "0" && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            assert!(
+                wait_until(Duration::from_secs(20), || sessions_active(&proxy) == "0"),
+                "the proxy kept a session the upstream forgot"
+            );
         },
     );
     assert_eq!(out["oldSessionError"]["code"], 404, "{out}");

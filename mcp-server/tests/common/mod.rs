@@ -534,3 +534,17 @@ pub fn reply_messages(reply: &Reply) -> Vec<Value> {
         vec![reply.json()]
     }
 }
+
+/// Polls `done` every 100 ms until it holds (`true`) or `limit` passes (`false`).
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
