@@ -23,6 +23,11 @@ use mcp_wire::sse;
 use crate::message::{Message, parse_body};
 use crate::metrics::Metrics;
 
+/// How long an idle connection to the upstream is kept for reuse: shorter than servers keep
+/// one open (Node's default is 5 s), so a request is not sent on a connection the upstream is
+/// just closing. Loopback connections are cheap to open again.
+const POOL_IDLE: Duration = Duration::from_secs(2);
+
 /// Why an exchange with the upstream failed. Messages are ours: the upstream's bodies are never
 /// quoted.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +88,9 @@ impl UpstreamHttp {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(bounds.connect));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector);
         Self {
             client,
             bounds,
