@@ -3,6 +3,7 @@
 //! what an app renders (its Secrets, metadata only, and IngressClasses).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -11,6 +12,8 @@ use k8s_openapi::api::networking::v1::IngressClass;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::ResetTimerBackoff;
+use kube::runtime::watcher::ExponentialBackoff;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -22,6 +25,19 @@ use crate::gate::{Book, Gate};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
 use crate::secrets::{self, SecretMeta, SecretReads};
+
+/// How long the controller pauses its triggers after an error from one of them: briefly, since
+/// every watch backs off on its own. The controller's default (client-go's 0.8 s doubling to
+/// 30 s, reset after two quiet minutes) applies to all triggers together, so after an API server
+/// restart the errors of a dozen watches paused every trigger, the gate's included, for a minute.
+fn trigger_backoff() -> ResetTimerBackoff<ExponentialBackoff> {
+    let steps = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times();
+    ResetTimerBackoff::new(steps.into(), Duration::from_secs(30))
+}
 
 /// Owned objects carry this label; watches are narrowed to it.
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by=mcp-operator";
@@ -97,7 +113,8 @@ pub async fn run(
         backoff: Backoff::default(),
     });
 
-    let mut controller = Controller::new(apps, watcher::Config::default());
+    let mut controller =
+        Controller::new(apps, watcher::Config::default()).trigger_backoff(trigger_backoff());
     let app_store = controller.store();
     let (gate_requests, mut gate_rx) = tokio::sync::mpsc::unbounded_channel();
     let gate = Gate {
