@@ -635,24 +635,10 @@ async fn hanging_pods_of_one_app_do_not_keep_another_apps_pods_from_their_handsh
 
 /// The official TypeScript SDK's stdio server, from the clients the mcp-server tests install.
 fn typescript_stdio_server() -> (String, String) {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let server = repo.join("mcp-server/tests/clients/stdio_server.cjs");
-    // Where setup.sh installed them (its cache follows XDG_CACHE_HOME, not ours).
-    let output = std::process::Command::new("bash")
-        .arg(repo.join("mcp-server/tests/clients/setup.sh"))
-        .arg("--check")
-        .output()
-        .expect("bash runs");
-    assert!(
-        output.status.success(),
-        "the MCP clients are installed (mcp-server/tests/clients/setup.sh): {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let node_modules =
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("node_modules");
+    let server = support::official_client_script("stdio_server.cjs");
     (
         server.display().to_string(),
-        node_modules.display().to_string(),
+        support::official_node_modules().display().to_string(),
     )
 }
 

@@ -696,12 +696,18 @@ mod tests {
                     .flatten()
                     .any(|v| v.name == "MCP_ADVERTISE_ADDRESS" && v.value_from.is_some())
             );
-            assert!(pod(&deployment).volumes.iter().flatten().any(|v| v
-                .secret
-                .as_ref()
-                .and_then(|s| s.secret_name.as_deref())
-                == Some("weather-session-keys")));
-            assert_eq!(front_door_of(&deployment), None, "the companion is its own door");
+            assert!(
+                pod(&deployment).volumes.iter().flatten().any(|v| v
+                    .secret
+                    .as_ref()
+                    .and_then(|s| s.secret_name.as_deref())
+                    == Some("weather-session-keys"))
+            );
+            assert_eq!(
+                front_door_of(&deployment),
+                None,
+                "the companion is its own door"
+            );
 
             let mut off = spec;
             off.session.front_door = false;
@@ -741,8 +747,14 @@ mod tests {
         assert_eq!(env_value(server, "MCP_SESSION_KEY_FILE"), None);
 
         let door = front_door_of(&deployment).expect("a front-door container");
-        assert_eq!(door.image.as_deref(), Some("registry.local/mcp-server:9.9.9"));
-        assert_eq!(door.command, Some(vec![bridge::COMPANION_BINARY.to_owned()]));
+        assert_eq!(
+            door.image.as_deref(),
+            Some("registry.local/mcp-server:9.9.9")
+        );
+        assert_eq!(
+            door.command,
+            Some(vec![bridge::COMPANION_BINARY.to_owned()])
+        );
         assert_eq!(
             door.args.as_ref().unwrap()[..3],
             ["proxy", "--upstream", "http://127.0.0.1:9000/mcp"]
@@ -761,7 +773,14 @@ mod tests {
         assert_eq!(door.security_context, Some(container_security()));
         assert_eq!(door.lifecycle, server.lifecycle, "drained like the server");
         assert_eq!(
-            door.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(),
+            door.readiness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
             Some("/readyz")
         );
     }

@@ -56,7 +56,10 @@ pub use network_policy::network_policy;
 pub use pdb::{can_run_more_than_one_pod, pod_disruption_budget};
 pub use probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings};
 pub use service::{SERVICE_PORT, service};
-pub use session_keys::{KEY_BYTES, KEY_FILE, KeyRing, secret as session_keys_secret, secret_name as session_keys_secret_name};
+pub use session_keys::{
+    KEY_BYTES, KEY_FILE, KeyRing, secret as session_keys_secret,
+    secret_name as session_keys_secret_name,
+};
 pub use url::{external_url, service_url};
 
 /// The field manager of every server-side apply the operator makes.

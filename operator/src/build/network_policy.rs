@@ -122,7 +122,10 @@ mod tests {
         app.spec.image = Some("example/weather:1".into());
         let policy = network_policy(&app, None).unwrap().unwrap();
         let ports = only_rule(&policy).ports.clone().unwrap();
-        assert_eq!(ports[0].port, Some(IntOrString::Int(crate::api::FRONT_DOOR_PORT)));
+        assert_eq!(
+            ports[0].port,
+            Some(IntOrString::Int(crate::api::FRONT_DOOR_PORT))
+        );
     }
 
     #[test]

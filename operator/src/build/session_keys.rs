@@ -169,7 +169,11 @@ pub fn secret(app: &McpApp, ring: &KeyRing) -> Result<Secret, BuildError> {
     ]);
     let mut metadata = owned_meta(app, annotations)?;
     metadata.name = Some(secret_name(app));
-    let file = ring.keys.iter().map(|k| format!("{k}\n")).collect::<String>();
+    let file = ring
+        .keys
+        .iter()
+        .map(|k| format!("{k}\n"))
+        .collect::<String>();
     Ok(Secret {
         metadata,
         type_: Some("Opaque".into()),
@@ -208,16 +212,18 @@ mod tests {
         let start = KeyRing::new("old".into(), at(0));
         assert_eq!(start.next(at(secs(ROTATE_EVERY) - 1), never), None);
 
-        let added = start
-            .next(at(secs(ROTATE_EVERY)), || "new".into())
-            .unwrap();
+        let added = start.next(at(secs(ROTATE_EVERY)), || "new".into()).unwrap();
         assert_eq!(added.keys, ["old", "new"], "the new key is added second");
         assert_eq!(added.step, Step::Added);
         let t = secs(ROTATE_EVERY);
         assert_eq!(added.next(at(t + secs(PROPAGATION) - 1), never), None);
 
         let promoted = added.next(at(t + secs(PROPAGATION)), never).unwrap();
-        assert_eq!(promoted.keys, ["new", "old"], "then signs, the old still verifies");
+        assert_eq!(
+            promoted.keys,
+            ["new", "old"],
+            "then signs, the old still verifies"
+        );
         let t = t + secs(PROPAGATION);
         assert_eq!(promoted.next(at(t + secs(GRACE) - 1), never), None);
 

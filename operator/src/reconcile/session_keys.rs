@@ -48,7 +48,12 @@ pub async fn converge(client: &Client, app: &McpApp, now: Timestamp) -> Result<D
     let ring = match bounded(&name, api.get_opt(&name)).await? {
         None => {
             let ring = KeyRing::new(fresh, now);
-            match bounded(&name, api.create(&params, &session_keys_secret(app, &ring)?)).await {
+            match bounded(
+                &name,
+                api.create(&params, &session_keys_secret(app, &ring)?),
+            )
+            .await
+            {
                 // Created since the GET (another reconcile): it is read again next time.
                 Err(Error::Api {
                     source: kube::Error::Api(e),
