@@ -1,9 +1,10 @@
 //! Load generator for the benchmark in `BENCHMARKS.md` (run by `bench/run.sh`).
 //!
-//! `loadgen echo URL SESSIONS SECONDS`: opens SESSIONS Streamable HTTP sessions at URL, then each
-//! session calls the `echo` tool back to back on its own keep-alive connection for SECONDS;
-//! prints one JSON line with requests/s and latency percentiles. Works against any server that
-//! follows the transport (JSON or SSE answers).
+//! `loadgen echo URL SESSIONS SECONDS [CALLS_URL]`: opens SESSIONS Streamable HTTP sessions at
+//! URL, then each session calls the `echo` tool back to back on its own keep-alive connection for
+//! SECONDS; prints one JSON line with requests/s and latency percentiles. Works against any server
+//! that follows the transport (JSON or SSE answers). With CALLS_URL the calls go there instead
+//! (another replica of the same app, which forwards them to the session's owner).
 //!
 //! `loadgen idle URL COUNT SECONDS`: opens COUNT legacy SSE streams (`GET URL`), waits for each
 //! one's first event, and holds them all open for SECONDS (the caller measures the server's RSS).
@@ -157,8 +158,14 @@ async fn call_echo(
     Ok(latencies)
 }
 
-async fn echo(url: &str, sessions: usize, seconds: u64) -> Result<(), Error> {
+async fn echo(
+    url: &str,
+    sessions: usize,
+    seconds: u64,
+    calls_url: Option<&str>,
+) -> Result<(), Error> {
     let (host, path) = split_url(url)?;
+    let calls_host = calls_url.map(split_url).transpose()?.map(|(host, _)| host);
     // Sessions are opened first and the clock starts after, so a bridge's child start-up is not
     // counted as request latency.
     let opening: Vec<_> = (0..sessions)
@@ -166,7 +173,12 @@ async fn echo(url: &str, sessions: usize, seconds: u64) -> Result<(), Error> {
         .collect();
     let mut opened = Vec::new();
     for task in opening {
-        opened.push(task.await??);
+        let (conn, session) = task.await??;
+        let conn = match &calls_host {
+            Some(other) => Connection::open(other).await?,
+            None => conn,
+        };
+        opened.push((conn, session));
     }
     // One warm-up call per session (a bridged child's first call loads its code paths).
     let warming: Vec<_> = opened
@@ -237,12 +249,14 @@ async fn idle(url: &str, count: usize, seconds: u64) -> Result<(), Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [mode, url, n, seconds] = args.as_slice() else {
-        return Err("usage: loadgen <echo|idle> URL N SECONDS".into());
+    let (mode, url, n, seconds, calls_url) = match args.as_slice() {
+        [mode, url, n, seconds] => (mode, url, n, seconds, None),
+        [mode, url, n, seconds, calls] => (mode, url, n, seconds, Some(calls.as_str())),
+        _ => return Err("usage: loadgen <echo|idle> URL N SECONDS [CALLS_URL]".into()),
     };
     let (n, seconds) = (n.parse()?, seconds.parse()?);
     match mode.as_str() {
-        "echo" => echo(url, n, seconds).await,
+        "echo" => echo(url, n, seconds, calls_url).await,
         "idle" => idle(url, n, seconds).await,
         other => Err(format!("unknown mode {other}").into()),
     }

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// An MCP endpoint: built-in demo tools by default, or any stdio MCP server bridged to HTTP.
+/// An MCP endpoint: built-in demo tools by default, any stdio MCP server bridged to HTTP, or a
+/// front door for an MCP server that already speaks HTTP.
 ///
 /// Serves Streamable HTTP at /mcp (revisions 2025-03-26, 2025-06-18, 2025-11-25, and stateless
-/// 2026-07-28 requests in built-in mode), the legacy HTTP+SSE transport at GET /sse +
+/// 2026-07-28 requests in built-in mode and to a Streamable HTTP upstream in proxy mode), the
+/// legacy HTTP+SSE transport at GET /sse +
 /// POST /messages (2024-11-05), and /healthz, /readyz and /metrics for operations.
 #[derive(Debug, Parser)]
 #[command(name = "mcp-server", version, about, long_about)]
 #[command(
-    after_help = "Examples:\n  mcp-server                          built-in tools on 0.0.0.0:8080\n  mcp-server bridge -- npx -y @modelcontextprotocol/server-everything\n  MCP_LISTEN=127.0.0.1:9000 mcp-server --log-format json"
+    after_help = "Examples:\n  mcp-server                          built-in tools on 0.0.0.0:8080\n  mcp-server bridge -- npx -y @modelcontextprotocol/server-everything\n  mcp-server proxy --upstream http://127.0.0.1:3000/mcp\n  MCP_LISTEN=127.0.0.1:9000 mcp-server --log-format json"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -31,6 +33,17 @@ pub enum Mode {
     /// Each MCP session gets its own child process. A child that exits is restarted with the
     /// session's handshake replayed; its unanswered requests fail with JSON-RPC error -32603.
     Bridge(BridgeArgs),
+
+    /// Be the HTTP front door of an MCP server that already speaks HTTP:
+    /// `mcp-server proxy --upstream http://127.0.0.1:3000/mcp`.
+    ///
+    /// Each MCP session opens one session upstream (Streamable HTTP, or the legacy HTTP+SSE
+    /// transport). The client's Authorization header is never passed on. When the upstream
+    /// forgets a session, the client's session ends too (404) and the client starts over.
+    #[command(
+        after_help = "Examples:\n  mcp-server proxy --upstream http://127.0.0.1:3000/mcp\n  mcp-server --auth-token-file /etc/mcp/tokens proxy --upstream http://127.0.0.1:8000/sse --upstream-transport sse"
+    )]
+    Proxy(ProxyArgs),
 
     /// Copy this binary to DEST and exit (for init containers of images without a shell).
     Install {
@@ -58,6 +71,44 @@ pub struct BridgeArgs {
     /// The stdio server to run, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND [ARGS]...")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The upstream MCP endpoint: a plain `http://` URL in the same pod (its Streamable HTTP
+    /// endpoint, or the legacy transport's SSE URL).
+    #[arg(long, env = "MCP_PROXY_UPSTREAM", value_name = "URL")]
+    pub upstream: url::Url,
+
+    /// How to speak to the upstream. `auto` tries Streamable HTTP and falls back to the legacy
+    /// HTTP+SSE transport when the upstream refuses (400, 404 or 405).
+    #[arg(long, env = "MCP_PROXY_UPSTREAM_TRANSPORT", value_enum, default_value_t = UpstreamTransport::Auto)]
+    pub upstream_transport: UpstreamTransport,
+
+    /// Seconds to connect to the upstream and receive the head of its answer.
+    #[arg(long, env = "MCP_PROXY_CONNECT_TIMEOUT", default_value_t = 10)]
+    pub connect_timeout: u64,
+
+    /// Seconds a request may go unanswered by the upstream (each progress notification for it
+    /// starts the clock again); then it fails with JSON-RPC error -32603. An upstream stream
+    /// silent this long (not even a keep-alive comment) is dropped.
+    #[arg(long, env = "MCP_PROXY_REQUEST_TIMEOUT", default_value_t = 600)]
+    pub request_timeout: u64,
+
+    /// Seconds the readiness probe waits for the upstream to complete its handshake.
+    #[arg(long, env = "MCP_PROXY_HANDSHAKE_TIMEOUT", default_value_t = 30)]
+    pub handshake_timeout: u64,
+}
+
+/// The transport spoken to a proxied upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamTransport {
+    /// Streamable HTTP, else the legacy transport.
+    Auto,
+    /// Streamable HTTP (2025-03-26 and later).
+    Streamable,
+    /// The 2024-11-05 HTTP+SSE transport.
+    Sse,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -125,7 +176,8 @@ pub struct ServerArgs {
     pub max_body_bytes: usize,
 
     /// Most concurrent MCP sessions (503 with Retry-After when full). Default: 10000 built-in,
-    /// 100 in bridge mode (each bridged session is a process).
+    /// 100 in bridge mode (each bridged session is a process), 1000 in proxy mode (each
+    /// proxied session holds upstream connections).
     #[arg(long, env = "MCP_MAX_SESSIONS", global = true)]
     pub max_sessions: Option<usize>,
 
@@ -292,6 +344,26 @@ mod tests {
         };
         assert_eq!(b.command, ["node", "s.js", "--flag"]);
         assert_eq!(b.max_restarts, 1);
+    }
+
+    #[test]
+    fn proxy_takes_an_upstream_url_and_transport() {
+        let cli = Cli::try_parse_from([
+            "mcp-server",
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:3000/sse",
+            "--upstream-transport",
+            "sse",
+        ])
+        .unwrap();
+        let Some(Mode::Proxy(p)) = cli.mode else {
+            panic!("proxy mode expected")
+        };
+        assert_eq!(p.upstream.as_str(), "http://127.0.0.1:3000/sse");
+        assert_eq!(p.upstream_transport, UpstreamTransport::Sse);
+        assert_eq!(p.connect_timeout, 10);
+        assert!(Cli::try_parse_from(["mcp-server", "proxy", "--upstream", "not a url"]).is_err());
     }
 
     #[test]

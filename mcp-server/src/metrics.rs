@@ -1,6 +1,7 @@
 //! Prometheus metrics: HTTP requests by method, route and status, a latency histogram, JSON-RPC
-//! requests by MCP method, active sessions and streams, bridged child restarts, and session
-//! routing outcomes (forwards to the owning replica, rejected ids).
+//! requests by MCP method, active sessions and streams, bridged child restarts, session
+//! routing outcomes (forwards to the owning replica, rejected ids), and requests to and failures
+//! of a proxied upstream.
 
 use std::sync::Arc;
 
@@ -34,6 +35,16 @@ pub struct RoutingLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
     pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamRequestLabels {
+    pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamFailureLabels {
+    pub reason: &'static str,
 }
 
 /// HTTP methods reported by name; any other token a client invents counts as `other`.
@@ -83,6 +94,8 @@ pub struct Metrics {
     pub streams: Gauge,
     pub child_restarts: Counter,
     pub session_routing: Family<RoutingLabels, Counter>,
+    pub upstream_requests: Family<UpstreamRequestLabels, Counter>,
+    pub upstream_failures: Family<UpstreamFailureLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -131,6 +144,18 @@ impl Metrics {
             "Requests naming another replica's session or an id that does not verify, by outcome",
             session_routing.clone(),
         );
+        let upstream_requests = Family::<UpstreamRequestLabels, Counter>::default();
+        registry.register(
+            "upstream_requests",
+            "HTTP requests sent to the proxied upstream server, by method",
+            upstream_requests.clone(),
+        );
+        let upstream_failures = Family::<UpstreamFailureLabels, Counter>::default();
+        registry.register(
+            "upstream_failures",
+            "Failed exchanges with the proxied upstream server, by reason",
+            upstream_failures.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -140,6 +165,8 @@ impl Metrics {
             streams,
             child_restarts,
             session_routing,
+            upstream_requests,
+            upstream_failures,
         }
     }
 
@@ -155,6 +182,22 @@ impl Metrics {
     pub fn count_session_routing(&self, outcome: &'static str) {
         self.session_routing
             .get_or_create(&RoutingLabels { outcome })
+            .inc();
+    }
+
+    /// Counts a request to the proxied upstream.
+    pub fn count_upstream_request(&self, method: &str) {
+        self.upstream_requests
+            .get_or_create(&UpstreamRequestLabels {
+                method: http_method_label(method),
+            })
+            .inc();
+    }
+
+    /// Counts a failed exchange with the proxied upstream; `reason` is one of a fixed set.
+    pub fn count_upstream_failure(&self, reason: &'static str) {
+        self.upstream_failures
+            .get_or_create(&UpstreamFailureLabels { reason })
             .inc();
     }
 

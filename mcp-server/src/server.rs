@@ -14,6 +14,8 @@ use crate::backend::Backend;
 use crate::backend::bridge::{Bridge, BridgeConfig};
 use crate::backend::builtin::Builtin;
 use crate::backend::catalogue;
+use crate::backend::proxy::http::Bounds;
+use crate::backend::proxy::{Proxy, ProxyConfig};
 use crate::config::{Cli, Mode};
 use crate::metrics::Metrics;
 use crate::transport::guard::{AllowList, OriginPolicy};
@@ -21,9 +23,11 @@ use crate::transport::history::{HistoryBudget, HistoryLimits};
 use crate::transport::routing::Routing;
 use crate::transport::{AppState, Lifecycle, Settings, auth, listen, router, sessions::Sessions};
 
-/// Bridged sessions are processes, so their default cap is lower.
+/// Bridged sessions are processes, and proxied ones hold upstream connections, so their
+/// default caps are lower.
 const DEFAULT_MAX_SESSIONS_BUILTIN: usize = 10_000;
 const DEFAULT_MAX_SESSIONS_BRIDGE: usize = 100;
+const DEFAULT_MAX_SESSIONS_PROXY: usize = 1_000;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = cli.server;
@@ -39,8 +43,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Some(Mode::Install { dest }) => return crate::install::install(&dest),
-        Some(Mode::Bridge(_)) if args.conformance_fixtures => {
-            anyhow::bail!("--conformance-fixtures belongs to the built-in mode, not to bridge mode")
+        Some(Mode::Bridge(_) | Mode::Proxy(_)) if args.conformance_fixtures => {
+            anyhow::bail!("--conformance-fixtures belongs to the built-in mode only")
         }
         Some(Mode::Bridge(bridge)) => {
             let (command, command_args) = bridge
@@ -60,6 +64,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             bridge.probe_until_ready(lifecycle.streams_closing.clone());
             (Backend::Bridge(bridge), DEFAULT_MAX_SESSIONS_BRIDGE)
+        }
+        Some(Mode::Proxy(proxy)) => {
+            let seconds = std::time::Duration::from_secs;
+            let request_timeout = seconds(proxy.request_timeout.max(1));
+            let proxy = Proxy::new(
+                ProxyConfig {
+                    upstream: proxy.upstream,
+                    transport: proxy.upstream_transport,
+                    bounds: Bounds {
+                        connect: seconds(proxy.connect_timeout.max(1)),
+                        idle: request_timeout,
+                        max_message_bytes: args.max_body_bytes,
+                    },
+                    request_timeout,
+                    handshake_timeout: seconds(proxy.handshake_timeout.max(1)),
+                },
+                Arc::clone(&metrics),
+            )?;
+            proxy.probe_until_ready(lifecycle.streams_closing.clone());
+            (Backend::Proxy(proxy), DEFAULT_MAX_SESSIONS_PROXY)
         }
     };
 

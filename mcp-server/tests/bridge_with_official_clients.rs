@@ -6,22 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, clients_dir, installed_clients, run_client};
-use serde_json::Value;
-
-/// Starts `mcp-server bridge -- node stdio_server.cjs` and waits until the child answered its
-/// readiness handshake.
-fn bridge_to_sdk_server() -> Server {
-    let clients = installed_clients();
-    let node_path = clients.join("node_modules");
-    let script = clients_dir().join("stdio_server.cjs");
-    let server = Server::start_with_env(
-        &["bridge", "--", "node", script.to_str().expect("utf-8 path")],
-        &[("NODE_PATH", node_path.to_str().expect("utf-8 path"))],
-    );
-    server.wait_ready(Duration::from_secs(30));
-    server
-}
+use common::{Server, assert_bridged_exchange, bridge_to_sdk_server, clients_dir, run_client};
 
 /// Starts `mcp-server bridge -- python3 raw_echo_server.py`, whose child answers every request
 /// with the exact line it read.
@@ -33,43 +18,6 @@ fn bridge_to_raw_echo() -> Server {
         "python3",
         script.to_str().expect("utf-8 path"),
     ])
-}
-
-fn assert_bridged_exchange(out: &Value, echo: &str, elicited_color: &str) {
-    assert_eq!(
-        out["tools"],
-        serde_json::json!(["ask_color", "countdown", "crash", "echo", "summarize"]),
-        "{out}"
-    );
-    assert_eq!(out["echo"], echo);
-    // Server-to-client requests reached the client and its answers reached the child.
-    let elicited = out["elicited"].as_str().unwrap_or_default();
-    assert!(
-        elicited.starts_with(&format!(
-            "accept: {elicited_color} (asked: Favourite colour?)"
-        )),
-        "{elicited}"
-    );
-    assert!(
-        out["sampled"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("sampled: summarize "),
-        "{out}"
-    );
-    assert_eq!(out["countdown"], "liftoff");
-    let progress: Vec<f64> = out["progress"]
-        .as_array()
-        .map(|p| p.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    assert_eq!(
-        progress,
-        [1.0, 2.0, 3.0],
-        "progress reached the client's request"
-    );
-    // The child's death fails the call in flight; the session goes on with a restarted child.
-    assert_eq!(out["crashError"]["code"], -32603, "{out}");
-    assert_eq!(out["afterCrash"], "still here");
 }
 
 #[test]

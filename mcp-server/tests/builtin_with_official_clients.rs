@@ -3,53 +3,7 @@
 
 mod common;
 
-use common::{Server, run_client};
-use serde_json::Value;
-
-/// What every client must have seen from the built-in tools, whatever the transport.
-fn assert_builtin_exchange(out: &Value, echo: &str, sum: &str) {
-    assert_eq!(
-        out["tools"],
-        serde_json::json!(["add", "echo", "sleep", "time", "whoami"]),
-        "{out}"
-    );
-    assert_eq!(out["echo"], echo);
-    assert_eq!(out["add"], sum);
-    let time = out["time"].as_str().expect("time is text");
-    assert!(
-        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
-        "{time}"
-    );
-    assert_eq!(out["sleep"], "slept 1 seconds");
-    let progress: Vec<f64> = out["progress"]
-        .as_array()
-        .expect("progress list")
-        .iter()
-        .filter_map(Value::as_f64)
-        .collect();
-    assert!(
-        progress.len() >= 2,
-        "sleep should report progress: {progress:?}"
-    );
-    assert!(
-        progress.windows(2).all(|w| w[0] < w[1]),
-        "progress must increase: {progress:?}"
-    );
-    assert!(
-        progress.iter().all(|p| *p > 0.0 && *p <= 1.0),
-        "{progress:?}"
-    );
-    assert_eq!(out["resources"], serde_json::json!(["mcp-server://about"]));
-    assert!(
-        out["resourceText"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("mcp-server ")
-    );
-    assert_eq!(out["prompts"], serde_json::json!(["greet"]));
-    assert_eq!(out["unknownToolError"]["code"], -32602);
-    assert_eq!(out["badArgumentError"]["code"], -32602);
-}
+use common::{Server, assert_builtin_exchange, run_client};
 
 #[test]
 fn typescript_client_uses_every_builtin_capability_over_streamable_http() {

@@ -17,27 +17,24 @@
 //! and a request unanswered for `request_timeout` fails (`"timeout"`) and is cancelled in the
 //! child. Each child runs in its own process group, stopped as a whole with its session.
 
-use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
-use tokio_util::time::{DelayQueue, delay_queue};
 
 use super::child_lines::{ChildLine, ChildLines};
+use super::pending::{Pending, cancellation};
 use super::process::GroupChild;
+use super::readiness::{Readiness, answers_probe, probe_initialize};
 use super::{BackendError, CHANNEL_DEPTH, Outbound, Outlet};
-use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::partial::id_of_truncated;
-use crate::message::{Kind, Message, RequestId, RpcError};
+use crate::message::{Kind, Message, RequestId};
 use crate::metrics::Metrics;
 
 /// What to run and how to look after it.
@@ -57,7 +54,7 @@ pub struct BridgeConfig {
 
 pub struct Bridge {
     config: BridgeConfig,
-    ready: AtomicBool,
+    ready: Arc<Readiness>,
     metrics: Arc<Metrics>,
 }
 
@@ -85,62 +82,40 @@ impl Bridge {
     pub fn new(config: BridgeConfig, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             config,
-            ready: AtomicBool::new(false),
+            ready: Arc::default(),
             metrics,
         })
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.is_ready()
     }
 
     /// Probes the command in the background until one child answers `initialize`, so `/readyz`
     /// reports ready only once the bridged server really works.
     pub fn probe_until_ready(self: &Arc<Self>, shutdown: CancellationToken) {
         let bridge = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            while !bridge.is_ready() {
-                match bridge.probe().await {
-                    Ok(()) => {
-                        tracing::info!(command = %bridge.config.command, "bridged server answered its handshake");
-                        bridge.ready.store(true, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, command = %bridge.config.command, "bridged server not ready");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            () = tokio::time::sleep(delay) => {}
-                        }
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-        });
+        self.ready.probe_until_ready(
+            shutdown,
+            "bridged server",
+            self.config.command.clone(),
+            move || {
+                let bridge = Arc::clone(&bridge);
+                async move { bridge.probe().await }
+            },
+        );
     }
 
     async fn probe(&self) -> Result<(), ProbeError> {
         let mut child = self.spawn()?;
-        let request = json!({
-            "jsonrpc": "2.0",
-            "id": "mcp-server-readiness",
-            "method": "initialize",
-            "params": {
-                "protocolVersion": crate::message::version::LATEST_HANDSHAKE.as_str(),
-                "capabilities": {},
-                "clientInfo": { "name": "mcp-server-readiness", "version": env!("CARGO_PKG_VERSION") },
-            },
-        });
-        let _ = child.stdin.try_send(request.to_string());
+        let request = probe_initialize();
+        let _ = child.stdin.try_send(request.text().to_owned());
         let answered = async {
             while let Some(line) = child.lines.next().await {
                 let Ok(ChildLine::Text(line)) = line else {
                     continue;
                 };
-                if let Ok(m) = Message::parse(&line)
-                    && m.is_response()
-                    && m.id().map(RequestId::as_json) == Some("\"mcp-server-readiness\"")
-                {
+                if Message::parse(&line).is_ok_and(|m| answers_probe(&m)) {
                     return Ok(());
                 }
             }
@@ -194,9 +169,7 @@ impl Bridge {
         let session = BridgedSession {
             bridge: Arc::clone(self),
             outlet,
-            in_flight: HashMap::new(),
-            deadlines: DelayQueue::new(),
-            progress_owner: HashMap::new(),
+            pending: Pending::new(self.config.request_timeout),
             initialize: None,
             initialized: None,
             swallow: None,
@@ -220,12 +193,8 @@ async fn write_lines(mut stdin: ChildStdin, mut lines: mpsc::Receiver<String>) {
 struct BridgedSession {
     bridge: Arc<Bridge>,
     outlet: Arc<dyn Outlet>,
-    /// Client requests the child has not answered yet, with their place in `deadlines`.
-    in_flight: HashMap<RequestId, delay_queue::Key>,
-    /// When each in-flight request times out.
-    deadlines: DelayQueue<RequestId>,
-    /// Progress tokens of in-flight requests, so progress reaches the request's own stream.
-    progress_owner: HashMap<String, RequestId>,
+    /// Client requests the child has not answered yet.
+    pending: Pending,
     /// The client's handshake, replayed to a restarted child.
     initialize: Option<Message>,
     initialized: Option<Message>,
@@ -263,9 +232,7 @@ impl BridgedSession {
                     }
                     None => Step::ChildExited,
                 },
-                Some(expired) = self.deadlines.next(), if !self.deadlines.is_empty() => {
-                    self.time_out(expired.into_inner(), &child)
-                }
+                id = self.pending.expired() => self.time_out(id, &child),
             };
             match step {
                 Step::Continue => {}
@@ -302,26 +269,13 @@ impl BridgedSession {
     }
 
     async fn forward_to_child(&mut self, message: Message, child: &ChildIo) -> Step {
-        match message.kind() {
-            Kind::Request { id, method } => {
-                let deadline = self
-                    .deadlines
-                    .insert(id.clone(), self.bridge.config.request_timeout);
-                if let Some(earlier) = self.in_flight.insert(id.clone(), deadline) {
-                    // A client reusing an id it is still waiting on: the newer request's clock.
-                    self.deadlines.try_remove(&earlier);
-                }
-                if let Some(token) = message.params().pointer("/_meta/progressToken") {
-                    self.progress_owner.insert(token.to_string(), id.clone());
-                }
-                if method == "initialize" {
-                    self.initialize = Some(message.clone());
-                }
+        self.pending.track(&message);
+        match message.method() {
+            Some("initialize") if message.is_request() => {
+                self.initialize = Some(message.clone());
             }
-            Kind::Notification { method } if method == "notifications/initialized" => {
-                self.initialized = Some(message.clone());
-            }
-            Kind::Notification { .. } | Kind::Response { .. } => {}
+            Some("notifications/initialized") => self.initialized = Some(message.clone()),
+            _ => {}
         }
         match child.stdin.try_send(message.text().to_owned()) {
             Ok(()) => {}
@@ -357,52 +311,21 @@ impl BridgedSession {
                 return Step::Continue;
             }
         };
-        let mut related = None;
-        match message.kind() {
-            Kind::Response { id } => {
-                if self.swallow.as_ref() == Some(id) {
-                    self.swallow = None;
-                    return Step::Continue;
-                }
-                self.forget(id);
-                related = Some(id.clone());
-            }
-            Kind::Notification { method } if method == "notifications/progress" => {
-                related = message
-                    .params()
-                    .get("progressToken")
-                    .and_then(|t| self.progress_owner.get(&t.to_string()))
-                    .cloned();
-                // Progress shows the request is alive: its clock starts again.
-                if let Some(key) = related.as_ref().and_then(|id| self.in_flight.get(id)) {
-                    self.deadlines
-                        .reset(key, self.bridge.config.request_timeout);
-                }
-            }
-            Kind::Notification { .. } | Kind::Request { .. } => {}
+        if let Kind::Response { id } = message.kind()
+            && self.swallow.as_ref() == Some(id)
+        {
+            self.swallow = None;
+            return Step::Continue;
         }
+        let related = self.pending.related(&message);
         self.outlet.send(Outbound { message, related });
         Step::Continue
     }
 
-    /// Stops tracking a request: answered, failed or timed out.
-    fn forget(&mut self, id: &RequestId) {
-        if let Some(key) = self.in_flight.remove(id) {
-            self.deadlines.try_remove(&key);
-        }
-        self.progress_owner.retain(|_, owner| owner != id);
-    }
-
     /// Answers `id` with an error in the child's place.
     fn fail_request(&mut self, id: RequestId, message: String, reason: &str) {
-        self.forget(&id);
-        let error = RpcError::new(INTERNAL_ERROR, message)
-            .with_data(json!({ "reason": reason }))
-            .with_id(Some(id.clone()));
-        self.outlet.send(Outbound {
-            message: error.to_message(),
-            related: Some(id),
-        });
+        let failure = self.pending.fail(id, message, reason);
+        self.outlet.send(failure);
     }
 
     fn fail_in_flight(&mut self, status: &std::io::Result<std::process::ExitStatus>) {
@@ -410,8 +333,7 @@ impl BridgedSession {
             Ok(s) => format!("the bridged server exited ({s}) before answering"),
             Err(e) => format!("the bridged server was lost before answering: {e}"),
         };
-        let ids: Vec<RequestId> = self.in_flight.keys().cloned().collect();
-        for id in ids {
+        for id in self.pending.ids() {
             self.fail_request(id, message.clone(), "child-exited");
         }
     }
@@ -428,7 +350,7 @@ impl BridgedSession {
             ),
             ChildLine::Text(_) => return Step::Continue,
         };
-        match id.filter(|id| self.in_flight.contains_key(id)) {
+        match id.filter(|id| self.pending.contains(id)) {
             Some(id) => {
                 tracing::warn!(?id, "the bridged server answered with a line {what}");
                 self.fail_request(
@@ -445,17 +367,9 @@ impl BridgedSession {
     /// `id` went unanswered for the request timeout: the client gets an error, and the child is
     /// told to stop working on it.
     fn time_out(&mut self, id: RequestId, child: &ChildIo) -> Step {
-        if self.in_flight.remove(&id).is_none() {
-            return Step::Continue;
-        }
         let timeout = self.bridge.config.request_timeout;
         tracing::warn!(?id, ?timeout, "the bridged server did not answer in time");
-        let cancel = json!({
-            "jsonrpc": "2.0",
-            "method": "notifications/cancelled",
-            "params": { "requestId": id.to_value(), "reason": "timed out in mcp-server" },
-        });
-        let _ = child.stdin.try_send(cancel.to_string());
+        let _ = child.stdin.try_send(cancellation(&id).text().to_owned());
         self.fail_request(
             id,
             format!(
@@ -482,6 +396,7 @@ impl BridgedSession {
 mod tests {
     use super::*;
     use crate::backend::ChannelOutlet;
+    use crate::message::jsonrpc::INTERNAL_ERROR;
     use serde_json::Value;
 
     fn bridge_for(script: &str, max_restarts: u32) -> Arc<Bridge> {

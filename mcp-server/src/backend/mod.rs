@@ -1,5 +1,5 @@
-//! Backends answer MCP messages behind the transports: the built-in tools, or a bridged stdio
-//! server. A transport opens one backend side per MCP session ([`Backend::open`]): it hands client
+//! Backends answer MCP messages behind the transports: the built-in tools, a bridged stdio
+//! server, or a proxied HTTP server. A transport opens one backend side per MCP session ([`Backend::open`]): it hands client
 //! messages to the [`Inbox`] and receives the backend's through its [`Outlet`]; it never interprets
 //! tool calls itself.
 
@@ -7,7 +7,10 @@ pub mod bridge;
 pub mod builtin;
 pub mod catalogue;
 pub mod child_lines;
+pub mod pending;
 pub mod process;
+pub mod proxy;
+pub mod readiness;
 
 use std::sync::{Arc, Mutex};
 
@@ -86,7 +89,7 @@ pub trait Stateless: Send + Sync {
 
 /// The way into one session's backend.
 pub enum Inbox {
-    /// A bridged child: messages queue for the task that writes its stdin.
+    /// A bridged child or a proxied upstream: messages queue for the session's task.
     Channel(mpsc::Sender<Message>),
     /// The built-in backend answers in place.
     Builtin(Arc<builtin::BuiltinSession>),
@@ -118,6 +121,8 @@ pub enum BackendError {
         command: String,
         source: std::io::Error,
     },
+    #[error("the upstream server has not completed a handshake yet; try again shortly")]
+    UpstreamNotReady,
 }
 
 /// The backend this server runs, chosen at start-up.
@@ -125,6 +130,7 @@ pub enum BackendError {
 pub enum Backend {
     Builtin(Arc<builtin::Builtin>),
     Bridge(Arc<bridge::Bridge>),
+    Proxy(Arc<proxy::Proxy>),
 }
 
 impl Backend {
@@ -138,14 +144,17 @@ impl Backend {
         match self {
             Backend::Builtin(b) => Ok(Inbox::Builtin(b.open(outlet, end))),
             Backend::Bridge(b) => b.open(outlet, end).map(Inbox::Channel),
+            Backend::Proxy(p) => p.open(outlet, end).map(Inbox::Channel),
         }
     }
 
-    /// Whether the backend can serve now (a bridge: once its command answered a handshake).
+    /// Whether the backend can serve now (a bridge or proxy: once what it serves answered a
+    /// handshake).
     pub fn is_ready(&self) -> bool {
         match self {
             Backend::Builtin(_) => true,
             Backend::Bridge(b) => b.is_ready(),
+            Backend::Proxy(p) => p.is_ready(),
         }
     }
 
@@ -153,7 +162,8 @@ impl Backend {
     pub fn stateless(&self) -> Option<Arc<dyn Stateless>> {
         match self {
             Backend::Builtin(b) => Some(Arc::clone(b) as Arc<dyn Stateless>),
-            Backend::Bridge(_) => None,
+            Backend::Proxy(p) if p.serves_stateless() => Some(Arc::clone(p) as Arc<dyn Stateless>),
+            Backend::Bridge(_) | Backend::Proxy(_) => None,
         }
     }
 }

@@ -94,6 +94,37 @@ pub fn decode_header_value(value: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The inverse of [`decode_header_value`]: visible ASCII as it is, anything else encoded.
+pub fn encode_header_value(value: &str) -> String {
+    use base64::Engine as _;
+    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.starts_with("=?base64?");
+    if plain {
+        return value.to_owned();
+    }
+    format!(
+        "=?base64?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(value)
+    )
+}
+
+/// The `(MCP-Protocol-Version, Mcp-Name)` header values a stateless request with this body
+/// carries (what [`admit`] checks), for passing the request on.
+pub fn mirrored_values(method: &str, params: &Value) -> (Option<String>, Option<String>) {
+    let version = params
+        .get(META)
+        .and_then(|m| m.get(PROTOCOL_VERSION_KEY))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let name = named_param(method)
+        .and_then(|key| params.get(key))
+        .and_then(Value::as_str)
+        .map(encode_header_value);
+    (version, name)
+}
+
 /// The error for a version this server does not serve statelessly; clients read `supported` to
 /// pick another.
 pub fn unsupported_version(requested: &str, supported: &[Revision]) -> RpcError {
@@ -186,6 +217,26 @@ mod tests {
         );
         assert!(ok.is_ok());
         assert_eq!(decode_header_value("=?base64?!!?="), None);
+    }
+
+    #[test]
+    fn mirrored_values_are_admitted_as_the_headers_of_their_body() {
+        for name in ["echo", "héllo", " padded ", "=?base64?x?="] {
+            let mut p = params("2026-07-28");
+            p["name"] = json!(name);
+            let (version, mirrored) = mirrored_values("tools/call", &p);
+            let admitted = admit(
+                "tools/call",
+                &p,
+                headers(
+                    version.as_deref().unwrap_or_default(),
+                    "tools/call",
+                    mirrored.as_deref(),
+                ),
+                &[Revision::V2026_07_28],
+            );
+            assert!(admitted.is_ok(), "{name}: {admitted:?}");
+        }
     }
 
     #[test]

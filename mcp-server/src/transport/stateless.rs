@@ -1,7 +1,7 @@
 //! Stateless 2026-07-28 requests on `/mcp`: one POST, one request, no session. Each request is
 //! admitted by its envelope (see [`crate::message::envelope`]) and answered by a backend that
-//! needs no session ([`crate::backend::Stateless`], the built-in one); a bridge has none and
-//! says which revisions it does speak.
+//! needs no session ([`crate::backend::Stateless`]: the built-in one, or a proxy in front of a
+//! Streamable HTTP upstream); a bridge has none and says which revisions it does speak.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

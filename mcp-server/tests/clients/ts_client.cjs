@@ -1,7 +1,11 @@
 // Drives mcp-server with the official TypeScript SDK client and prints what it observed as one
 // JSON object on stdout; the Rust tests assert on it.
 //
-// Usage: node ts_client.cjs <streamable|sse> <url> <builtin|bridge> [bearer-token]
+// Usage: node ts_client.cjs <streamable|sse> <url> <builtin|bridge|restart> [bearer-token]
+//
+// `restart` lists tools, prints `ready` and waits for a line on stdin (the test restarts the
+// server behind the URL meanwhile), then records how the old session fails and whether a new
+// client gets a working session.
 // Needs NODE_PATH pointing at the node_modules that setup.sh installed.
 'use strict';
 
@@ -77,11 +81,22 @@ async function bridge(client, out) {
   out.afterCrash = text(await client.callTool({ name: 'echo', arguments: { message: 'still here' } }));
 }
 
+const newClient = () =>
+  new Client({ name: 'ts-sdk-test-client', version: '1.0.0' }, { capabilities: { elicitation: {}, sampling: {} } });
+
+async function restart(client, out) {
+  out.toolsBefore = (await client.listTools()).tools.map((t) => t.name).sort();
+  process.stdout.write('ready\n');
+  await new Promise((resolve) => process.stdin.once('data', resolve));
+  out.oldSessionError = await errorOf(client.listTools());
+  const fresh = newClient();
+  await fresh.connect(transportFor(transportKind, url));
+  out.toolsAfter = (await fresh.listTools()).tools.map((t) => t.name).sort();
+  await fresh.close();
+}
+
 async function main() {
-  const client = new Client(
-    { name: 'ts-sdk-test-client', version: '1.0.0' },
-    { capabilities: { elicitation: {}, sampling: {} } },
-  );
+  const client = newClient();
   client.setRequestHandler(ElicitRequestSchema, async (request) => ({
     action: 'accept',
     content: { color: `teal (asked: ${request.params.message})` },
@@ -97,8 +112,10 @@ async function main() {
   out.protocolVersion = client.transport && client.transport.protocolVersion;
   if (scenario === 'builtin') await builtin(client, out);
   else if (scenario === 'bridge') await bridge(client, out);
+  else if (scenario === 'restart') await restart(client, out);
   else throw new Error(`unknown scenario ${scenario}`);
-  if (transportKind === 'streamable') await client.transport.terminateSession();
+  // A session that ended on the server side has nothing left to terminate.
+  if (transportKind === 'streamable' && scenario !== 'restart') await client.transport.terminateSession();
   await client.close();
   process.stdout.write(JSON.stringify(out) + '\n');
 }

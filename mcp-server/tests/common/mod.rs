@@ -55,6 +55,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback address free at the time of the call.
+pub fn free_address() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
 /// A session-key file holding `keys` (base64, one per line, the signing one first), replaced the
 /// way a Secret volume is updated: a new file renamed over the old.
 pub fn write_session_keys(path: &Path, keys: &[[u8; 32]]) {
@@ -109,6 +114,19 @@ impl Replicas {
     }
 }
 
+/// What a started process announces on the first line of its stdout (piped), after `prefix`.
+pub fn announced(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the process announces itself");
+    line.trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
+}
+
 /// A running `mcp-server`, stopped when dropped.
 pub struct Server {
     child: Child,
@@ -145,9 +163,13 @@ impl Server {
                 command
             }
         };
-        // Flags given before a subcommand apply to it too (they are global).
+        // Flags given before a subcommand apply to it too (they are global). A free port unless
+        // the caller names an address.
+        if !args.contains(&"--listen") {
+            command.args(["--listen", listen]);
+        }
         command
-            .args(["--listen", listen, "--log", "warn"])
+            .args(["--log", "warn"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -155,16 +177,7 @@ impl Server {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("mcp-server starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("mcp-server prints its address");
-        let addr = line
-            .trim()
-            .strip_prefix("mcp-server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let addr = announced(&mut child, "mcp-server listening on ");
         Self { child, addr }
     }
 
@@ -417,6 +430,39 @@ fn dechunk(mut rest: &str) -> String {
 
 /// Runs an official client script and returns the JSON it printed.
 pub fn run_client(program: &str, args: &[&str]) -> Value {
+    let output = client_command(program, args)
+        .output()
+        .expect("client runtime starts");
+    client_output(program, args, &output)
+}
+
+/// Runs a client script that prints `ready` and then waits for a line on stdin: `meanwhile`
+/// runs in between. Returns the JSON it printed at the end.
+pub fn run_client_pausing(program: &str, args: &[&str], meanwhile: impl FnOnce()) -> Value {
+    let mut child = client_command(program, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("client runtime starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the client reads");
+    assert_eq!(line.trim(), "ready", "the client did not pause");
+    meanwhile();
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(b"go\n")
+        .expect("the client waits for a line");
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).expect("the client's output");
+    let mut output = child.wait_with_output().expect("the client ends");
+    output.stdout = rest;
+    client_output(program, args, &output)
+}
+
+fn client_command(program: &str, args: &[&str]) -> Command {
     let clients = installed_clients();
     let script = clients_dir().join(args[0]);
     let (exe, node_path) = match program {
@@ -430,12 +476,16 @@ pub fn run_client(program: &str, args: &[&str]) -> Value {
         ),
         other => panic!("unknown client runtime {other}"),
     };
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg(&script)
         .args(&args[1..])
-        .env("NODE_PATH", node_path)
-        .output()
-        .expect("client runtime starts");
+        .env("NODE_PATH", node_path);
+    command
+}
+
+/// The JSON a client printed last, once it succeeded.
+fn client_output(program: &str, args: &[&str], output: &std::process::Output) -> Value {
     assert!(
         output.status.success(),
         "{} {:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -448,4 +498,138 @@ pub fn run_client(program: &str, args: &[&str]) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("client printed no JSON ({e}): {stdout}"))
+}
+
+/// What every client must have seen from the built-in tools, whatever the transport.
+pub fn assert_builtin_exchange(out: &Value, echo: &str, sum: &str) {
+    assert_eq!(
+        out["tools"],
+        serde_json::json!(["add", "echo", "sleep", "time", "whoami"]),
+        "{out}"
+    );
+    assert_eq!(out["echo"], echo);
+    assert_eq!(out["add"], sum);
+    let time = out["time"].as_str().expect("time is text");
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time}"
+    );
+    assert_eq!(out["sleep"], "slept 1 seconds");
+    let progress: Vec<f64> = out["progress"]
+        .as_array()
+        .expect("progress list")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "sleep should report progress: {progress:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress must increase: {progress:?}"
+    );
+    assert!(
+        progress.iter().all(|p| *p > 0.0 && *p <= 1.0),
+        "{progress:?}"
+    );
+    assert_eq!(out["resources"], serde_json::json!(["mcp-server://about"]));
+    assert!(
+        out["resourceText"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("mcp-server ")
+    );
+    assert_eq!(out["prompts"], serde_json::json!(["greet"]));
+    assert_eq!(out["unknownToolError"]["code"], -32602);
+    assert_eq!(out["badArgumentError"]["code"], -32602);
+}
+
+/// What a client must have seen from the SDK stdio server (`stdio_server.cjs`), bridged: its
+/// tools, server-to-client requests answered, progress, and a crash failing only its call.
+pub fn assert_bridged_exchange(out: &Value, echo: &str, elicited_color: &str) {
+    assert_eq!(
+        out["tools"],
+        serde_json::json!(["ask_color", "countdown", "crash", "echo", "summarize"]),
+        "{out}"
+    );
+    assert_eq!(out["echo"], echo);
+    // Server-to-client requests reached the client and its answers reached the child.
+    let elicited = out["elicited"].as_str().unwrap_or_default();
+    assert!(
+        elicited.starts_with(&format!(
+            "accept: {elicited_color} (asked: Favourite colour?)"
+        )),
+        "{elicited}"
+    );
+    assert!(
+        out["sampled"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sampled: summarize "),
+        "{out}"
+    );
+    assert_eq!(out["countdown"], "liftoff");
+    let progress: Vec<f64> = out["progress"]
+        .as_array()
+        .map(|p| p.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        progress,
+        [1.0, 2.0, 3.0],
+        "progress reached the client's request"
+    );
+    // The child's death fails the call in flight; the session goes on with a restarted child.
+    assert_eq!(out["crashError"]["code"], -32603, "{out}");
+    assert_eq!(out["afterCrash"], "still here");
+}
+
+/// Starts `mcp-server bridge -- node stdio_server.cjs` and waits until the child answered its
+/// readiness handshake.
+pub fn bridge_to_sdk_server() -> Server {
+    let clients = installed_clients();
+    let node_path = clients.join("node_modules");
+    let script = clients_dir().join("stdio_server.cjs");
+    let server = Server::start_with_env(
+        &["bridge", "--", "node", script.to_str().expect("utf-8 path")],
+        &[("NODE_PATH", node_path.to_str().expect("utf-8 path"))],
+    );
+    server.wait_ready(Duration::from_secs(30));
+    server
+}
+
+/// Starts `mcp-server proxy --upstream UPSTREAM` (then `extra` flags) and waits until the
+/// upstream answered its readiness handshake.
+pub fn proxy_to(upstream: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["proxy", "--upstream", upstream];
+    args.extend_from_slice(extra);
+    let proxy = Server::start(&args);
+    proxy.wait_ready(Duration::from_secs(30));
+    proxy
+}
+
+/// The JSON-RPC messages of a reply, whether it came as JSON or as an event stream.
+pub fn reply_messages(reply: &Reply) -> Vec<Value> {
+    if reply
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/event-stream"))
+    {
+        reply.sse_messages()
+    } else {
+        vec![reply.json()]
+    }
+}
+
+/// Polls `done` every 100 ms until it holds (`true`) or `limit` passes (`false`).
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
