@@ -14,6 +14,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use mcp_testenv::mcp::Endpoint;
 use mcp_testenv::wait::until;
+use mcp_testenv::workspace_binary;
 use serde_json::{Value, json};
 use support::{Cluster, READY_TIMEOUT, TIMEOUT, app_when, is, pods_of};
 
@@ -67,9 +68,9 @@ fn mounts_keys(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
         .any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(&secret))
 }
 
-async fn cluster_ip(cluster: &Cluster) -> SocketAddr {
+async fn cluster_ip(cluster: &Cluster, app: &str) -> SocketAddr {
     let services: Api<Service> = Api::default_namespaced(cluster.client.clone());
-    let service = services.get(APP).await.expect("the app's Service");
+    let service = services.get(app).await.expect("the app's Service");
     let ip = service
         .spec
         .and_then(|s| s.cluster_ip)
@@ -147,6 +148,17 @@ async fn fresh_connection_sessions(
         .collect()
 }
 
+/// The app's ClusterIP, once kube-proxy carries it (a moment after the endpoints are ready).
+async fn answering_cluster_ip(cluster: &Cluster, app: &str) -> SocketAddr {
+    let service = cluster_ip(cluster, app).await;
+    let probe = Endpoint::new(cluster.env.connector(service), service.to_string(), "/mcp");
+    until("the ClusterIP answers", TIMEOUT, || async {
+        probe.call_tool_stateless("whoami", json!({})).await
+    })
+    .await;
+    service
+}
+
 async fn key_secret(cluster: &Cluster) -> Option<Secret> {
     let secrets: Api<Secret> = Api::default_namespaced(cluster.client.clone());
     secrets
@@ -161,13 +173,7 @@ async fn sessions_spread_by_kube_proxy_are_all_served_only_with_the_front_door()
     let _operator = cluster.start_operator("operator", 18131, &[]).await;
     three_replicas(&cluster, true).await;
     settled(&cluster, true).await;
-    let service = cluster_ip(&cluster).await;
-    // kube-proxy programs the Service a moment after its endpoints are ready.
-    let probe = Endpoint::new(cluster.env.connector(service), service.to_string(), "/mcp");
-    until("the ClusterIP answers", TIMEOUT, || async {
-        probe.call_tool_stateless("whoami", json!({})).await
-    })
-    .await;
+    let service = answering_cluster_ip(&cluster, APP).await;
 
     // The key Secret: created by the operator, owned by the app, one 32-byte key.
     let secret = key_secret(&cluster).await.expect("the key Secret exists");
@@ -243,4 +249,49 @@ async fn sessions_spread_by_kube_proxy_are_all_served_only_with_the_front_door()
         }
     })
     .await;
+}
+
+/// An image of the user's that serves Streamable HTTP itself: the companion's built-in tools on
+/// the port the app names, as any HTTP MCP server would.
+const OWN_IMAGE: &str = "example.com/own-http-mcp";
+
+#[tokio::test]
+async fn an_own_http_image_is_served_through_its_front_door_on_every_replica() {
+    let server = workspace_binary("mcp-server").expect("mcp-server is built");
+    let cluster =
+        Cluster::start_with(|env| env.image(OWN_IMAGE, [server.display().to_string()])).await;
+    let _operator = cluster.start_operator("operator", 18132, &[]).await;
+    let name = "own";
+    cluster
+        .apply_app(json!({"metadata": {"name": name}, "spec": {
+            "image": OWN_IMAGE,
+            "port": 9000,
+            "env": [{"name": "MCP_LISTEN", "value": "0.0.0.0:9000"}],
+            "replicas": REPLICAS,
+            "session": {"affinity": "None"},
+            "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
+            "rollout": {"drainSeconds": 0},
+        }}))
+        .await
+        .expect("app applies");
+    app_when(&cluster, name, "every replica Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True") && a.status.as_ref().and_then(|s| s.ready_replicas) == Some(REPLICAS)
+    })
+    .await;
+    for pod in pods_of(&cluster, name).await {
+        let containers: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+            .collect();
+        assert_eq!(containers, ["mcp", "front-door"], "{}", pod.name_any());
+    }
+    let service = answering_cluster_ip(&cluster, name).await;
+    assert_eq!(
+        fresh_connection_sessions(&cluster, service, 6, 10).await,
+        Vec::<String>::new()
+    );
+    let out = typescript_sessions(&cluster, service).await;
+    assert_eq!(out["failures"], json!([]), "{out}");
+    assert_eq!(out["answered"], SESSIONS * CALLS, "{out}");
 }
