@@ -425,6 +425,16 @@ mod tests {
             .and_then(|v| v.value.as_deref())
     }
 
+    fn readiness_path(container: &Container) -> Option<&str> {
+        container
+            .readiness_probe
+            .as_ref()?
+            .http_get
+            .as_ref()?
+            .path
+            .as_deref()
+    }
+
     fn stdio() -> McpAppSpec {
         McpAppSpec {
             args: vec!["--verbose".into()],
@@ -772,17 +782,7 @@ mod tests {
         assert!(mounts_session_keys(door));
         assert_eq!(door.security_context, Some(container_security()));
         assert_eq!(door.lifecycle, server.lifecycle, "drained like the server");
-        assert_eq!(
-            door.readiness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/readyz")
-        );
+        assert_eq!(readiness_path(door), Some("/readyz"));
     }
 
     #[test]
@@ -865,17 +865,7 @@ mod tests {
         );
         assert_eq!(env_value(c, "MCP_LISTEN"), Some("0.0.0.0:8080"));
         assert_eq!(env_value(c, "HOME"), Some("/tmp"));
-        assert_eq!(
-            c.readiness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/readyz")
-        );
+        assert_eq!(readiness_path(c), Some("/readyz"));
     }
 
     #[test]
