@@ -173,6 +173,8 @@ async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_r
             "replicas": 2,
             "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
             "rollout": {"drainSeconds": 0},
+            // The probe meets the broken server's own answers, not a front door's.
+            "session": {"frontDoor": false},
         }}))
         .await
         .expect("app applies");
@@ -349,6 +351,8 @@ async fn a_pod_that_stops_speaking_mcp_leaves_the_endpoints_and_comes_back() {
         .apply_app(json!({"metadata": {"name": "flaky"}, "spec": {
             "image": SCRIPTED,
             "probe": {"periodSeconds": period, "timeoutSeconds": 1, "failureThreshold": threshold},
+            // The test tells the server itself, at its endpoint, to stop speaking MCP.
+            "session": {"frontDoor": false},
         }}))
         .await
         .expect("app applies");
