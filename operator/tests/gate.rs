@@ -585,6 +585,8 @@ async fn hanging_pods_of_one_app_do_not_keep_another_apps_pods_from_their_handsh
             "image": HANGING, "replicas": HANGING_PODS,
             "probe": {"periodSeconds": 20, "timeoutSeconds": 20},
             "rollout": {"drainSeconds": 0},
+            // Handshakes must hang in the server itself, not in a front door's readiness.
+            "session": {"frontDoor": false},
         }}))
         .await
         .expect("hanging app applies");

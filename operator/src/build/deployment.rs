@@ -248,17 +248,7 @@ fn mcp_container(
     let (readiness_probe, liveness_probe) = if companion_serves {
         companion_probes()
     } else {
-        // Any HTTP server accepts connections once it is up; whether it speaks MCP is the
-        // handshake's job.
-        let tcp = Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::String(port_name.into()),
-                host: None,
-            }),
-            period_seconds: Some(5),
-            ..Probe::default()
-        };
-        (Some(tcp), None)
+        (Some(accepts_connections(port_name)), None)
     };
 
     Container {
@@ -289,7 +279,11 @@ fn mcp_container(
 fn front_door_container(app: &McpApp, inputs: &BuildInputs) -> Container {
     let mut env = bridge::companion_env(app, FRONT_DOOR_PORT);
     env.extend(front_door::routing_env());
-    let (readiness_probe, liveness_probe) = companion_probes();
+    // Not the proxy's /readyz, which waits for the image's handshake: that is the gate's to
+    // judge, so a broken image fails its handshake (and is rolled back) instead of never
+    // becoming ready.
+    let (_, liveness_probe) = companion_probes();
+    let readiness_probe = Some(accepts_connections(HTTP_PORT));
     Container {
         name: front_door::FRONT_DOOR_CONTAINER.into(),
         image: Some(inputs.companion_image.clone()),
@@ -312,6 +306,19 @@ fn container_port(name: &str, port: i32) -> ContainerPort {
         container_port: port,
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
+    }
+}
+
+/// Any HTTP server accepts connections once it is up; whether it speaks MCP is the handshake's
+/// job.
+fn accepts_connections(port_name: &str) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String(port_name.into()),
+            host: None,
+        }),
+        period_seconds: Some(5),
+        ..Probe::default()
     }
 }
 
@@ -782,7 +789,14 @@ mod tests {
         assert!(mounts_session_keys(door));
         assert_eq!(door.security_context, Some(container_security()));
         assert_eq!(door.lifecycle, server.lifecycle, "drained like the server");
-        assert_eq!(readiness_path(door), Some("/readyz"));
+        let ready = door.readiness_probe.as_ref().unwrap().tcp_socket.as_ref();
+        assert_eq!(
+            ready.unwrap().port,
+            IntOrString::String(HTTP_PORT.into()),
+            "ready once it accepts connections: the handshake judges the image"
+        );
+        let live = door.liveness_probe.as_ref().unwrap().http_get.as_ref();
+        assert_eq!(live.unwrap().path.as_deref(), Some("/healthz"));
     }
 
     #[test]
