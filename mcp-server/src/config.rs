@@ -1,6 +1,6 @@
 //! Command-line flags and their environment-variable equivalents.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -166,9 +166,10 @@ pub struct ServerArgs {
     pub session_key_file: Option<PathBuf>,
 
     /// IP:PORT at which other replicas reach this one (the pod IP and serving port), named in
-    /// the ids of the sessions this replica owns. Used with --session-key-file.
-    #[arg(long, env = "MCP_ADVERTISE_ADDRESS", global = true)]
-    pub advertise_address: Option<SocketAddr>,
+    /// the ids of the sessions this replica owns; an IP alone means the --listen port (so a
+    /// pod IP, v4 or v6, can be passed as it is). Used with --session-key-file.
+    #[arg(long, env = "MCP_ADVERTISE_ADDRESS", global = true, value_parser = parse_advertise)]
+    pub advertise_address: Option<Advertise>,
 
     /// Largest accepted request body in bytes (larger ones get 413).
     #[arg(long, env = "MCP_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
@@ -265,7 +266,35 @@ pub struct ServerArgs {
     pub event_history_total_bytes: usize,
 }
 
+/// `--advertise-address` as given: a full address, or an IP whose port is the listen port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advertise {
+    Address(SocketAddr),
+    Ip(IpAddr),
+}
+
+fn parse_advertise(text: &str) -> Result<Advertise, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(Advertise::Address(address));
+    }
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    bare.parse()
+        .map(Advertise::Ip)
+        .map_err(|_| format!("{text:?} is neither IP:PORT nor an IP address"))
+}
+
 impl ServerArgs {
+    /// The address other replicas reach this one at, the listen port filled in for a bare IP.
+    pub fn advertise_address(&self) -> Option<SocketAddr> {
+        self.advertise_address.map(|a| match a {
+            Advertise::Address(address) => address,
+            Advertise::Ip(ip) => SocketAddr::new(ip, self.listen.port()),
+        })
+    }
+
     pub fn keep_alive(&self) -> Duration {
         Duration::from_secs(self.keep_alive.max(1))
     }
@@ -370,8 +399,34 @@ mod tests {
             Some(std::path::Path::new("/keys/session"))
         );
         assert_eq!(
-            cli.server.advertise_address,
+            cli.server.advertise_address(),
             Some("10.0.0.7:8080".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn an_advertised_ip_alone_takes_the_listen_port() {
+        let advertised = |listen: &str, ip: &str| {
+            Cli::try_parse_from(["mcp-server", "--listen", listen, "--advertise-address", ip])
+                .unwrap()
+                .server
+                .advertise_address()
+        };
+        assert_eq!(
+            advertised("0.0.0.0:8099", "10.0.0.7"),
+            Some("10.0.0.7:8099".parse().unwrap())
+        );
+        assert_eq!(
+            advertised("[::]:8080", "fd00::7"),
+            Some("[fd00::7]:8080".parse().unwrap())
+        );
+        assert_eq!(
+            advertised("[::]:8080", "[fd00::7]"),
+            Some("[fd00::7]:8080".parse().unwrap())
+        );
+        assert!(
+            Cli::try_parse_from(["mcp-server", "--advertise-address", "pod-7:8080"]).is_err(),
+            "a name is not an address"
         );
     }
 }

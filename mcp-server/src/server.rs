@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let routing = Routing::from_flags(
         args.session_key_file.as_deref(),
-        args.advertise_address,
+        args.advertise_address(),
         args.header_read_timeout(),
         &metrics,
     )?;

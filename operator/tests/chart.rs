@@ -144,7 +144,7 @@ fn namespaced_rules() -> Vec<Value> {
         json!({"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": OWNED}),
         json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": OWNED}),
         json!({"apiGroups": ["cloud.google.com"], "resources": ["backendconfigs"], "verbs": OWNED}),
-        json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}),
+        json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create", "update"]}),
         json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}),
         json!({"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]}),
         json!({"apiGroups": ["apps"], "resources": ["controllerrevisions"], "verbs": OWNED}),

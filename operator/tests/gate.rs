@@ -5,7 +5,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -174,6 +173,8 @@ async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_r
             "replicas": 2,
             "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
             "rollout": {"drainSeconds": 0},
+            // The probe meets the broken server's own answers, not a front door's.
+            "session": {"frontDoor": false},
         }}))
         .await
         .expect("app applies");
@@ -350,6 +351,8 @@ async fn a_pod_that_stops_speaking_mcp_leaves_the_endpoints_and_comes_back() {
         .apply_app(json!({"metadata": {"name": "flaky"}, "spec": {
             "image": SCRIPTED,
             "probe": {"periodSeconds": period, "timeoutSeconds": 1, "failureThreshold": threshold},
+            // The test tells the server itself, at its endpoint, to stop speaking MCP.
+            "session": {"frontDoor": false},
         }}))
         .await
         .expect("app applies");
@@ -582,6 +585,8 @@ async fn hanging_pods_of_one_app_do_not_keep_another_apps_pods_from_their_handsh
             "image": HANGING, "replicas": HANGING_PODS,
             "probe": {"periodSeconds": 20, "timeoutSeconds": 20},
             "rollout": {"drainSeconds": 0},
+            // Handshakes must hang in the server itself, not in a front door's readiness.
+            "session": {"frontDoor": false},
         }}))
         .await
         .expect("hanging app applies");
@@ -635,24 +640,10 @@ async fn hanging_pods_of_one_app_do_not_keep_another_apps_pods_from_their_handsh
 
 /// The official TypeScript SDK's stdio server, from the clients the mcp-server tests install.
 fn typescript_stdio_server() -> (String, String) {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let server = repo.join("mcp-server/tests/clients/stdio_server.cjs");
-    // Where setup.sh installed them (its cache follows XDG_CACHE_HOME, not ours).
-    let output = std::process::Command::new("bash")
-        .arg(repo.join("mcp-server/tests/clients/setup.sh"))
-        .arg("--check")
-        .output()
-        .expect("bash runs");
-    assert!(
-        output.status.success(),
-        "the MCP clients are installed (mcp-server/tests/clients/setup.sh): {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let node_modules =
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("node_modules");
+    let server = support::official_client_script("stdio_server.cjs");
     (
         server.display().to_string(),
-        node_modules.display().to_string(),
+        support::official_node_modules().display().to_string(),
     )
 }
 

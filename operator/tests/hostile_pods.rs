@@ -95,6 +95,8 @@ async fn hostile_handshakes_fail_with_clear_reasons_and_steer_flood_or_hold_noth
                 "image": image,
                 "replicas": 1,
                 "probe": {"periodSeconds": 2, "timeoutSeconds": 2},
+                // The gate's own defences are under test: no front door absorbing the server.
+                "session": {"frontDoor": false},
             }}))
             .await
             .expect("app applies");

@@ -96,10 +96,12 @@ ClusterRole, or per watched namespace by a Role. See docs/operations.md for why 
 # Secrets: list and watch serve a metadata-only watch (name and resourceVersion: which Secret
 # changed), and get reads the data of a Secret an app references (its checksum rolls pods with
 # spec.secrets.restartOnChange; the probe's bearer token). RBAC cannot tell a metadata list from a
-# full one, nor limit get to names only known at run time; no writes are granted.
+# full one, nor limit get to names only known at run time. create and update serve the one Secret
+# the operator owns per app, its session keys (`<app>-session-keys`): created when absent,
+# updated by each key rotation step; the operator never writes a Secret it did not create.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "create", "update"]
 # The rollout gate: each pod's handshake condition, and the revisions it rolls back to.
 - apiGroups: [""]
   resources: ["pods"]

@@ -62,7 +62,9 @@ async function main() {
   const out = { answered: 0, slept: 0, progress: [], failures: [] };
   await Promise.all(
     Array.from({ length: sessions }, (_, i) =>
-      runSession(i, out).catch((e) => out.failures.push(`session ${i}: ${e && e.message}`)),
+      runSession(i, out).catch((e) =>
+        out.failures.push(`session ${i}: ${e && e.message}${e && e.cause ? ` (${e.cause.message || e.cause})` : ''}`),
+      ),
     ),
   );
   out.replicasUsed = Object.keys(hits).length;

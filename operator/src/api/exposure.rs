@@ -6,10 +6,18 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Keeps every request of an MCP session on the pod that holds the session.
+/// How the requests of one MCP session reach the pod that holds the session.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSpec {
+    /// Runs the companion `mcp-server` as every pod's front door with session routing: a
+    /// request that lands on another replica than its session's is forwarded there, so no
+    /// client sees "session not found" because of where a balancer sent it. For an own image
+    /// serving HTTP this adds a front-door container on port 8099 in front of `port`. Stickiness
+    /// (`affinity`) then only saves forwarded hops.
+    #[serde(default = "default_front_door")]
+    pub front_door: bool,
+
     /// How requests stick to a pod. See `docs/api.md` for what each controller supports.
     #[serde(default)]
     pub affinity: SessionAffinity,
@@ -48,10 +56,15 @@ impl SessionAffinity {
 impl Default for SessionSpec {
     fn default() -> Self {
         Self {
+            front_door: default_front_door(),
             affinity: SessionAffinity::default(),
             timeout_seconds: default_session_timeout_seconds(),
         }
     }
+}
+
+fn default_front_door() -> bool {
+    true
 }
 
 fn default_session_timeout_seconds() -> i32 {

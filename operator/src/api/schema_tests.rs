@@ -157,6 +157,25 @@ fn stdio_without_image_is_rejected() {
 }
 
 #[test]
+fn an_image_behind_the_front_door_cannot_take_its_port() {
+    let own_image = McpAppSpec {
+        image: Some("example/weather:1".into()),
+        port: crate::api::FRONT_DOOR_PORT,
+        ..McpAppSpec::default()
+    };
+    assert_rejected_with(own_image.clone(), "port 8099 is the front door's");
+    let mut without_front_door = own_image.clone();
+    without_front_door.session.front_door = false;
+    assert!(cel_rejections(&app(without_front_door)).is_empty());
+    // The companion serving itself has no front-door container: any port is its own.
+    let built_in = McpAppSpec {
+        image: None,
+        ..own_image
+    };
+    assert!(cel_rejections(&app(built_in)).is_empty());
+}
+
+#[test]
 fn pod_labels_that_would_change_the_selector_are_rejected() {
     for key in [
         "app.kubernetes.io/name",
@@ -244,7 +263,7 @@ fn two_secrets_mounted_at_one_path_are_rejected() {
 
 #[test]
 fn secret_files_over_the_operators_own_mounts_are_rejected() {
-    for path in ["/tmp", "/tmp/creds", "/mcp-bridge"] {
+    for path in ["/tmp", "/tmp/creds", "/mcp-bridge", "/mcp-session-keys/x"] {
         let spec = McpAppSpec {
             secrets: Some(SecretsSpec {
                 files: vec![secret_files("a", path)],
@@ -252,7 +271,7 @@ fn secret_files_over_the_operators_own_mounts_are_rejected() {
             }),
             ..McpAppSpec::default()
         };
-        assert_rejected_with(spec, "must not be /tmp or /mcp-bridge");
+        assert_rejected_with(spec, "must not be /tmp, /mcp-bridge or /mcp-session-keys");
     }
     let spec = McpAppSpec {
         secrets: Some(SecretsSpec {
@@ -275,7 +294,7 @@ fn schema_defaults_match_the_rust_defaults() {
     );
     assert_eq!(
         spec_property("session")["default"],
-        json!({"affinity": "ClientIP", "timeoutSeconds": 86400})
+        json!({"affinity": "ClientIP", "frontDoor": true, "timeoutSeconds": 86400})
     );
     assert_eq!(
         spec_property("sse")["default"],

@@ -83,8 +83,8 @@ pub struct SecretFiles {
     /// Absolute directory the files appear in, e.g. `/etc/mcp/credentials`.
     #[schemars(length(min = 2, max = 1024), regex(pattern = r"^/"))]
     #[x_kube(
-        validation = Rule::new("self != '/tmp' && !self.startsWith('/tmp/') && self != '/mcp-bridge' && !self.startsWith('/mcp-bridge/')")
-            .message("secrets.files[].mountPath must not be /tmp or /mcp-bridge (or below them): the operator mounts its own volumes there")
+        validation = Rule::new("self != '/tmp' && !self.startsWith('/tmp/') && self != '/mcp-bridge' && !self.startsWith('/mcp-bridge/') && self != '/mcp-session-keys' && !self.startsWith('/mcp-session-keys/')")
+            .message("secrets.files[].mountPath must not be /tmp, /mcp-bridge or /mcp-session-keys (or below them): the operator mounts its own volumes there")
             .reason(Reason::FieldValueForbidden)
     )]
     pub mount_path: String,

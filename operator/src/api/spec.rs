@@ -92,6 +92,10 @@ use super::{
         .message("podLabels must not set app.kubernetes.io/name, app.kubernetes.io/instance or app.kubernetes.io/managed-by: the operator selects the app's pods by them")
         .field_path(".podLabels")
         .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.image) || self.transport == 'stdio' || !self.session.frontDoor || self.port != 8099")
+        .message("port 8099 is the front door's (session.frontDoor): serve the image on another port, or set session.frontDoor to false")
+        .field_path(".port")
+        .reason(Reason::FieldValueInvalid),
 )]
 pub struct McpAppSpec {
     /// Container image of the MCP server. Defaults to the companion `mcp-server` image released
@@ -183,7 +187,8 @@ pub struct McpAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSpec>,
 
-    /// Session stickiness: keeps every request of an MCP session on the pod that holds it.
+    /// How requests of an MCP session reach the pod that holds it: the front door's session
+    /// routing, and stickiness.
     #[serde(default)]
     pub session: SessionSpec,
 
@@ -259,6 +264,12 @@ impl ImagePullPolicy {
     }
 }
 
+/// Port of the front-door container (see [`McpAppSpec::runs_front_door_container`]); the CRD
+/// refuses it as `port` of an image behind a front door.
+pub const FRONT_DOOR_PORT: i32 = 8099;
+/// Where the companion serves Streamable HTTP.
+pub const FRONT_DOOR_PATH: &str = "/mcp";
+
 fn default_port() -> i32 {
     8080
 }
@@ -313,6 +324,31 @@ impl McpAppSpec {
     pub fn mounts_service_account_token(&self) -> bool {
         self.automount_service_account_token
             .unwrap_or(self.service_account_name.is_some())
+    }
+
+    /// Whether the pods run a front-door container: an own image serving HTTP, with
+    /// `session.frontDoor` on. (The companion serving itself needs none: it routes sessions.)
+    pub fn runs_front_door_container(&self) -> bool {
+        self.session.front_door && self.image.is_some() && self.transport != Transport::Stdio
+    }
+
+    /// The port clients, the Service and the handshakes reach the pods at.
+    pub fn serving_port(&self) -> i32 {
+        if self.runs_front_door_container() {
+            FRONT_DOOR_PORT
+        } else {
+            self.port
+        }
+    }
+
+    /// The Streamable HTTP path clients reach the pods at: the companion's own in front of an
+    /// own image.
+    pub fn serving_path(&self) -> &str {
+        if self.runs_front_door_container() {
+            FRONT_DOOR_PATH
+        } else {
+            &self.path
+        }
     }
 
     /// The NetworkPolicy settings when the app asks for one.

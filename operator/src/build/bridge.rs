@@ -73,10 +73,11 @@ pub(super) fn bridged_command(app: &McpApp) -> Vec<String> {
         .collect()
 }
 
-/// Settings for the companion server (built-in or bridge mode), by its environment variables.
-pub(super) fn companion_env(app: &McpApp) -> Vec<EnvVar> {
+/// Settings for the companion server listening on `port` (built-in, bridge or proxy mode), by
+/// its environment variables.
+pub(super) fn companion_env(app: &McpApp, port: i32) -> Vec<EnvVar> {
     [
-        ("MCP_LISTEN", format!("0.0.0.0:{}", app.spec.port)),
+        ("MCP_LISTEN", format!("0.0.0.0:{port}")),
         (
             "MCP_KEEP_ALIVE",
             app.spec.sse.keep_alive_seconds.to_string(),

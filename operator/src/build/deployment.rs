@@ -20,12 +20,12 @@ use k8s_openapi::{
 };
 
 use super::{
-    BuildError, BuildInputs, bridge,
+    BuildError, BuildInputs, bridge, front_door,
     meta::{labels, owned_meta, selector_labels},
     probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings},
     secrets::secret_wiring,
 };
-use crate::api::{HANDSHAKE_CONDITION, McpApp, Transport};
+use crate::api::{FRONT_DOOR_PORT, HANDSHAKE_CONDITION, McpApp, Transport};
 
 /// Name of the container that runs the MCP server.
 pub const MCP_CONTAINER: &str = "mcp";
@@ -42,7 +42,10 @@ pub const SHUTDOWN_GRACE_SECONDS: i64 = 15;
 /// (node, python) default to root, which Pod Security "restricted" refuses.
 const RUN_AS_ID: i64 = 65532;
 const TMP_VOLUME: &str = "tmp";
+/// The port the Service targets: the companion's wherever it serves.
 const HTTP_PORT: &str = "http";
+/// An own image's port behind a front-door container.
+const UPSTREAM_PORT: &str = "upstream";
 
 /// The app's Deployment. With `spec.autoscaling` it carries no `replicas`, so a server-side
 /// apply never takes the count back from the HorizontalPodAutoscaler.
@@ -139,7 +142,14 @@ fn pod_template(app: &McpApp, inputs: &BuildInputs) -> PodTemplateSpec {
             container_security(),
         ));
     }
+    if spec.session.front_door {
+        volumes.push(front_door::keys_volume(app));
+    }
     volumes.extend(secrets.volumes.iter().cloned());
+    let mut containers = vec![mcp_container(app, inputs, &secrets)];
+    if spec.runs_front_door_container() {
+        containers.push(front_door_container(app, inputs));
+    }
 
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
@@ -149,7 +159,7 @@ fn pod_template(app: &McpApp, inputs: &BuildInputs) -> PodTemplateSpec {
         }),
         spec: Some(PodSpec {
             init_containers: (!init_containers.is_empty()).then_some(init_containers),
-            containers: vec![mcp_container(app, inputs, &secrets)],
+            containers,
             volumes: Some(volumes),
             // The pod takes traffic only after the operator's MCP handshake succeeded.
             readiness_gates: Some(vec![PodReadinessGate {
@@ -198,9 +208,13 @@ fn mcp_container(
         )
     };
 
+    let routes_here = companion_serves && spec.session.front_door;
     let mut ours = Vec::new();
     if companion_serves {
-        ours.extend(bridge::companion_env(app));
+        ours.extend(bridge::companion_env(app, spec.port));
+    }
+    if routes_here {
+        ours.extend(front_door::routing_env());
     }
     if stdio {
         // npx, uvx and pip need a writable home for their caches; the root filesystem is not.
@@ -220,25 +234,21 @@ fn mcp_container(
     if stdio {
         mounts.push(bridge::app_mount());
     }
+    if routes_here {
+        mounts.push(front_door::keys_mount());
+    }
     mounts.extend(secrets.mounts.iter().cloned());
 
-    let (readiness_probe, liveness_probe) = if companion_serves {
-        (
-            Some(http_probe("/readyz", 5)),
-            Some(http_probe("/healthz", 10)),
-        )
+    // Behind a front door the image's port is only the front door's upstream.
+    let port_name = if spec.runs_front_door_container() {
+        UPSTREAM_PORT
     } else {
-        // Any HTTP server accepts connections once it is up; whether it speaks MCP is the
-        // handshake's job.
-        let tcp = Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::String(HTTP_PORT.into()),
-                host: None,
-            }),
-            period_seconds: Some(5),
-            ..Probe::default()
-        };
-        (Some(tcp), None)
+        HTTP_PORT
+    };
+    let (readiness_probe, liveness_probe) = if companion_serves {
+        companion_probes()
+    } else {
+        (Some(accepts_connections(port_name)), None)
     };
 
     Container {
@@ -253,29 +263,85 @@ fn mcp_container(
         args: (!args.is_empty()).then_some(args),
         env: (!env.is_empty()).then_some(env),
         env_from: (!secrets.env_from.is_empty()).then(|| secrets.env_from.clone()),
-        ports: Some(vec![ContainerPort {
-            name: Some(HTTP_PORT.into()),
-            container_port: spec.port,
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![container_port(port_name, spec.port)]),
         resources: spec.resources.clone(),
         volume_mounts: Some(mounts),
         readiness_probe,
         liveness_probe,
-        lifecycle: (spec.rollout.drain_seconds > 0).then(|| Lifecycle {
-            // Endpoints drop the pod at once; open SSE streams get this long before SIGTERM.
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: i64::from(spec.rollout.drain_seconds),
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
+        lifecycle: drain(app),
         security_context: Some(container_security()),
         ..Container::default()
     }
+}
+
+/// The companion in front of an own image: `mcp-server proxy` to it on loopback, serving with
+/// session routing on the front door's port, hardened and drained like the server.
+fn front_door_container(app: &McpApp, inputs: &BuildInputs) -> Container {
+    let mut env = bridge::companion_env(app, FRONT_DOOR_PORT);
+    env.extend(front_door::routing_env());
+    // Not the proxy's /readyz, which waits for the image's handshake: that is the gate's to
+    // judge, so a broken image fails its handshake (and is rolled back) instead of never
+    // becoming ready.
+    let (_, liveness_probe) = companion_probes();
+    let readiness_probe = Some(accepts_connections(HTTP_PORT));
+    Container {
+        name: front_door::FRONT_DOOR_CONTAINER.into(),
+        image: Some(inputs.companion_image.clone()),
+        command: Some(vec![bridge::COMPANION_BINARY.into()]),
+        args: Some(front_door::proxy_args(app)),
+        env: Some(env),
+        ports: Some(vec![container_port(HTTP_PORT, FRONT_DOOR_PORT)]),
+        volume_mounts: Some(vec![front_door::keys_mount()]),
+        readiness_probe,
+        liveness_probe,
+        lifecycle: drain(app),
+        security_context: Some(container_security()),
+        ..Container::default()
+    }
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+/// Any HTTP server accepts connections once it is up; whether it speaks MCP is the handshake's
+/// job.
+fn accepts_connections(port_name: &str) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String(port_name.into()),
+            host: None,
+        }),
+        period_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
+/// The companion's health endpoints: readiness, liveness.
+fn companion_probes() -> (Option<Probe>, Option<Probe>) {
+    (
+        Some(http_probe("/readyz", 5)),
+        Some(http_probe("/healthz", 10)),
+    )
+}
+
+/// Endpoints drop the pod at once; open SSE streams get `drainSeconds` before SIGTERM.
+fn drain(app: &McpApp) -> Option<Lifecycle> {
+    let seconds = app.spec.rollout.drain_seconds;
+    (seconds > 0).then(|| Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: i64::from(seconds),
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    })
 }
 
 /// The operator's variables, minus any the user sets, then the user's, then Secret variables.
@@ -364,6 +430,16 @@ mod tests {
             .flatten()
             .find(|v| v.name == name)
             .and_then(|v| v.value.as_deref())
+    }
+
+    fn readiness_path(container: &Container) -> Option<&str> {
+        container
+            .readiness_probe
+            .as_ref()?
+            .http_get
+            .as_ref()?
+            .path
+            .as_deref()
     }
 
     fn stdio() -> McpAppSpec {
@@ -596,6 +672,141 @@ mod tests {
         assert_eq!(pod(&deployment).init_containers, None);
     }
 
+    fn own_http_image(front_door: bool) -> McpAppSpec {
+        let mut spec = McpAppSpec {
+            image: Some("ghcr.io/example/weather-mcp:1.2.0".into()),
+            port: 9000,
+            ..McpAppSpec::default()
+        };
+        spec.session.front_door = front_door;
+        spec
+    }
+
+    fn front_door_of(deployment: &Deployment) -> Option<&Container> {
+        pod(deployment)
+            .containers
+            .iter()
+            .find(|c| c.name == front_door::FRONT_DOOR_CONTAINER)
+    }
+
+    fn mounts_session_keys(container: &Container) -> bool {
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == front_door::SESSION_KEYS_PATH && m.read_only == Some(true))
+    }
+
+    #[test]
+    fn the_companion_routes_sessions_with_the_apps_key_unless_the_front_door_is_off() {
+        for spec in [McpAppSpec::default(), stdio()] {
+            let deployment = build(spec.clone());
+            let c = container(&deployment);
+            assert!(mounts_session_keys(c));
+            assert_eq!(
+                env_value(c, "MCP_SESSION_KEY_FILE"),
+                Some("/mcp-session-keys/keys")
+            );
+            assert!(
+                c.env
+                    .iter()
+                    .flatten()
+                    .any(|v| v.name == "MCP_ADVERTISE_ADDRESS" && v.value_from.is_some())
+            );
+            assert!(
+                pod(&deployment).volumes.iter().flatten().any(|v| v
+                    .secret
+                    .as_ref()
+                    .and_then(|s| s.secret_name.as_deref())
+                    == Some("weather-session-keys"))
+            );
+            assert_eq!(
+                front_door_of(&deployment),
+                None,
+                "the companion is its own door"
+            );
+
+            let mut off = spec;
+            off.session.front_door = false;
+            let deployment = build(off);
+            let c = container(&deployment);
+            assert!(!mounts_session_keys(c));
+            assert_eq!(env_value(c, "MCP_SESSION_KEY_FILE"), None);
+            assert!(
+                !pod(&deployment)
+                    .volumes
+                    .iter()
+                    .flatten()
+                    .any(|v| v.secret.is_some())
+            );
+        }
+    }
+
+    #[test]
+    fn an_own_http_image_gets_the_companion_as_front_door_on_a_port_of_its_own() {
+        let mut spec = own_http_image(true);
+        spec.rollout.drain_seconds = 45;
+        let inputs = BuildInputs {
+            companion_image: "registry.local/mcp-server:9.9.9".into(),
+            ..BuildInputs::default()
+        };
+        let deployment = deployment(&app(spec), &inputs).unwrap();
+        let server = container(&deployment);
+        let server_port = &server.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (server_port.name.as_deref(), server_port.container_port),
+            (Some(UPSTREAM_PORT), 9000),
+            "the Service's named port moves to the front door"
+        );
+        let tcp = server.readiness_probe.as_ref().unwrap().tcp_socket.as_ref();
+        assert_eq!(tcp.unwrap().port, IntOrString::String(UPSTREAM_PORT.into()));
+        assert!(!mounts_session_keys(server), "the image never sees the key");
+        assert_eq!(env_value(server, "MCP_SESSION_KEY_FILE"), None);
+
+        let door = front_door_of(&deployment).expect("a front-door container");
+        assert_eq!(
+            door.image.as_deref(),
+            Some("registry.local/mcp-server:9.9.9")
+        );
+        assert_eq!(
+            door.command,
+            Some(vec![bridge::COMPANION_BINARY.to_owned()])
+        );
+        assert_eq!(
+            door.args.as_ref().unwrap()[..3],
+            ["proxy", "--upstream", "http://127.0.0.1:9000/mcp"]
+        );
+        let door_port = &door.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (door_port.name.as_deref(), door_port.container_port),
+            (Some(HTTP_PORT), FRONT_DOOR_PORT)
+        );
+        assert_eq!(env_value(door, "MCP_LISTEN"), Some("0.0.0.0:8099"));
+        assert_eq!(
+            env_value(door, "MCP_SESSION_KEY_FILE"),
+            Some("/mcp-session-keys/keys")
+        );
+        assert!(mounts_session_keys(door));
+        assert_eq!(door.security_context, Some(container_security()));
+        assert_eq!(door.lifecycle, server.lifecycle, "drained like the server");
+        let ready = door.readiness_probe.as_ref().unwrap().tcp_socket.as_ref();
+        assert_eq!(
+            ready.unwrap().port,
+            IntOrString::String(HTTP_PORT.into()),
+            "ready once it accepts connections: the handshake judges the image"
+        );
+        let live = door.liveness_probe.as_ref().unwrap().http_get.as_ref();
+        assert_eq!(live.unwrap().path.as_deref(), Some("/healthz"));
+    }
+
+    #[test]
+    fn an_own_http_image_without_the_front_door_serves_the_service_itself() {
+        let deployment = build(own_http_image(false));
+        assert_eq!(front_door_of(&deployment), None);
+        let port = &container(&deployment).ports.as_ref().unwrap()[0];
+        assert_eq!(port.name.as_deref(), Some(HTTP_PORT));
+    }
+
     #[test]
     fn stdio_runs_the_users_command_under_the_injected_bridge() {
         let inputs = BuildInputs {
@@ -668,17 +879,7 @@ mod tests {
         );
         assert_eq!(env_value(c, "MCP_LISTEN"), Some("0.0.0.0:8080"));
         assert_eq!(env_value(c, "HOME"), Some("/tmp"));
-        assert_eq!(
-            c.readiness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/readyz")
-        );
+        assert_eq!(readiness_path(c), Some("/readyz"));
     }
 
     #[test]

@@ -264,7 +264,7 @@ const AWS_ALB: IngressDialect = IngressDialect {
         // The ALB health check sends a plain GET; an MCP endpoint answers that with 4xx.
         Annotation {
             key: "alb.ingress.kubernetes.io/healthcheck-path",
-            value: |app| app.spec.path.clone(),
+            value: |app| app.spec.serving_path().to_owned(),
         },
         Annotation {
             key: "alb.ingress.kubernetes.io/success-codes",

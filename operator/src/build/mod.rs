@@ -12,6 +12,7 @@ mod backend_config;
 mod bridge;
 mod deployment;
 mod dialects;
+mod front_door;
 mod hpa;
 mod http_route;
 mod ingress;
@@ -21,6 +22,7 @@ mod pdb;
 mod probe_settings;
 mod secrets;
 mod service;
+mod session_keys;
 mod url;
 
 #[cfg(test)]
@@ -45,6 +47,7 @@ pub use deployment::{
     revision,
 };
 pub use dialects::{AFFINITY_COOKIE, IngressDialect, resolve_dialect};
+pub use front_door::{FRONT_DOOR_CONTAINER, SESSION_KEYS_PATH};
 pub use hpa::horizontal_pod_autoscaler;
 pub use http_route::{HTTP_ROUTE_API, http_route};
 pub use ingress::ingress;
@@ -53,6 +56,10 @@ pub use network_policy::network_policy;
 pub use pdb::{can_run_more_than_one_pod, pod_disruption_budget};
 pub use probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings};
 pub use service::{SERVICE_PORT, service};
+pub use session_keys::{
+    KEY_BYTES, KEY_FILE, KeyRing, secret as session_keys_secret,
+    secret_name as session_keys_secret_name,
+};
 pub use url::{external_url, service_url};
 
 /// The field manager of every server-side apply the operator makes.

@@ -59,7 +59,7 @@ pub fn network_policy(
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from,
                 ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(app.spec.port)),
+                    port: Some(IntOrString::Int(app.spec.serving_port())),
                     protocol: Some("TCP".into()),
                     end_port: None,
                 }]),
@@ -113,6 +113,18 @@ mod tests {
         assert_eq!(
             network_policy(&with_policy(false, vec![]), Some("mcp-system")).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn behind_a_front_door_the_policy_admits_the_front_doors_port() {
+        let mut app = with_policy(true, vec![]);
+        app.spec.image = Some("example/weather:1".into());
+        let policy = network_policy(&app, None).unwrap().unwrap();
+        let ports = only_rule(&policy).ports.clone().unwrap();
+        assert_eq!(
+            ports[0].port,
+            Some(IntOrString::Int(crate::api::FRONT_DOOR_PORT))
         );
     }
 

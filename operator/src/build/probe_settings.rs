@@ -31,8 +31,8 @@ impl ProbeSettings {
     pub fn of(app: &McpApp) -> Self {
         let spec = &app.spec;
         ProbeSettings {
-            port: spec.port,
-            path: spec.path.clone(),
+            port: spec.serving_port(),
+            path: spec.serving_path().to_owned(),
             transport: spec.transport,
             probe: spec.probe.clone(),
         }
@@ -113,6 +113,21 @@ mod tests {
             ProbeSettings::for_pod(&app, &pod(Some(&huge.annotation()))),
             own
         );
+    }
+
+    #[test]
+    fn an_own_image_behind_the_front_door_is_probed_through_it() {
+        let mut spec = crate::api::McpAppSpec {
+            image: Some("example/weather:1".into()),
+            port: 9000,
+            path: "/api/mcp".into(),
+            ..crate::api::McpAppSpec::default()
+        };
+        let through = ProbeSettings::of(&app(spec.clone()));
+        assert_eq!((through.port, through.path.as_str()), (8099, "/mcp"));
+        spec.session.front_door = false;
+        let direct = ProbeSettings::of(&app(spec));
+        assert_eq!((direct.port, direct.path.as_str()), (9000, "/api/mcp"));
     }
 
     #[test]

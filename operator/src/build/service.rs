@@ -81,6 +81,7 @@ mod tests {
                 session: SessionSpec {
                     affinity: SessionAffinity::ClientIp,
                     timeout_seconds: 600,
+                    ..SessionSpec::default()
                 },
                 ..McpAppSpec::default()
             }),

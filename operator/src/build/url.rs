@@ -39,7 +39,7 @@ pub fn external_url(app: &McpApp) -> Option<String> {
 fn endpoint_path(app: &McpApp) -> &str {
     match app.spec.transport {
         Transport::Sse => "/sse",
-        Transport::StreamableHttp | Transport::Stdio => &app.spec.path,
+        Transport::StreamableHttp | Transport::Stdio => app.spec.serving_path(),
     }
 }
 

@@ -124,7 +124,10 @@ mod tests {
     fn legacy_sse_apps_are_probed_on_their_stream_and_ipv6_gets_brackets() {
         let app = app(serde_json::json!({"transport": "sse", "image": "x"}));
         let t = for_pod(&ProbeSettings::of(&app), &pod("fd00::5"), None).unwrap();
-        assert_eq!(t.url, "http://[fd00::5]:8080/sse");
+        assert_eq!(
+            t.url, "http://[fd00::5]:8099/sse",
+            "an own image is probed through its front door"
+        );
         assert!(t.legacy_sse);
     }
 

@@ -19,6 +19,7 @@ mod owned;
 mod render;
 mod revisions;
 mod rollout;
+mod session_keys;
 mod watches;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ use render::Rendered;
 
 /// Reconcile every app this often even when nothing changed, to catch what no watch reports.
 const RESYNC: Duration = Duration::from_secs(300);
+/// A key rotation step is taken no sooner than this after another (the clock's granularity).
+const KEY_STEP_MIN: Duration = Duration::from_secs(1);
 /// Look again this soon when the caches have not synced yet.
 const CACHE_SYNC_RETRY: Duration = Duration::from_millis(200);
 
@@ -61,6 +64,8 @@ pub enum Error {
     Build(#[from] BuildError),
     #[error(transparent)]
     Secret(#[from] ReadError),
+    #[error(transparent)]
+    SessionKeys(#[from] session_keys::Error),
 }
 
 impl Error {
@@ -69,6 +74,7 @@ impl Error {
             Error::Kube(_) => "KubeApi",
             Error::Build(_) => "Build",
             Error::Secret(_) => "SecretRead",
+            Error::SessionKeys(_) => "SessionKeys",
         }
     }
 }
@@ -127,6 +133,12 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
     let ns = app.namespace().unwrap_or_default();
     let name = app.name_any();
     let client = &ctx.client;
+
+    // The key Secret first: the pods mount it, and cannot start without it.
+    let next_key_step = match app.spec.session.front_door {
+        true => Some(session_keys::converge(client, &app, Timestamp::now()).await?),
+        false => None,
+    };
 
     let wanted = Rendered::new(&app, app.spec.clone(), ctx.inputs(&app).await?)?;
     let previous = app.status.clone().unwrap_or_default();
@@ -245,7 +257,8 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         Some(_) => Action::requeue(ctx.backoff.failed(&app_ref)),
         None => {
             ctx.backoff.succeeded(&app_ref);
-            Action::requeue(RESYNC)
+            // Back when a key rotation step is due, if that is sooner.
+            Action::requeue(next_key_step.map_or(RESYNC, |due| due.clamp(KEY_STEP_MIN, RESYNC)))
         }
     })
 }

@@ -407,6 +407,27 @@ pub fn with_hanging_server(env: TestEnvBuilder) -> TestEnvBuilder {
     env.image(HANGING, ["python3", script.as_str(), "--hang"])
 }
 
+/// A script of the official MCP SDK clients the mcp-server tests use.
+pub fn official_client_script(name: &str) -> PathBuf {
+    repo().join("mcp-server/tests/clients").join(name)
+}
+
+/// The node_modules holding the official TypeScript SDK, where `setup.sh` installed it (its
+/// cache follows XDG_CACHE_HOME, not ours). Fails the test, saying what to run, when missing.
+pub fn official_node_modules() -> PathBuf {
+    let output = std::process::Command::new("bash")
+        .arg(official_client_script("setup.sh"))
+        .arg("--check")
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "the MCP clients are installed (mcp-server/tests/clients/setup.sh): {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("node_modules")
+}
+
 /// The ready endpoints of the app's Service, as the EndpointSlice controller publishes them.
 pub async fn ready_endpoints(cluster: &Cluster, app: &str) -> Vec<SocketAddr> {
     let slices: Api<EndpointSlice> = Api::default_namespaced(cluster.client.clone());
