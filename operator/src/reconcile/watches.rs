@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, ClusterApis, Context, OwnedCaches, error_policy, reconcile};
 use crate::api::McpApp;
+use crate::build::session_keys_secret_name;
 use crate::gate::{Book, Gate};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
@@ -137,7 +138,8 @@ pub async fn run(
     controller
         .owns_stream(revision_events)
         .reconcile_on(futures::stream::poll_fn(move |cx| gate_rx.poll_recv(cx)))
-        // A Secret change rolls the pods of the apps that asked for it.
+        // A Secret change rolls the pods of the apps that asked for it; an app whose session
+        // keys were deleted makes them again.
         .watches_stream(secret_events, move |secret: SecretMeta| {
             apps_using_secret(&secret_apps, &secret)
         })
@@ -212,10 +214,12 @@ fn apps_using_secret(apps: &Store<McpApp>, secret: &SecretMeta) -> Vec<ObjectRef
         .into_iter()
         .filter(|a| a.namespace() == ns)
         .filter(|a| {
-            a.spec
-                .secrets
-                .as_ref()
-                .is_some_and(|s| s.restart_on_change && s.secret_names().contains(&name.as_str()))
+            // Its own session keys (deleted by hand: created again at once), or Secrets it asked
+            // to be restarted on.
+            session_keys_secret_name(a) == name
+                || a.spec.secrets.as_ref().is_some_and(|s| {
+                    s.restart_on_change && s.secret_names().contains(&name.as_str())
+                })
         })
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
