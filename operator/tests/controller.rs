@@ -398,7 +398,11 @@ async fn invalid_specs_are_rejected_by_the_api_server_with_messages_that_say_wha
         ),
         (
             json!({"secrets": {"files": [{"secretName": "a", "mountPath": "/tmp"}]}}),
-            "must not be /tmp or /mcp-bridge",
+            "must not be /tmp, /mcp-bridge or /mcp-session-keys",
+        ),
+        (
+            json!({"image": "registry.example/weather:1", "port": 8099}),
+            "port 8099 is the front door's",
         ),
         (
             json!({"secrets": {"env": [
