@@ -312,8 +312,14 @@ fn a_draining_owner_serves_its_sessions_through_other_replicas_until_the_drain_e
     a.terminate();
     let drain_began = Instant::now();
     std::thread::sleep(Duration::from_millis(300));
-    // Not ready, no new sessions, but its sessions still work, on new connections too.
-    assert_eq!(a.request("GET", "/readyz", &[], "").status, 503);
+    // Not ready, no new sessions, but its sessions still work, on new connections too; every
+    // answer asks its client to close the connection, so clients move to other replicas.
+    let readyz = a.request("GET", "/readyz", &[], "");
+    assert_eq!(readyz.status, 503);
+    assert_eq!(readyz.header("connection"), Some("close"));
+    let own = echo(&a, &session, "on the owner");
+    assert_echoed(&own, "on the owner");
+    assert_eq!(own.header("connection"), Some("close"));
     for i in 0..4 {
         assert_echoed(
             &echo(b, &session, &format!("draining {i}")),

@@ -9,14 +9,14 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use mcp_testenv::mcp::Endpoint;
 use mcp_testenv::wait::until;
 use mcp_testenv::workspace_binary;
 use serde_json::{Value, json};
-use support::{Cluster, READY_TIMEOUT, TIMEOUT, app_when, is, pods_of};
+use support::{Cluster, READY_TIMEOUT, TIMEOUT, answering_cluster_ip, app_when, is, pods_of};
 
 const APP: &str = "routed";
 const REPLICAS: i32 = 3;
@@ -66,16 +66,6 @@ fn mounts_keys(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
         .iter()
         .flat_map(|s| s.volumes.iter().flatten())
         .any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(&secret))
-}
-
-async fn cluster_ip(cluster: &Cluster, app: &str) -> SocketAddr {
-    let services: Api<Service> = Api::default_namespaced(cluster.client.clone());
-    let service = services.get(app).await.expect("the app's Service");
-    let ip = service
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .expect("a ClusterIP");
-    SocketAddr::new(ip.parse().expect("an IP"), 80)
 }
 
 /// The official TypeScript client, inside the environment's network: `SESSIONS` sessions of
@@ -146,17 +136,6 @@ async fn fresh_connection_sessions(
         .into_iter()
         .flatten()
         .collect()
-}
-
-/// The app's ClusterIP, once kube-proxy carries it (a moment after the endpoints are ready).
-async fn answering_cluster_ip(cluster: &Cluster, app: &str) -> SocketAddr {
-    let service = cluster_ip(cluster, app).await;
-    let probe = Endpoint::new(cluster.env.connector(service), service.to_string(), "/mcp");
-    until("the ClusterIP answers", TIMEOUT, || async {
-        probe.call_tool_stateless("whoami", json!({})).await
-    })
-    .await;
-    service
 }
 
 async fn key_secret(cluster: &Cluster) -> Option<Secret> {

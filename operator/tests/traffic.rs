@@ -6,75 +6,21 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
-use mcp_testenv::mcp::{Endpoint, EventStream};
+use mcp_testenv::mcp::EventStream;
 use mcp_testenv::wait::until;
 use serde_json::json;
 use support::{
-    Cluster, READY_TIMEOUT, app_when, condition, is, pods_of, rolled_back_from, set_image,
+    Cluster, READY_TIMEOUT, app_when, condition, exposed_app, pods_of, rolled_back_from, set_image,
     stable_revision,
 };
 
 async fn start() -> Cluster {
     Cluster::start_with(|env| support::with_scripted_servers(env).ingress(0)).await
-}
-
-/// The app `name` as a client on this machine reaches it: through the ingress controller's
-/// loopback port, with Host `NAME.localhost`.
-fn through_ingress(cluster: &Cluster, name: &str) -> Endpoint {
-    let port = cluster
-        .env
-        .ingress_port()
-        .expect("the environment has an ingress");
-    Endpoint::from_here(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        format!("{name}.localhost:{port}"),
-        "/mcp",
-    )
-}
-
-/// An app of the companion's built-in tools, exposed at `NAME.localhost` through Traefik: by an
-/// Ingress, unless `spec` attaches it to a Gateway.
-async fn exposed_app(cluster: &Cluster, name: &str, spec: serde_json::Value) -> Endpoint {
-    let mut full = json!({
-        "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
-    });
-    if spec.get("gateway").is_none() {
-        let class = mcp_testenv::ingress::CLASS;
-        full["ingress"] = json!({"className": class, "host": format!("{name}.localhost")});
-    }
-    if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
-        full.extend(spec.clone());
-    }
-    cluster
-        .apply_app(json!({"metadata": {"name": name}, "spec": full}))
-        .await
-        .expect("app applies");
-    let replicas = full["replicas"].as_i64().unwrap_or(1) as i32;
-    app_when(cluster, name, "every replica Ready", READY_TIMEOUT, |a| {
-        is(a, "Ready", "True") && a.status.as_ref().and_then(|s| s.ready_replicas) == Some(replicas)
-    })
-    .await;
-    let endpoint = through_ingress(cluster, name);
-    // Traefik picks the Ingress and each ready endpoint up from its watches, a moment later.
-    let mut seen = BTreeSet::new();
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while seen.len() < replicas as usize {
-        assert!(
-            Instant::now() < deadline,
-            "{name}.localhost: only {seen:?} answered through the ingress"
-        );
-        match endpoint.call_tool_stateless("whoami", json!({})).await {
-            Ok(pod) => drop(seen.insert(pod)),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    endpoint
 }
 
 #[tokio::test]

@@ -166,6 +166,10 @@ pub fn router(
             Arc::clone(&app.metrics),
             record_metrics,
         ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app.lifecycle),
+            close_connections_when_draining,
+        ))
         // 5xx answers here are expected states (not ready, full, draining) and are logged where
         // they arise when they are real faults, so the trace layer reports them quietly.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
@@ -199,5 +203,24 @@ async fn record_metrics(
             status: response.status().as_u16(),
         })
         .inc();
+    response
+}
+
+/// While draining, every answer asks the client to close its connection (hyper closes it once
+/// the answer is written). Keep-alive connections, which a ClusterIP keeps pointing at this
+/// pod, so move to replicas that stay one answer at a time, instead of by a close at the end of
+/// the drain that could race a client's next request on an idle connection.
+async fn close_connections_when_draining(
+    State(lifecycle): State<Arc<Lifecycle>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if lifecycle.is_draining() {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     response
 }

@@ -1,6 +1,8 @@
 """Drives replicas of mcp-server with the official Python `mcp` client over Streamable HTTP as a
 round-robin load balancer would: every HTTP request goes to the next replica in turn, whichever
 owns the session. Runs many sessions at once and prints what it observed as one JSON object.
+Names under `.localhost` are reached at 127.0.0.1, as browsers do (RFC 6761), with the name kept
+in the Host header, so a URL can name an app's ingress host on a loopback port.
 
 Usage: python py_replicas.py <url,url,...> <sessions> <calls-per-session>
 """
@@ -28,8 +30,10 @@ class RoundRobin(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request):
         port = self.ports[next(self.turns) % len(self.ports)]
         self.hits.add(port)
-        request.url = request.url.copy_with(port=port)
-        request.headers["Host"] = f"{request.url.host}:{port}"
+        host = request.url.host
+        address = "127.0.0.1" if host.endswith(".localhost") else host
+        request.url = request.url.copy_with(host=address, port=port)
+        request.headers["Host"] = f"{host}:{port}"
         return await self.inner.handle_async_request(request)
 
     async def aclose(self):

@@ -4,9 +4,11 @@
 //
 // Usage: node ts_replicas.cjs <streamable|sse> <url,url,...> <sessions> <calls-per-session>
 // With `sse`, each session's GET /sse stays on one replica and its POSTs are spread.
-// Needs NODE_PATH pointing at the node_modules that setup.sh installed.
+// Names under `.localhost` resolve to 127.0.0.1 (localhost_names.cjs). Needs NODE_PATH pointing
+// at the node_modules that setup.sh installed.
 'use strict';
 
+require('./localhost_names.cjs');
 const { Client } = require('@modelcontextprotocol/sdk/client/index.js');
 const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/client/streamableHttp.js');
 const { SSEClientTransport } = require('@modelcontextprotocol/sdk/client/sse.js');

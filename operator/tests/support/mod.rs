@@ -4,18 +4,20 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use mcp_operator::api::McpApp;
 use mcp_operator::api::conditions::READY;
+use mcp_testenv::mcp::Endpoint;
 use mcp_testenv::process::Supervised;
 use mcp_testenv::wait::until;
 use mcp_testenv::{TestEnv, TestEnvBuilder, audit, binaries, manifests, workspace_binary};
@@ -412,9 +414,9 @@ pub fn official_client_script(name: &str) -> PathBuf {
     repo().join("mcp-server/tests/clients").join(name)
 }
 
-/// The node_modules holding the official TypeScript SDK, where `setup.sh` installed it (its
-/// cache follows XDG_CACHE_HOME, not ours). Fails the test, saying what to run, when missing.
-pub fn official_node_modules() -> PathBuf {
+/// Where `setup.sh` installed the official clients (its cache follows XDG_CACHE_HOME, not
+/// ours). Fails the test, saying what to run, when missing.
+fn official_clients() -> PathBuf {
     let output = std::process::Command::new("bash")
         .arg(official_client_script("setup.sh"))
         .arg("--check")
@@ -425,7 +427,17 @@ pub fn official_node_modules() -> PathBuf {
         "the MCP clients are installed (mcp-server/tests/clients/setup.sh): {}",
         String::from_utf8_lossy(&output.stderr).trim()
     );
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("node_modules")
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+/// The node_modules holding the official TypeScript SDK.
+pub fn official_node_modules() -> PathBuf {
+    official_clients().join("node_modules")
+}
+
+/// The Python interpreter of the venv holding the official Python SDK.
+pub fn official_python() -> PathBuf {
+    official_clients().join("venv/bin/python")
 }
 
 /// The ready endpoints of the app's Service, as the EndpointSlice controller publishes them.
@@ -535,4 +547,79 @@ pub fn with_hostile_servers(env: TestEnvBuilder, redirect_to: &str) -> TestEnvBu
         .image(HUGE, ["python3", script, "--huge"])
         .image(DRIPPING, ["python3", script, "--drip"])
         .image(LONG_ERROR, ["python3", script, "--long-error"])
+}
+
+/// The app's Service address in the cluster (its ClusterIP, port 80).
+pub async fn cluster_ip(cluster: &Cluster, app: &str) -> SocketAddr {
+    let services: Api<Service> = Api::default_namespaced(cluster.client.clone());
+    let service = services.get(app).await.expect("the app's Service");
+    let ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .expect("a ClusterIP");
+    SocketAddr::new(ip.parse().expect("an IP"), 80)
+}
+
+/// The app's ClusterIP, once kube-proxy carries it (a moment after the endpoints are ready).
+pub async fn answering_cluster_ip(cluster: &Cluster, app: &str) -> SocketAddr {
+    let service = cluster_ip(cluster, app).await;
+    let probe = Endpoint::new(cluster.env.connector(service), service.to_string(), "/mcp");
+    until("the ClusterIP answers", TIMEOUT, || async {
+        probe.call_tool_stateless("whoami", json!({})).await
+    })
+    .await;
+    service
+}
+
+/// The app `name` as a client on this machine reaches it: through the ingress controller's
+/// loopback port, with Host `NAME.localhost`.
+pub fn through_ingress(cluster: &Cluster, name: &str) -> Endpoint {
+    let port = cluster
+        .env
+        .ingress_port()
+        .expect("the environment has an ingress");
+    Endpoint::from_here(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        format!("{name}.localhost:{port}"),
+        "/mcp",
+    )
+}
+
+/// An app of the companion's built-in tools, exposed at `NAME.localhost` through Traefik: by an
+/// Ingress, unless `spec` attaches it to a Gateway.
+pub async fn exposed_app(cluster: &Cluster, name: &str, spec: serde_json::Value) -> Endpoint {
+    let mut full = json!({
+        "probe": {"periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2},
+    });
+    if spec.get("gateway").is_none() {
+        let class = mcp_testenv::ingress::CLASS;
+        full["ingress"] = json!({"className": class, "host": format!("{name}.localhost")});
+    }
+    if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
+        full.extend(spec.clone());
+    }
+    cluster
+        .apply_app(json!({"metadata": {"name": name}, "spec": full}))
+        .await
+        .expect("app applies");
+    let replicas = full["replicas"].as_i64().unwrap_or(1) as i32;
+    app_when(cluster, name, "every replica Ready", READY_TIMEOUT, |a| {
+        is(a, "Ready", "True") && a.status.as_ref().and_then(|s| s.ready_replicas) == Some(replicas)
+    })
+    .await;
+    let endpoint = through_ingress(cluster, name);
+    // Traefik picks the Ingress and each ready endpoint up from its watches, a moment later.
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while seen.len() < replicas as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{name}.localhost: only {seen:?} answered through the ingress"
+        );
+        match endpoint.call_tool_stateless("whoami", json!({})).await {
+            Ok(pod) => drop(seen.insert(pod)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    endpoint
 }
