@@ -71,33 +71,23 @@ fn mounts_keys(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
 /// The official TypeScript client, inside the environment's network: `SESSIONS` sessions of
 /// `CALLS` calls each, every request through the Service's ClusterIP.
 async fn typescript_sessions(cluster: &Cluster, service: SocketAddr) -> Value {
-    let mut command = tokio::process::Command::from(cluster.env.command("node"));
-    command
-        .kill_on_drop(true)
-        .arg(support::official_client_script("ts_replicas.cjs"))
-        .args([
-            "streamable",
-            &format!("http://{service}/mcp"),
-            &SESSIONS.to_string(),
-            &CALLS.to_string(),
-        ])
-        .env("NODE_PATH", support::official_node_modules());
-    let Ok(output) = tokio::time::timeout(CLIENT_TIMEOUT, command.output()).await else {
-        panic!(
-            "the client did not finish within {CLIENT_TIMEOUT:?}\n{}",
-            cluster.env.log_tails(30)
-        );
-    };
-    let output = output.expect("node starts");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the client failed ({}): {stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("client printed no JSON ({e}): {stdout}"))
+    let args = [
+        support::official_client_script("ts_replicas.cjs")
+            .display()
+            .to_string(),
+        "streamable".into(),
+        format!("http://{service}/mcp"),
+        SESSIONS.to_string(),
+        CALLS.to_string(),
+    ];
+    support::run_official_client(
+        cluster,
+        support::Side::Cluster,
+        "node",
+        &args,
+        CLIENT_TIMEOUT,
+    )
+    .await
 }
 
 /// `sessions` sessions of `calls` calls each with the test client, which opens a new

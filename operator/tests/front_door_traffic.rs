@@ -16,7 +16,10 @@ use kube::api::{Patch, PatchParams};
 use mcp_testenv::mcp::Session;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::{Cluster, READY_TIMEOUT, answering_cluster_ip, app_when, exposed_app, is, pods_of};
+use support::{
+    Cluster, READY_TIMEOUT, Side, answering_cluster_ip, app_when, exposed_app, is, pods_of,
+    run_official_client,
+};
 
 const SESSIONS: u64 = 60;
 const CALLS: u64 = 20;
@@ -47,52 +50,6 @@ async fn three_replicas(cluster: &Cluster, name: &str, drain: Duration) -> (Stri
         format!("http://{service}/mcp"),
         format!("http://{name}.localhost:{port}/mcp"),
     )
-}
-
-/// Where a client runs: inside the environment's network (to reach ClusterIPs) or on this
-/// machine (to reach the ingress's loopback port).
-#[derive(Clone, Copy, Debug)]
-enum Side {
-    Cluster,
-    Machine,
-}
-
-impl Side {
-    fn of(url: &str) -> Self {
-        if url.contains(".localhost:") {
-            Side::Machine
-        } else {
-            Side::Cluster
-        }
-    }
-}
-
-/// Runs one of the official clients' scripts and returns the JSON object it prints last.
-async fn run_client(cluster: &Cluster, from: Side, program: &str, args: &[String]) -> Value {
-    let mut command = match from {
-        Side::Cluster => tokio::process::Command::from(cluster.env.command(program)),
-        Side::Machine => tokio::process::Command::new(program),
-    };
-    command
-        .kill_on_drop(true)
-        .args(args)
-        .env("NODE_PATH", support::official_node_modules());
-    let Ok(output) = tokio::time::timeout(CLIENT_TIMEOUT, command.output()).await else {
-        panic!(
-            "{args:?} did not finish within {CLIENT_TIMEOUT:?}\n{}",
-            cluster.env.log_tails(30)
-        );
-    };
-    let output = output.expect("the client starts");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{args:?} failed ({}): {stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("client printed no JSON ({e}): {stdout}"))
 }
 
 fn script(name: &str) -> String {
@@ -190,7 +147,8 @@ async fn sixty_sessions_over_three_replicas_without_stickiness_never_lose_their_
         ];
         for (client, program, mut args) in runs {
             args.extend([url.clone(), sessions.clone(), calls.clone()]);
-            let out = run_client(&cluster, Side::of(url), &program, &args).await;
+            let out =
+                run_official_client(&cluster, Side::of(url), &program, &args, CLIENT_TIMEOUT).await;
             println!("{client} client through {url}: {out}");
             assert_eq!(out["failures"], json!([]), "{client} through {url}: {out}");
             assert_eq!(out["answered"], SESSIONS * CALLS, "{client} through {url}");
@@ -250,7 +208,7 @@ fn churn(
     ];
     let (cluster, from) = (cluster.clone(), Side::of(url));
     tokio::spawn(async move {
-        let out = run_client(&cluster, from, "node", &args).await;
+        let out = run_official_client(&cluster, from, "node", &args, CLIENT_TIMEOUT).await;
         serde_json::from_value(out.clone()).unwrap_or_else(|e| panic!("{e}: {out}"))
     })
 }

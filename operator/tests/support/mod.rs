@@ -623,3 +623,56 @@ pub async fn exposed_app(cluster: &Cluster, name: &str, spec: serde_json::Value)
     }
     endpoint
 }
+
+/// Where a client runs: inside the environment's network (to reach ClusterIPs) or on this
+/// machine (to reach the ingress's loopback port).
+#[derive(Clone, Copy, Debug)]
+pub enum Side {
+    Cluster,
+    Machine,
+}
+
+impl Side {
+    pub fn of(url: &str) -> Self {
+        if url.contains(".localhost:") {
+            Side::Machine
+        } else {
+            Side::Cluster
+        }
+    }
+}
+
+/// Runs one of the official clients' scripts (`program` with `args`, NODE_PATH set) and returns
+/// the JSON object it prints last.
+pub async fn run_official_client(
+    cluster: &Cluster,
+    from: Side,
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+) -> serde_json::Value {
+    let mut command = match from {
+        Side::Cluster => tokio::process::Command::from(cluster.env.command(program)),
+        Side::Machine => tokio::process::Command::new(program),
+    };
+    command
+        .kill_on_drop(true)
+        .args(args)
+        .env("NODE_PATH", official_node_modules());
+    let Ok(output) = tokio::time::timeout(timeout, command.output()).await else {
+        panic!(
+            "{args:?} did not finish within {timeout:?}\n{}",
+            cluster.env.log_tails(30)
+        );
+    };
+    let output = output.expect("the client starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{args:?} failed ({}): {stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("client printed no JSON ({e}): {stdout}"))
+}
