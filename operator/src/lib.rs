@@ -10,6 +10,7 @@
 pub mod api;
 pub mod build;
 pub mod config;
+pub mod contract;
 pub mod gate;
 pub mod leader;
 pub mod metrics;

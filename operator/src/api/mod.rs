@@ -18,7 +18,7 @@ pub use exposure::{
     GatewayParentRef, GatewaySpec, IngressSpec, IngressTls, SessionAffinity, SessionSpec, SseSpec,
 };
 pub use network::NetworkPolicySpec;
-pub use probe::{ProbeSpec, ProtocolVersion, RolloutSpec, SecretKeyRef};
+pub use probe::{ProbeSpec, ProtocolVersion, RolloutSpec, SecretKeyRef, ToolContract};
 pub use scaling::{AutoscalingSpec, DEFAULT_CPU_UTILIZATION_PERCENTAGE};
 pub use secrets::{SecretEnvFrom, SecretEnvVar, SecretFileItem, SecretFiles, SecretsSpec};
 pub use spec::{FRONT_DOOR_PATH, FRONT_DOOR_PORT, ImagePullPolicy, McpApp, McpAppSpec, Transport};

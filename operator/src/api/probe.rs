@@ -149,7 +149,7 @@ fn default_failure_threshold() -> i32 {
 }
 
 /// How a new version replaces the old one, and how old pods let go of their streams.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
     /// Seconds a new revision has to pass its handshakes before it is aborted.
@@ -166,6 +166,33 @@ pub struct RolloutSpec {
     #[serde(default = "default_drain_seconds")]
     #[schemars(range(min = 0, max = 3600))]
     pub drain_seconds: i32,
+
+    /// What happens when a new revision's `tools/list` breaks the stable revision's tool
+    /// contract (a tool removed, a new required argument, a narrowed type, a removed output
+    /// field): `Enforce` aborts the revision like a failed handshake, `Warn` rolls it out with a
+    /// Warning Event, `Off` does not compare.
+    #[serde(default)]
+    pub tool_contract: ToolContract,
+
+    /// Tools whose breaking changes this spec accepts on purpose: their changes are reported,
+    /// not enforced. Remove an entry once its rollout is done, or later changes to that tool
+    /// pass unchecked too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub accept_tool_changes: Vec<String>,
+}
+
+/// How the gate treats a new revision that breaks the tool contract.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ToolContract {
+    /// Abort the revision (and roll back with `autoRollback`), reason `ToolContractBroken`.
+    #[default]
+    Enforce,
+    /// Roll it out; record a Warning Event listing the breaking changes.
+    Warn,
+    /// Do not compare tools.
+    Off,
 }
 
 impl Default for RolloutSpec {
@@ -174,6 +201,8 @@ impl Default for RolloutSpec {
             progress_deadline_seconds: default_progress_deadline_seconds(),
             auto_rollback: default_auto_rollback(),
             drain_seconds: default_drain_seconds(),
+            tool_contract: ToolContract::default(),
+            accept_tool_changes: Vec::new(),
         }
     }
 }

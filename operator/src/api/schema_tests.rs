@@ -306,7 +306,7 @@ fn schema_defaults_match_the_rust_defaults() {
     );
     assert_eq!(
         spec_property("rollout")["default"],
-        json!({"autoRollback": true, "drainSeconds": 30, "progressDeadlineSeconds": 600})
+        json!({"autoRollback": true, "drainSeconds": 30, "progressDeadlineSeconds": 600, "toolContract": "Enforce"})
     );
 }
 

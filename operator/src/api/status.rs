@@ -63,6 +63,14 @@ pub struct ServerInfo {
 
     /// Number of tools `tools/list` returned.
     pub tools: i32,
+
+    /// The first tool names, sorted (at most 64; `tools` counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_names: Vec<String>,
+
+    /// SHA-256 of the tool contract (names, schemas, hints): it changes when any tool does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_contract_digest: Option<String>,
 }
 
 /// One handshake with one pod.
@@ -122,5 +130,9 @@ pub mod conditions {
         pub const BACKEND_CONFIG_NOT_INSTALLED: &str = "BackendConfigNotInstalled";
         pub const STABLE_REVISION_MISSING: &str = "StableRevisionMissing";
         pub const APPLY_FAILED: &str = "ApplyFailed";
+        /// A new revision's tools break the stable revision's tool contract.
+        pub const TOOL_CONTRACT_BROKEN: &str = "ToolContractBroken";
+        /// A revision that changed tools became the stable one (an Event).
+        pub const TOOL_CONTRACT_CHANGED: &str = "ToolContractChanged";
     }
 }

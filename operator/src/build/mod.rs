@@ -54,7 +54,7 @@ pub use ingress::ingress;
 pub use meta::{INSTANCE_LABEL, labels, selector_labels};
 pub use network_policy::network_policy;
 pub use pdb::{can_run_more_than_one_pod, pod_disruption_budget};
-pub use probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings};
+pub use probe_settings::{ContractSettings, PROBE_SETTINGS_ANNOTATION, ProbeSettings};
 pub use service::{SERVICE_PORT, service};
 pub use session_keys::{
     KEY_BYTES, KEY_FILE, KeyRing, secret as session_keys_secret,

@@ -1,13 +1,15 @@
 //! The handshake settings a revision's pods are probed with, carried by the pod template as an
 //! annotation. They are part of the revision: a probe-only change rolls out like any other
 //! change, and the gate probes each pod with the settings of the revision it runs, so a new
-//! `requiredTools` entry is asked only of the pods built for it.
+//! `requiredTools` entry is asked only of the pods built for it. The tool contract's settings
+//! travel the same way (left out at their defaults, so pods made before they existed keep their
+//! revision), and a spec that accepts a tool's change is a new revision that is checked anew.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{McpApp, ProbeSpec, Transport};
+use crate::api::{McpApp, ProbeSpec, ToolContract, Transport};
 
 /// Pod template annotation holding the canonical JSON of [`ProbeSettings`].
 pub const PROBE_SETTINGS_ANNOTATION: &str = "mcp-operator.dev/probe";
@@ -24,6 +26,25 @@ pub struct ProbeSettings {
     pub path: String,
     pub transport: Transport,
     pub probe: ProbeSpec,
+    #[serde(default, skip_serializing_if = "ContractSettings::is_default")]
+    pub contract: ContractSettings,
+}
+
+/// How a revision's tools are held to the stable revision's contract
+/// (`rollout.toolContract`, `rollout.acceptToolChanges`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContractSettings {
+    #[serde(default)]
+    pub mode: ToolContract,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept: Vec<String>,
+}
+
+impl ContractSettings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl ProbeSettings {
@@ -35,6 +56,10 @@ impl ProbeSettings {
             path: spec.serving_path().to_owned(),
             transport: spec.transport,
             probe: spec.probe.clone(),
+            contract: ContractSettings {
+                mode: spec.rollout.tool_contract,
+                accept: spec.rollout.accept_tool_changes.clone(),
+            },
         }
     }
 
@@ -137,5 +162,18 @@ mod tests {
         assert_eq!(text, ProbeSettings::of(&app.clone()).annotation());
         assert_eq!(ProbeSettings::parse(&text), Some(ProbeSettings::of(&app)));
         assert!(text.contains(r#""requiredTools":["a","b"]"#), "{text}");
+        assert!(!text.contains("contract"), "defaults are left out: {text}");
+    }
+
+    #[test]
+    fn accepting_a_tool_change_is_a_new_revision() {
+        let mut spec = McpAppSpec::default();
+        let before = ProbeSettings::of(&app(spec.clone())).annotation();
+        spec.rollout.accept_tool_changes = vec!["search".into()];
+        let after = ProbeSettings::of(&app(spec)).annotation();
+        assert_ne!(before, after);
+        let settings = ProbeSettings::parse(&after).unwrap();
+        assert_eq!(settings.contract.accept, ["search"]);
+        assert_eq!(settings.contract.mode, ToolContract::Enforce);
     }
 }

@@ -14,6 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{LastProbe, McpApp, ProbeResult, ServerInfo};
+use crate::contract::Contract;
 use crate::probe::{Handshake, ProbeError};
 use crate::text::clip;
 
@@ -27,8 +28,10 @@ pub struct Failure {
 
 /// Longest failure message kept: it becomes a condition message and an Event.
 pub const MESSAGE_BYTES: usize = 512;
-/// Longest server name or version shown in the status.
+/// Longest server name, version or tool name shown in the status.
 pub const SERVER_FIELD_BYTES: usize = 128;
+/// Tool names shown in the status at most.
+pub const STATUS_TOOL_NAMES: usize = 64;
 
 impl From<&ProbeError> for Failure {
     fn from(e: &ProbeError) -> Self {
@@ -61,6 +64,9 @@ pub struct AppRecord {
     pub server: Option<ServerInfo>,
     /// What the gate saw of the app's rollout deadline.
     pub watch: Watch,
+    /// Per revision (pod label) with pods, the tool contract its latest successful handshake
+    /// listed: kept with the revision once it passes.
+    pub contracts: BTreeMap<String, Arc<Contract>>,
 }
 
 /// Whether a rollout's deadline may count against it: only time in which this process watched
@@ -164,6 +170,11 @@ impl Book {
                 record.server = Some(server_info(h));
             }
         }
+        if let (Ok(h), Some(revision)) = (&outcome, &revision) {
+            record
+                .contracts
+                .insert(revision.clone(), h.contract.clone());
+        }
         record.pods.insert(
             pod.to_owned(),
             PodRecord {
@@ -198,6 +209,10 @@ impl Book {
         let mut apps = self.apps.lock().expect("probe book lock");
         if let Some(record) = apps.get_mut(app) {
             record.pods.remove(pod);
+            let pods = &record.pods;
+            record
+                .contracts
+                .retain(|revision, _| pods.values().any(|p| p.revision.as_ref() == Some(revision)));
         }
     }
 
@@ -238,6 +253,14 @@ pub fn server_info(h: &Handshake) -> ServerInfo {
             .map(|v| clip(v, SERVER_FIELD_BYTES)),
         protocol_version: clip(&h.protocol_version, SERVER_FIELD_BYTES),
         tools: i32::try_from(h.tools).unwrap_or(i32::MAX),
+        tool_names: h
+            .contract
+            .tools
+            .keys()
+            .take(STATUS_TOOL_NAMES)
+            .map(|name| clip(name, SERVER_FIELD_BYTES))
+            .collect(),
+        tool_contract_digest: Some(h.contract_digest.clone()),
     }
 }
 
@@ -263,13 +286,7 @@ mod tests {
     }
 
     fn ok(tools: usize) -> Outcome {
-        Ok(Handshake {
-            server_name: "demo".into(),
-            server_version: Some("1.0.0".into()),
-            protocol_version: "2025-11-25".into(),
-            tools,
-            latency: Duration::from_millis(3),
-        })
+        Ok(Handshake::fixture("demo", tools))
     }
 
     fn failed(message: &str) -> Outcome {

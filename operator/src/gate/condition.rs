@@ -92,20 +92,14 @@ pub fn containers_ready(pod: &Pod) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::gate::book::Failure;
     use crate::probe::Handshake;
 
     fn ok() -> Outcome {
-        Ok(Handshake {
-            server_name: "weather".into(),
-            server_version: Some("2.1.0".into()),
-            protocol_version: "2025-11-25".into(),
-            tools: 3,
-            latency: Duration::from_millis(4),
-        })
+        let mut handshake = Handshake::fixture("weather", 3);
+        handshake.server_version = Some("2.1.0".into());
+        Ok(handshake)
     }
 
     fn failed() -> Outcome {

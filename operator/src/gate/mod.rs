@@ -13,6 +13,7 @@
 
 pub mod book;
 pub mod condition;
+pub mod contract;
 pub mod patch;
 pub mod queue;
 pub mod schedule;
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -47,6 +49,8 @@ pub struct Gate {
     pub client: Client,
     pub pods: Store<Pod>,
     pub apps: Store<McpApp>,
+    /// Kept revisions: the stable one holds the tool contract new revisions are held to.
+    pub revisions: Store<ControllerRevision>,
     pub secrets: SecretReads,
     pub book: Book,
     pub metrics: Arc<Metrics>,
@@ -319,6 +323,16 @@ impl Gate {
                 }
                 Err(failure) => Err(failure),
             };
+            let outcome = outcome.and_then(|handshake| {
+                let settings = &settings.contract;
+                contract::check(
+                    &gate.revisions,
+                    &app,
+                    settings,
+                    revision.as_deref(),
+                    handshake,
+                )
+            });
             drop(permit);
             let latency = started.elapsed();
             gate.metrics.probed(

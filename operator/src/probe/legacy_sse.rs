@@ -131,7 +131,7 @@ pub async fn handshake(http: Http<'_>, url: &Url, asked: Revision) -> Result<Rea
     let tools = if greeting.lists_tools {
         mcp::list_tools(&mut session).await?
     } else {
-        Vec::new()
+        mcp::Listed::default()
     };
     // Dropping the session closes the stream, which ends the session on the server.
     Ok(Reached { greeting, tools })

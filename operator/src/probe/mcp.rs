@@ -10,7 +10,9 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use super::ProbeError;
+use crate::contract::{Builder, Contract, Tool};
 use crate::text::clip;
+use std::collections::BTreeSet;
 
 pub const CLIENT_NAME: &str = "mcp-operator-probe";
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -214,10 +216,18 @@ fn offered_list(names: &[String]) -> String {
     }
 }
 
-/// One tool of a `tools/list` page: only its name is read.
+/// One tool of a `tools/list` page: its name and what the tool contract keeps. (The page is
+/// bounded by the HTTP layer; the contract bounds what is kept of it.)
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ToolEntry {
     name: Option<String>,
+    #[serde(default)]
+    input_schema: Option<Value>,
+    #[serde(default)]
+    output_schema: Option<Value>,
+    #[serde(default)]
+    annotations: Option<Value>,
 }
 
 /// One page of `tools/list`.
@@ -233,7 +243,7 @@ pub struct ToolsResult {
 /// One page of `tools/list`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolsPage {
-    pub names: Vec<String>,
+    pub tools: Vec<(String, Tool)>,
     pub next_cursor: Option<String>,
 }
 
@@ -245,7 +255,7 @@ pub fn read_tools_page(result: ToolsResult) -> Result<ToolsPage, ProbeError> {
     let tools = result
         .tools
         .ok_or_else(|| not_json_rpc(METHOD, "the result has no tools array"))?;
-    let names = tools
+    let tools = tools
         .into_iter()
         .map(|tool| {
             let mut name = tool
@@ -254,7 +264,13 @@ pub fn read_tools_page(result: ToolsResult) -> Result<ToolsPage, ProbeError> {
             if name.len() > TOOL_NAME_BYTES {
                 name = clip(&name, TOOL_NAME_BYTES);
             }
-            Ok(name)
+            let described = Tool {
+                input_schema: tool.input_schema,
+                output_schema: tool.output_schema,
+                annotations: tool.annotations,
+                oversized: None,
+            };
+            Ok((name, described))
         })
         .collect::<Result<_, ProbeError>>()?;
     let next_cursor = result.next_cursor.filter(|c| !c.is_empty());
@@ -264,7 +280,7 @@ pub fn read_tools_page(result: ToolsResult) -> Result<ToolsPage, ProbeError> {
             format!("nextCursor is longer than {CURSOR_BYTES} bytes"),
         ));
     }
-    Ok(ToolsPage { names, next_cursor })
+    Ok(ToolsPage { tools, next_cursor })
 }
 
 /// A transport after its set-up: it carries one request and returns the result read into `T`,
@@ -277,10 +293,20 @@ pub trait Rpc {
     ) -> Result<T, ProbeError>;
 }
 
-/// Every tool name `tools/list` returns, following `nextCursor` for at most [`MAX_TOOL_PAGES`]
-/// pages and [`MAX_TOOLS`] names.
-pub async fn list_tools(rpc: &mut impl Rpc) -> Result<Vec<String>, ProbeError> {
-    let mut names = Vec::new();
+/// What `tools/list` returned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listed {
+    /// Every name (the contract may keep fewer tools than a huge list has).
+    pub names: BTreeSet<String>,
+    pub contract: Contract,
+}
+
+/// Every tool `tools/list` returns, following `nextCursor` for at most [`MAX_TOOL_PAGES`]
+/// pages and [`MAX_TOOLS`] tools.
+pub async fn list_tools(rpc: &mut impl Rpc) -> Result<Listed, ProbeError> {
+    let mut contract = Builder::default();
+    let mut names = BTreeSet::new();
+    let mut listed = 0;
     let mut seen_cursors = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_TOOL_PAGES {
@@ -289,15 +315,24 @@ pub async fn list_tools(rpc: &mut impl Rpc) -> Result<Vec<String>, ProbeError> {
             None => json!({}),
         };
         let page = read_tools_page(rpc.call("tools/list", params).await?)?;
-        names.extend(page.names);
-        if names.len() > MAX_TOOLS {
+        listed += page.tools.len();
+        for (name, tool) in page.tools {
+            names.insert(name.clone());
+            contract.add(name, tool);
+        }
+        if listed > MAX_TOOLS {
             return Err(not_json_rpc(
                 "tools/list",
                 format!("lists more than {MAX_TOOLS} tools, more than the probe reads"),
             ));
         }
         match page.next_cursor {
-            None => return Ok(names),
+            None => {
+                return Ok(Listed {
+                    names,
+                    contract: contract.build(),
+                });
+            }
             Some(next) if seen_cursors.contains(&next) => {
                 return Err(not_json_rpc(
                     "tools/list",
@@ -464,7 +499,15 @@ mod tests {
             json!({"tools": [{"name": "a"}, {"name": "b"}], "nextCursor": "p2"}),
             json!({"tools": [{"name": "c"}], "nextCursor": ""}),
         ]);
-        assert_eq!(list_tools(&mut rpc).await.unwrap(), ["a", "b", "c"]);
+        let listed = list_tools(&mut rpc).await.unwrap();
+        assert_eq!(
+            listed.names,
+            BTreeSet::from(["a", "b", "c"].map(String::from))
+        );
+        assert_eq!(
+            listed.contract.tools.keys().collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
         assert_eq!(rpc.params, [json!({}), json!({"cursor": "p2"})]);
     }
 
@@ -507,7 +550,7 @@ mod tests {
 
         let long = "t".repeat(100_000);
         let page = read_tools_page(typed(json!({"tools": [{"name": long}]}))).unwrap();
-        assert!(page.names[0].len() <= TOOL_NAME_BYTES);
+        assert!(page.tools[0].0.len() <= TOOL_NAME_BYTES);
     }
 
     #[test]
@@ -517,7 +560,7 @@ mod tests {
         assert_eq!(
             read_tools_page(typed(json!({"tools": [], "nextCursor": null}))),
             Ok(ToolsPage {
-                names: vec![],
+                tools: vec![],
                 next_cursor: None
             })
         );

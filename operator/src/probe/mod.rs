@@ -23,6 +23,7 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::api::ProtocolVersion;
+use crate::contract::Contract;
 
 /// Where and how to probe one pod.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +53,28 @@ pub struct Handshake {
     pub protocol_version: String,
     /// Tools `tools/list` returned.
     pub tools: usize,
+    /// What it said of them, as a contract (bounded).
+    pub contract: Arc<Contract>,
+    /// [`Contract::digest`], computed once.
+    pub contract_digest: String,
     pub latency: Duration,
+}
+
+#[cfg(test)]
+impl Handshake {
+    /// A handshake with a server listing `tools` tools named `tool-N` that take anything.
+    pub fn fixture(server_name: &str, tools: usize) -> Self {
+        let contract = Contract::new((0..tools).map(|i| (format!("tool-{i}"), Default::default())));
+        Handshake {
+            server_name: server_name.into(),
+            server_version: Some("1.0.0".into()),
+            protocol_version: "2025-11-25".into(),
+            tools,
+            contract_digest: contract.digest(),
+            contract: Arc::new(contract),
+            latency: Duration::from_millis(3),
+        }
+    }
 }
 
 /// Why a handshake failed.
@@ -117,7 +139,7 @@ impl ProbeError {
 /// What a transport established before the required tools are checked.
 struct Reached {
     greeting: mcp::Greeting,
-    tools: Vec<String>,
+    tools: mcp::Listed,
 }
 
 /// Sends handshakes; cheap to clone (one HTTP client).
@@ -160,12 +182,11 @@ impl Prober {
             .await
             .map_err(|_| ProbeError::Timeout(target.timeout))??;
         let latency = started.elapsed();
-        let listed: BTreeSet<&str> = reached.tools.iter().map(String::as_str).collect();
         let missing: BTreeSet<&str> = target
             .required_tools
             .iter()
             .map(String::as_str)
-            .filter(|t| !listed.contains(t))
+            .filter(|t| !reached.tools.names.contains(*t))
             .collect();
         if !missing.is_empty() {
             return Err(ProbeError::ToolsMissing(
@@ -176,7 +197,9 @@ impl Prober {
             server_name: reached.greeting.identity.name,
             server_version: reached.greeting.identity.version,
             protocol_version: reached.greeting.revision.to_string(),
-            tools: reached.tools.len(),
+            tools: reached.tools.names.len(),
+            contract_digest: reached.tools.contract.digest(),
+            contract: Arc::new(reached.tools.contract),
             latency,
         })
     }

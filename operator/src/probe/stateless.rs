@@ -69,7 +69,7 @@ pub async fn handshake(http: Http<'_>, url: &Url) -> Result<Reached, ProbeError>
     let tools = if greeting.lists_tools {
         mcp::list_tools(&mut rpc).await?
     } else {
-        Vec::new()
+        mcp::Listed::default()
     };
     Ok(Reached { greeting, tools })
 }

@@ -140,7 +140,7 @@ pub async fn handshake(
         if greeting.lists_tools {
             mcp::list_tools(&mut session).await
         } else {
-            Ok(Vec::new())
+            Ok(mcp::Listed::default())
         }
     }
     .await;

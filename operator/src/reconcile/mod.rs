@@ -30,7 +30,7 @@ use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 
@@ -41,6 +41,7 @@ pub use watches::{Settings, run};
 use crate::api::conditions::{DEGRADED, reasons};
 use crate::api::{McpApp, McpAppStatus};
 use crate::build::{BuildError, BuildInputs, FIELD_MANAGER};
+use crate::contract::{self, Contract};
 use crate::gate::Book;
 use crate::metrics::Metrics;
 use crate::secrets::{ReadError, SecretReads};
@@ -177,7 +178,8 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
                 };
                 let restored = Rendered::new(&app, kept.spec, inputs)?;
                 if let Some(why) = decision.aborted_now.as_mut() {
-                    why.push_str(restored.caveat(&ctx.inputs(&restored.app).await?));
+                    why.message
+                        .push_str(restored.caveat(&ctx.inputs(&restored.app).await?));
                 }
                 (restored, None)
             }
@@ -188,7 +190,7 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         },
     };
     if let Some(why) = &decision.aborted_now {
-        tracing::warn!(app = %name, namespace = %ns, "{why}");
+        tracing::warn!(app = %name, namespace = %ns, reason = why.reason, "{}", why.message);
     }
 
     // What the API server refuses (a webhook's denial, an invalid object) is the user's to fix:
@@ -221,15 +223,27 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         &decision,
     );
     if let Some(passed) = &books.keep {
+        let contract = record.contracts.get(&target.hash);
         revisions::keep(
             client,
             &ctx.revisions,
             &target.app,
             &target.inputs,
-            passed,
-            &target.hash,
+            (passed, &target.hash),
+            contract.map(|c| c.as_ref()),
         )
         .await?;
+        let before = previous
+            .stable_revision
+            .as_deref()
+            .and_then(|stable| revisions::contract(&ctx.revisions, &app, stable));
+        if let (Some(before), Some(after)) = (before, contract) {
+            let accepted = &target.app.spec.rollout.accept_tool_changes;
+            tool_changes(&ctx, &app, passed, &before, after, accepted).await;
+        }
+    } else if let Some(stable) = &books.stable {
+        revisions::remember_contract(client, &ctx.revisions, &app, stable, &record.contracts)
+            .await?;
     }
 
     let observed = Observed {
@@ -298,6 +312,48 @@ fn error_policy(app: Arc<McpApp>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failed(error.reason());
     Action::requeue(ctx.backoff.failed(&ObjectRef::from_obj(app.as_ref())))
 }
+
+/// Records an Event listing what the revision `passed` changed in the tools of the stable
+/// revision before it: Normal for compatible changes, Warning when it broke the contract (with
+/// `toolContract: Warn`, or for tools the spec accepted).
+async fn tool_changes(
+    ctx: &Context,
+    app: &McpApp,
+    passed: &str,
+    before: &Contract,
+    after: &Contract,
+    accepted: &[String],
+) {
+    let changes = contract::diff::diff(before, after).accepting(accepted);
+    let Some((warning, note)) = contract::diff::summary(passed, &changes, EVENT_NOTE_BYTES) else {
+        return;
+    };
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reasons::TOOL_CONTRACT_CHANGED.into(),
+        note: Some(note),
+        action: "Rollout".into(),
+        // The revision the changes belong to: it also keeps the Events of successive
+        // rollouts apart (Events with the same reason and objects are counted as one series).
+        secondary: Some(k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("ControllerRevision".into()),
+            name: Some(passed.to_owned()),
+            namespace: app.namespace(),
+            ..Default::default()
+        }),
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
+        tracing::warn!("recording event: {e}");
+    }
+}
+
+/// An Event's note is at most 1 KiB.
+const EVENT_NOTE_BYTES: usize = 1000;
 
 /// Writes the status and records an Event for every condition that changed.
 async fn write_status(ctx: &Context, app: &McpApp, new: &McpAppStatus) -> Result<(), Error> {

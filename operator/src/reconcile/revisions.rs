@@ -1,7 +1,8 @@
 //! Good revisions kept as ControllerRevisions owned by the app: each holds the McpApp spec that
 //! passed its handshakes and the inputs it was rendered with (companion image, Secrets' checksum,
 //! ingress controller), so a rollback renders it again exactly as it ran, whatever the user's
-//! spec or the cluster did since.
+//! spec or the cluster did since. Each also keeps the tool contract its pods listed (in an
+//! annotation: [`crate::contract::REVISION_ANNOTATION`]), which later revisions are held to.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{McpApp, McpAppSpec};
 use crate::build::{BuildInputs, FIELD_MANAGER, INSTANCE_LABEL, REVISION_LABEL, labels};
+use crate::contract::{self, Contract, REVISION_ANNOTATION};
 
 /// Good revisions kept per app: the stable one and a few before it.
 const KEPT: usize = 3;
@@ -43,15 +45,65 @@ pub fn kept(store: &Store<ControllerRevision>, app: &McpApp, name: &str) -> Opti
     })
 }
 
+/// The tool contract kept with revision `name` of `app`.
+pub fn contract(store: &Store<ControllerRevision>, app: &McpApp, name: &str) -> Option<Contract> {
+    let revision = store.get(&ObjectRef::new(name).within(&app.namespace()?))?;
+    contract::kept_by(&revision)
+}
+
+/// Keeps `contracts[label]` with the kept revision `name` (its pods' label) when it has no
+/// contract yet: a revision kept before this process saw its pods' tools gets its contract once
+/// it does. Writes nothing when there is nothing new.
+pub async fn remember_contract(
+    client: &Client,
+    store: &Store<ControllerRevision>,
+    app: &McpApp,
+    name: &str,
+    contracts: &BTreeMap<String, std::sync::Arc<Contract>>,
+) -> kube::Result<()> {
+    let Some(ns) = app.namespace() else {
+        return Ok(());
+    };
+    let Some(revision) = store.get(&ObjectRef::new(name).within(&ns)) else {
+        return Ok(());
+    };
+    if revision.annotations().contains_key(REVISION_ANNOTATION) {
+        return Ok(());
+    }
+    let Some(contract) = revision
+        .labels()
+        .get(REVISION_LABEL)
+        .and_then(|label| contracts.get(label))
+    else {
+        return Ok(());
+    };
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { REVISION_ANNOTATION: contract.canonical_json() } }
+    });
+    let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(app = %app.name_any(), %ns, revision = %name, "kept the tool contract");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Keeps `app`'s spec, rendered with `inputs`, as the good revision `name` (pods labelled
-/// `hash`), and deletes the oldest revisions beyond the few kept.
+/// `hash`), with the tool contract its pods listed if known, and deletes the oldest revisions
+/// beyond the few kept.
 pub async fn keep(
     client: &Client,
     store: &Store<ControllerRevision>,
     app: &McpApp,
     inputs: &BuildInputs,
-    name: &str,
-    hash: &str,
+    (name, hash): (&str, &str),
+    contract: Option<&Contract>,
 ) -> kube::Result<()> {
     let ns = app.namespace().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
@@ -70,6 +122,9 @@ pub async fn keep(
                 name: Some(name.into()),
                 namespace: Some(ns.clone()),
                 labels: Some(revision_labels),
+                annotations: contract.map(|c| {
+                    BTreeMap::from([(REVISION_ANNOTATION.to_owned(), c.canonical_json())])
+                }),
                 owner_references: app.controller_owner_ref(&()).map(|o| vec![o]),
                 ..Default::default()
             },

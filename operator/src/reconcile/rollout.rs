@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::api::conditions::reasons;
 use crate::gate::AppRecord;
+use crate::status::Problem;
 
 /// What the reconciler knows about the rollout.
 #[derive(Debug, Clone, Copy)]
@@ -36,8 +37,9 @@ pub struct Decision {
     pub roll_back_to: Option<String>,
     /// `status.failedRevision` from now on.
     pub failed: Option<String>,
-    /// Set when the wanted revision is aborted by this reconcile: why.
-    pub aborted_now: Option<String>,
+    /// Set when the wanted revision is aborted by this reconcile: why (`RolloutAborted`, or
+    /// `ToolContractBroken` when its tools broke the contract).
+    pub aborted_now: Option<Problem>,
 }
 
 /// Decides, given the facts and the app's probe records (keyed by the revision's pod label,
@@ -64,18 +66,28 @@ pub fn decide(facts: Facts<'_>, record: &AppRecord, pod_label: &str) -> Decision
     let late = facts.deadline_exceeded
         && facts.live == Some(facts.wanted)
         && record.watch.deadline_counts(pod_label);
-    let why = match (failing, late) {
-        (Some((pod, failure)), _) => format!(
-            "pod {pod} failed {} MCP handshakes in a row: {}",
-            facts.threshold, failure.message
+    let (reason, why) = match (failing, late) {
+        (Some((pod, failure)), _) if failure.reason == reasons::TOOL_CONTRACT_BROKEN => (
+            reasons::TOOL_CONTRACT_BROKEN,
+            format!("pod {pod}: {}", failure.message),
+        ),
+        (Some((pod, failure)), _) => (
+            reasons::ROLLOUT_ABORTED,
+            format!(
+                "pod {pod} failed {} MCP handshakes in a row: {}",
+                facts.threshold, failure.message
+            ),
         ),
         (None, true) => {
             let last = record
                 .latest_failure(pod_label)
                 .map(|(pod, f)| format!("; last handshake with pod {pod}: {}", f.message))
                 .unwrap_or_else(|| "; no pod got as far as a handshake".to_owned());
-            format!(
-                "its pods did not pass the MCP handshake within rollout.progressDeadlineSeconds{last}"
+            (
+                reasons::ROLLOUT_ABORTED,
+                format!(
+                    "its pods did not pass the MCP handshake within rollout.progressDeadlineSeconds{last}"
+                ),
             )
         }
         (None, false) => return keep(facts),
@@ -91,10 +103,13 @@ pub fn decide(facts: Facts<'_>, record: &AppRecord, pod_label: &str) -> Decision
     Decision {
         roll_back_to: target,
         failed: Some(facts.wanted.to_owned()),
-        aborted_now: Some(format!(
-            "revision {} aborted: {why}{action}. Change the spec to try again.",
-            facts.wanted
-        )),
+        aborted_now: Some(Problem {
+            reason,
+            message: format!(
+                "revision {} aborted: {why}{action}. Change the spec to try again.",
+                facts.wanted
+            ),
+        }),
     }
 }
 
@@ -121,7 +136,7 @@ pub struct Bookkeeping {
     /// A revision that passed and must be kept for later rollbacks.
     pub keep: Option<String>,
     /// Why the wanted revision is held back, while it is.
-    pub aborted: Option<String>,
+    pub aborted: Option<Problem>,
 }
 
 /// Books the outcome of `decision` once the objects were applied: a revision that passed
@@ -149,14 +164,21 @@ pub fn book(applied: Applied<'_>, decision: &Decision) -> Bookkeeping {
 }
 
 /// The Degraded message of a revision aborted earlier: the one written when it was aborted.
-fn held_back(degraded: Option<&Condition>, failed: &str) -> String {
+fn held_back(degraded: Option<&Condition>, failed: &str) -> Problem {
+    let written = [reasons::ROLLOUT_ABORTED, reasons::TOOL_CONTRACT_BROKEN];
     degraded
-        .filter(|c| c.reason == reasons::ROLLOUT_ABORTED && c.message.contains(failed))
-        .map(|c| c.message.clone())
-        .unwrap_or_else(|| {
-            format!(
+        .and_then(|c| {
+            let reason = written.into_iter().find(|r| *r == c.reason)?;
+            c.message.contains(failed).then(|| Problem {
+                reason,
+                message: c.message.clone(),
+            })
+        })
+        .unwrap_or_else(|| Problem {
+            reason: reasons::ROLLOUT_ABORTED,
+            message: format!(
                 "revision {failed} failed its MCP handshakes earlier. Change the spec to try again."
-            )
+            ),
         })
 }
 
@@ -230,13 +252,68 @@ mod tests {
         let d = decide(facts(), &failing(3), "bbbb");
         assert_eq!(d.roll_back_to.as_deref(), Some("demo-aaaa"));
         assert_eq!(d.failed.as_deref(), Some("demo-bbbb"));
-        let why = d.aborted_now.unwrap();
+        let why = d.aborted_now.unwrap().message;
         assert!(
             why.contains("pod demo-bbbb-x failed 3 MCP handshakes in a row"),
             "{why}"
         );
         assert!(why.contains("HTTP 404 from initialize"), "{why}");
         assert!(why.contains("rolled back to demo-aaaa"), "{why}");
+    }
+
+    #[test]
+    fn a_broken_tool_contract_aborts_with_its_own_reason_and_keeps_it_while_held_back() {
+        let probes = Book::default();
+        let app = ObjectRef::new("demo").within("default");
+        for i in 0..3 {
+            probes.record(
+                &app,
+                "demo-bbbb-x",
+                Handshook {
+                    revision: Some("bbbb".into()),
+                    outcome: Err(Failure {
+                        reason: reasons::TOOL_CONTRACT_BROKEN,
+                        message: "tools/list breaks the tool contract of demo-aaaa: tool \"add\": removed".into(),
+                    }),
+                    shown: false,
+                    latency: Duration::from_millis(2),
+                    at: Timestamp::from_second(i).unwrap(),
+                },
+            );
+        }
+        let d = decide(facts(), &probes.view(&app), "bbbb");
+        let why = d.aborted_now.clone().unwrap();
+        assert_eq!(why.reason, reasons::TOOL_CONTRACT_BROKEN);
+        assert!(why.message.contains("pod demo-bbbb-x: tools/list breaks the tool contract of demo-aaaa: tool \"add\": removed"), "{}", why.message);
+        assert!(
+            why.message.contains("rolled back to demo-aaaa"),
+            "{}",
+            why.message
+        );
+        // Held back in later reconciles, the condition keeps its reason and words.
+        let condition = Condition {
+            type_: "Degraded".into(),
+            status: "True".into(),
+            reason: why.reason.into(),
+            message: why.message.clone(),
+            observed_generation: None,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::UNIX_EPOCH,
+            ),
+        };
+        let held = Facts {
+            failed: Some("demo-bbbb"),
+            ..facts()
+        };
+        let later = decide(held, &AppRecord::default(), "bbbb");
+        let books = book(
+            Applied {
+                degraded: Some(&condition),
+                ..settled(Some("demo-aaaa"))
+            },
+            &later,
+        );
+        assert_eq!(books.aborted, Some(why));
     }
 
     #[test]
@@ -276,7 +353,8 @@ mod tests {
         };
         let why = decide(late, &watched(true, &[]), "bbbb")
             .aborted_now
-            .unwrap();
+            .unwrap()
+            .message;
         assert!(
             why.contains("within rollout.progressDeadlineSeconds; no pod got as far"),
             "{why}"
@@ -318,14 +396,24 @@ mod tests {
         };
         let d = decide(first, &failing(3), "bbbb");
         assert_eq!(d.roll_back_to, None);
-        assert!(d.aborted_now.unwrap().contains("nothing to roll back to"));
+        assert!(
+            d.aborted_now
+                .unwrap()
+                .message
+                .contains("nothing to roll back to")
+        );
         let manual = Facts {
             auto_rollback: false,
             ..facts()
         };
         let d = decide(manual, &failing(3), "bbbb");
         assert_eq!(d.roll_back_to, None);
-        assert!(d.aborted_now.unwrap().contains("autoRollback is off"));
+        assert!(
+            d.aborted_now
+                .unwrap()
+                .message
+                .contains("autoRollback is off")
+        );
     }
 
     fn settled<'a>(passed: Option<&'a str>) -> Applied<'a> {
@@ -364,7 +452,13 @@ mod tests {
         assert_eq!(books.stable.as_deref(), Some("demo-aaaa"));
         assert_eq!(books.keep, None);
         assert_eq!(books.failed.as_deref(), Some("demo-bbbb"));
-        assert!(books.aborted.unwrap().contains("rolled back to demo-aaaa"));
+        assert!(
+            books
+                .aborted
+                .unwrap()
+                .message
+                .contains("rolled back to demo-aaaa")
+        );
     }
 
     #[test]
@@ -391,12 +485,16 @@ mod tests {
             },
             &decision,
         );
-        assert_eq!(books.aborted.as_deref(), Some(condition.message.as_str()));
+        assert_eq!(
+            books.aborted.map(|a| a.message),
+            Some(condition.message.clone())
+        );
         let without = book(settled(Some("demo-aaaa")), &decision);
         assert!(
             without
                 .aborted
                 .unwrap()
+                .message
                 .contains("failed its MCP handshakes earlier")
         );
     }

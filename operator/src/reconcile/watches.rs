@@ -110,7 +110,7 @@ pub async fn run(
         owned,
         ingress_classes,
         secrets: secrets.clone(),
-        revisions,
+        revisions: revisions.clone(),
         backoff: Backoff::default(),
     });
 
@@ -122,6 +122,7 @@ pub async fn run(
         client: client.clone(),
         pods,
         apps: app_store.clone(),
+        revisions,
         secrets,
         book,
         metrics: settings.metrics,

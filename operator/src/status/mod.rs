@@ -4,8 +4,8 @@
 //!   autoscaler's minimum), so `kubectl wait --for=condition=Ready` means "answers MCP".
 //! - `Progressing`: a new revision is rolling out.
 //! - `Degraded`: something needs the user: an invalid spec, a missing dependency, a revision
-//!   aborted because its pods failed the handshake (`RolloutAborted`), a rollout past its
-//!   deadline.
+//!   aborted because its pods failed the handshake (`RolloutAborted`) or broke the tool contract
+//!   (`ToolContractBroken`), a rollout past its deadline.
 //!
 //! A condition's `lastTransitionTime` changes only when its status does; the Events a status
 //! change records are chosen in [`events`].
@@ -37,7 +37,7 @@ pub struct Observed<'a> {
     /// Why the API server refused the objects of the current spec: it is not applied.
     pub not_applied: Option<String>,
     /// Why the wanted revision is aborted, while it is.
-    pub aborted: Option<String>,
+    pub aborted: Option<Problem>,
     /// The latest failed handshake of a pod of the revision rolling out: `pod X: error`.
     pub handshake_failure: Option<String>,
     pub stable_revision: Option<String>,
@@ -114,7 +114,7 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
         rollout.deadline_exceeded,
     ) {
         (Some(p), _, _) => cond(DEGRADED, true, p.reason, p.message),
-        (None, Some(why), _) => cond(DEGRADED, true, reasons::ROLLOUT_ABORTED, why.clone()),
+        (None, Some(why), _) => cond(DEGRADED, true, why.reason, why.message.clone()),
         (None, None, Some(message)) => {
             cond(DEGRADED, true, reasons::PROGRESS_DEADLINE_EXCEEDED, message)
         }
@@ -388,7 +388,10 @@ mod tests {
         let d = deployment(1, 1, 1);
         let observed = Observed {
             deployment: Some(&d),
-            aborted: Some("revision demo-bbbb aborted: ...".into()),
+            aborted: Some(Problem {
+                reason: reasons::ROLLOUT_ABORTED,
+                message: "revision demo-bbbb aborted: ...".into(),
+            }),
             stable_revision: Some("demo-aaaa".into()),
             failed_revision: Some("demo-bbbb".into()),
             ..Observed::default()

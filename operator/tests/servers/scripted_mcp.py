@@ -3,6 +3,8 @@ gate tests switch at run time, to play the servers real clusters meet:
 
   --broken        /healthz answers 200 but /mcp is a 404 page: up, yet not an MCP server.
   --tools a,b     the tools tools/list returns (default: echo).
+  $SCRIPTED_TOOLS a JSON list of whole tool descriptions tools/list returns instead (schemas,
+                  hints), for the tool contract tests.
   --hang          /healthz answers 200 but /mcp never answers: a server stuck in its handler.
   --redirect URL  /mcp answers 307 to URL: a pod that tries to send the prober elsewhere.
   --huge          /mcp answers 8 MiB of JSON: a pod that tries to fill the prober's memory.
@@ -34,6 +36,7 @@ MARKER = b"LEAKED-FROM-POD"
 tools = ["echo"]
 if "--tools" in sys.argv:
     tools = [t for t in sys.argv[sys.argv.index("--tools") + 1].split(",") if t]
+described = json.loads(os.environ["SCRIPTED_TOOLS"]) if "SCRIPTED_TOOLS" in os.environ else None
 failing = threading.Event()
 
 
@@ -120,7 +123,8 @@ class Handler(BaseHTTPRequestHandler):
             }
             headers = [("Mcp-Session-Id", "s-1")]
         elif method == "tools/list":
-            result = {"tools": [{"name": t, "inputSchema": {"type": "object"}} for t in tools]}
+            listed = described or [{"name": t, "inputSchema": {"type": "object"}} for t in tools]
+            result = {"tools": listed}
             headers = []
         else:
             error = {"code": -32601, "message": "method not found: %s" % method}
