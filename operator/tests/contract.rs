@@ -89,31 +89,29 @@ async fn kept_contract(cluster: &Cluster, name: &str) -> Contract {
 
 /// Watches the app's ready endpoints while it runs: every address that is ever ready must
 /// belong to a pod of `stable_label`'s revision.
-fn traffic_only_to(
+async fn traffic_only_to(
     cluster: &Cluster,
     name: &str,
     stable_label: String,
     stop: Arc<AtomicBool>,
-) -> impl std::future::Future<Output = (usize, Vec<String>)> {
-    async move {
-        let (mut samples, mut strays) = (0, Vec::new());
-        while !stop.load(Ordering::Relaxed) {
-            let pods = pods_of(cluster, name).await;
-            for addr in ready_endpoints(cluster, name).await {
-                let ip = addr.ip().to_string();
-                let pod = pods.iter().find(|p| {
-                    p.status.as_ref().and_then(|s| s.pod_ip.as_deref()) == Some(ip.as_str())
-                });
-                let label = pod.and_then(|p| p.labels().get(REVISION_LABEL).cloned());
-                if let Some(label) = label.filter(|l| *l != stable_label) {
-                    strays.push(format!("{ip} of revision {label}"));
-                }
+) -> (usize, Vec<String>) {
+    let (mut samples, mut strays) = (0, Vec::new());
+    while !stop.load(Ordering::Relaxed) {
+        let pods = pods_of(cluster, name).await;
+        for addr in ready_endpoints(cluster, name).await {
+            let ip = addr.ip().to_string();
+            let pod = pods
+                .iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_deref()) == Some(ip.as_str()));
+            let label = pod.and_then(|p| p.labels().get(REVISION_LABEL).cloned());
+            if let Some(label) = label.filter(|l| *l != stable_label) {
+                strays.push(format!("{ip} of revision {label}"));
             }
-            samples += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        (samples, strays)
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (samples, strays)
 }
 
 /// Applies `tools` and waits until the revision is aborted with `ToolContractBroken`; checks

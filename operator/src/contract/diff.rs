@@ -49,7 +49,7 @@ impl Diff {
     pub fn accepting(mut self, accepted: &[String]) -> Self {
         let (taken, kept) = std::mem::take(&mut self.breaking)
             .into_iter()
-            .partition(|c| accepted.iter().any(|a| *a == c.tool));
+            .partition(|c| accepted.contains(&c.tool));
         self.breaking = kept;
         self.accepted = taken;
         self
