@@ -34,7 +34,11 @@ impl ProbeSettings {
             port: spec.serving_port(),
             path: spec.serving_path().to_owned(),
             transport: spec.transport,
-            probe: spec.probe.clone(),
+            // The external probe is not the pods' business: changing it rolls nothing.
+            probe: ProbeSpec {
+                external: None,
+                ..spec.probe.clone()
+            },
         }
     }
 
