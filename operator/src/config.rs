@@ -128,9 +128,12 @@ mod tests {
             .iter()
             .map(|(h, _)| h.as_str())
             .collect();
-        assert_eq!(hosts, ["a.example.test", "b.example.test", "c.example.test"]);
-        let err = Args::try_parse_from(["mcp-operator", "--external-probe-resolve", "a=b"])
-            .unwrap_err();
+        assert_eq!(
+            hosts,
+            ["a.example.test", "b.example.test", "c.example.test"]
+        );
+        let err =
+            Args::try_parse_from(["mcp-operator", "--external-probe-resolve", "a=b"]).unwrap_err();
         assert!(err.to_string().contains("external-probe-resolve"), "{err}");
     }
 

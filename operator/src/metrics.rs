@@ -120,9 +120,8 @@ impl Default for Metrics {
         );
         let app_ready = Family::<AppLabels, Gauge>::default();
         let rollouts_aborted = Family::<AbortLabels, Counter>::default();
-        let external_probe_duration = Histogram::new([
-            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-        ]);
+        let external_probe_duration =
+            Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         let external_probes = Family::<ProbeLabels, Counter>::default();
         let app_reachable = Family::<AppLabels, Gauge>::default();
         let app_certificate_expiry_seconds = Family::<AppLabels, Gauge>::default();
@@ -234,7 +233,9 @@ impl Metrics {
     }
 
     pub fn app_reachable(&self, app: &AppLabels, reachable: bool) {
-        self.app_reachable.get_or_create(app).set(i64::from(reachable));
+        self.app_reachable
+            .get_or_create(app)
+            .set(i64::from(reachable));
     }
 
     /// Counts a revision aborted by a reconcile.

@@ -442,7 +442,9 @@ fn prometheus_rule_alerts_on_series_the_operator_exports_with_runbooks_that_exis
     let rule = object(&docs, "PrometheusRule", NAMESPACE, "mcp-operator");
     assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
-    let alerts = rule["spec"]["groups"][0]["rules"].as_array().expect("rules");
+    let alerts = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules");
     let names: Vec<&str> = alerts.iter().filter_map(|a| a["alert"].as_str()).collect();
     assert_eq!(
         names,
@@ -483,7 +485,8 @@ fn prometheus_rule_alerts_on_series_the_operator_exports_with_runbooks_that_exis
         assert!(
             operations
                 .lines()
-                .any(|l| l.starts_with('#') && l.trim_start_matches('#').trim().to_lowercase() == anchor),
+                .any(|l| l.starts_with('#')
+                    && l.trim_start_matches('#').trim().to_lowercase() == anchor),
             "no heading for #{anchor} in docs/operations.md"
         );
     }

@@ -53,7 +53,10 @@ impl TestCa {
             .distinguished_name
             .push(DnType::CommonName, "reachable test CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate().expect("CA key");
         let cert = params.self_signed(&key).expect("CA certificate");
         TestCa {
@@ -117,9 +120,7 @@ async fn reachable(cluster: &Cluster, name: &str, status: &str, reason: &str) ->
         name,
         &format!("{name}: Reachable={status} ({reason})"),
         READY_TIMEOUT,
-        |a| {
-            condition(a, "Reachable").is_some_and(|c| c.status == status && c.reason == reason)
-        },
+        |a| condition(a, "Reachable").is_some_and(|c| c.status == status && c.reason == reason),
     )
     .await
 }
@@ -131,7 +132,11 @@ fn not_after(app: &McpApp) -> Option<i64> {
 
 async fn metrics(cluster: &Cluster) -> String {
     let addr = format!("127.0.0.1:{METRICS_PORT}").parse().unwrap();
-    let (code, body) = cluster.env.http_get(addr, "/metrics").await.expect("metrics");
+    let (code, body) = cluster
+        .env
+        .http_get(addr, "/metrics")
+        .await
+        .expect("metrics");
     assert_eq!(code, 200);
     body
 }
@@ -148,11 +153,31 @@ async fn the_public_url_is_probed_with_verified_tls_and_each_failure_has_its_rea
     .await;
     // Ten days left: within the default 14 days of warning.
     let demo_expiry = t + 10 * DAY;
-    tls_secret(&cluster, "demo-tls", ca.serving("demo.example.test", t - DAY, demo_expiry)).await;
+    tls_secret(
+        &cluster,
+        "demo-tls",
+        ca.serving("demo.example.test", t - DAY, demo_expiry),
+    )
+    .await;
     let expired_at = t - 2 * DAY;
-    tls_secret(&cluster, "expired-tls", ca.serving("expired.example.test", t - 30 * DAY, expired_at)).await;
-    tls_secret(&cluster, "other-tls", ca.serving("other.example.test", t - DAY, t + 90 * DAY)).await;
-    tls_secret(&cluster, "byhand-tls", ca.serving("byhand.example.test", t - DAY, t + 90 * DAY)).await;
+    tls_secret(
+        &cluster,
+        "expired-tls",
+        ca.serving("expired.example.test", t - 30 * DAY, expired_at),
+    )
+    .await;
+    tls_secret(
+        &cluster,
+        "other-tls",
+        ca.serving("other.example.test", t - DAY, t + 90 * DAY),
+    )
+    .await;
+    tls_secret(
+        &cluster,
+        "byhand-tls",
+        ca.serving("byhand.example.test", t - DAY, t + 90 * DAY),
+    )
+    .await;
 
     let hosts = ["demo", "expired", "wrong", "byhand"];
     let resolve: Vec<String> = hosts
@@ -160,7 +185,9 @@ async fn the_public_url_is_probed_with_verified_tls_and_each_failure_has_its_rea
         .map(|h| format!("--external-probe-resolve={h}.example.test={SERVICE_TLS}"))
         .collect();
     let resolve: Vec<&str> = resolve.iter().map(String::as_str).collect();
-    let _operator = cluster.start_operator("operator", METRICS_PORT, &resolve).await;
+    let _operator = cluster
+        .start_operator("operator", METRICS_PORT, &resolve)
+        .await;
 
     exposed(&cluster, "demo", "demo.example.test", "demo-tls").await;
     exposed(&cluster, "expired", "expired.example.test", "expired-tls").await;
@@ -197,7 +224,12 @@ async fn the_public_url_is_probed_with_verified_tls_and_each_failure_has_its_rea
         .kubectl;
     let out = tokio::process::Command::new(kubectl)
         .env("KUBECONFIG", cluster.env.kubeconfig())
-        .args(["wait", "--for=condition=Reachable", "--timeout=150s", "mcpapp/demo"])
+        .args([
+            "wait",
+            "--for=condition=Reachable",
+            "--timeout=150s",
+            "mcpapp/demo",
+        ])
         .output()
         .await
         .expect("kubectl runs");
@@ -220,7 +252,10 @@ async fn the_public_url_is_probed_with_verified_tls_and_each_failure_has_its_rea
     let expired = reachable(&cluster, "expired", "False", "CertificateExpired").await;
     assert_eq!(not_after(&expired), Some(expired_at as i64));
     let message = condition(&expired, "Reachable").unwrap().message;
-    assert!(message.contains("expired at") && message.contains("renew"), "{message}");
+    assert!(
+        message.contains("expired at") && message.contains("renew"),
+        "{message}"
+    );
 
     let wrong = reachable(&cluster, "wrong", "False", "CertificateNotValidForHost").await;
     let message = condition(&wrong, "Reachable").unwrap().message;
@@ -231,19 +266,23 @@ async fn the_public_url_is_probed_with_verified_tls_and_each_failure_has_its_rea
     // The expiring certificate is a Warning Event, once.
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::default_namespaced(cluster.client.clone());
-    until("a CertificateExpiresSoon Event for demo", READY_TIMEOUT, || async {
-        let list = events.list(&Default::default()).await.unwrap();
-        let found: Vec<_> = list
-            .items
-            .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("demo"))
-            .filter(|e| e.reason.as_deref() == Some("CertificateExpiresSoon"))
-            .collect();
-        match found.as_slice() {
-            [one] if one.type_.as_deref() == Some("Warning") => Ok(()),
-            other => Err(format!("{} such Events", other.len())),
-        }
-    })
+    until(
+        "a CertificateExpiresSoon Event for demo",
+        READY_TIMEOUT,
+        || async {
+            let list = events.list(&Default::default()).await.unwrap();
+            let found: Vec<_> = list
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("demo"))
+                .filter(|e| e.reason.as_deref() == Some("CertificateExpiresSoon"))
+                .collect();
+            match found.as_slice() {
+                [one] if one.type_.as_deref() == Some("Warning") => Ok(()),
+                other => Err(format!("{} such Events", other.len())),
+            }
+        },
+    )
     .await;
 
     // Per-app series for the alerts.
@@ -262,7 +301,10 @@ async fn the_public_url_is_probed_with_verified_tls_and_each_failure_has_its_rea
     let settled = operator_settled(&cluster).await;
     tokio::time::sleep(PERIOD * 2 + Duration::from_secs(5)).await;
     let writes = operator_writes_since(&cluster, settled);
-    assert!(writes.is_empty(), "{OPERATOR_USER} wrote at rest: {writes:?}");
+    assert!(
+        writes.is_empty(),
+        "{OPERATOR_USER} wrote at rest: {writes:?}"
+    );
 
     // The Ingress deleted by hand: Traefik has no certificate for the host any more and serves
     // its default one.
@@ -296,17 +338,29 @@ async fn the_public_url_is_probed_with_verified_tls_and_each_failure_has_its_rea
     )
     .await
     .unwrap();
-    app_when(&cluster, "expired", "no Reachable condition", READY_TIMEOUT, |a| {
-        condition(a, "Reachable").is_none()
-            && a.status.as_ref().is_some_and(|s| s.external.is_none())
-    })
+    app_when(
+        &cluster,
+        "expired",
+        "no Reachable condition",
+        READY_TIMEOUT,
+        |a| {
+            condition(a, "Reachable").is_none()
+                && a.status.as_ref().is_some_and(|s| s.external.is_none())
+        },
+    )
     .await;
-    until("expired's external series removed", Duration::from_secs(10), || async {
-        let text = metrics(&cluster).await;
-        match text.contains("mcp_operator_app_reachable{namespace=\"default\",name=\"expired\"}") {
-            false => Ok(()),
-            true => Err("still there"),
-        }
-    })
+    until(
+        "expired's external series removed",
+        Duration::from_secs(10),
+        || async {
+            let text = metrics(&cluster).await;
+            match text
+                .contains("mcp_operator_app_reachable{namespace=\"default\",name=\"expired\"}")
+            {
+                false => Ok(()),
+                true => Err("still there"),
+            }
+        },
+    )
     .await;
 }

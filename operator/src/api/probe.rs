@@ -126,7 +126,9 @@ impl ExternalProbeSpec {
 
     /// How long before expiry a certificate counts as expiring soon.
     pub fn warning(&self) -> Duration {
-        Duration::from_secs(86_400 * u64::try_from(self.certificate_expiry_warning_days).unwrap_or(1))
+        Duration::from_secs(
+            86_400 * u64::try_from(self.certificate_expiry_warning_days).unwrap_or(1),
+        )
     }
 }
 

@@ -109,8 +109,18 @@ mod tests {
         let kept = book.view(&app).unwrap();
         assert_eq!((kept.at, kept.latency), (t(10), Duration::from_millis(12)));
         // A renewed certificate is news, and so is a failure.
-        assert!(book.record(&app, picture(reasons::HANDSHAKE_SUCCEEDED, 2_000), t(130), Duration::ZERO));
-        assert!(book.record(&app, picture(reasons::TIMEOUT, 2_000), t(190), Duration::ZERO));
+        assert!(book.record(
+            &app,
+            picture(reasons::HANDSHAKE_SUCCEEDED, 2_000),
+            t(130),
+            Duration::ZERO
+        ));
+        assert!(book.record(
+            &app,
+            picture(reasons::TIMEOUT, 2_000),
+            t(190),
+            Duration::ZERO
+        ));
         book.forget(&app);
         assert_eq!(book.view(&app), None);
     }

@@ -113,16 +113,16 @@ impl Connect {
             add_bundle(&mut roots, pem)?;
         }
         if roots.is_empty() {
-            return Err("no CA certificate to verify the server with: the operator found none \
+            return Err(
+                "no CA certificate to verify the server with: the operator found none \
                         in the system's store and the app sets no caBundleSecretRef"
-                .into());
+                    .into(),
+            );
         }
-        let inner = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            self.provider.clone(),
-        )
-        .build()
-        .map_err(|e| format!("the TLS verifier cannot be built: {e}"))?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| format!("the TLS verifier cannot be built: {e}"))?;
         let seen = Shared::default();
         let verifier = Watching {
             inner,
@@ -337,7 +337,10 @@ mod tests {
     fn overrides_take_an_address_with_or_without_a_port() {
         assert_eq!(
             parse_override("demo.example.test=10.96.0.80:443").unwrap(),
-            ("demo.example.test".into(), "10.96.0.80:443".parse().unwrap())
+            (
+                "demo.example.test".into(),
+                "10.96.0.80:443".parse().unwrap()
+            )
         );
         assert_eq!(
             parse_override("a.example=fd00::1").unwrap().1,
@@ -370,8 +373,7 @@ mod tests {
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let issuer = rcgen::Issuer::new(ca, ca_key);
-        let mut leaf =
-            rcgen::CertificateParams::new(vec!["demo.example.test".to_owned()]).unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["demo.example.test".to_owned()]).unwrap();
         leaf.not_after = rcgen::date_time_ymd(2030, 1, 2);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = leaf.signed_by(&key, &issuer).unwrap();

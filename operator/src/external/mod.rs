@@ -260,12 +260,17 @@ impl External {
             )
         })?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
-        let bundle = self.ca_bundle(app, spec).await.map_err(|m| fail(reasons::CA_BUNDLE_INVALID, m))?;
+        let bundle = self
+            .ca_bundle(app, spec)
+            .await
+            .map_err(|m| fail(reasons::CA_BUNDLE_INVALID, m))?;
         // The probe's bearer token crosses the network only inside TLS.
         let bearer_token = match parsed.scheme() {
-            "https" => crate::gate::target::bearer_token(app, &ProbeSettings::of(app), &self.secrets)
-                .await
-                .map_err(|f| fail(reasons::SECRET_UNREADABLE, f.message))?,
+            "https" => {
+                crate::gate::target::bearer_token(app, &ProbeSettings::of(app), &self.secrets)
+                    .await
+                    .map_err(|f| fail(reasons::SECRET_UNREADABLE, f.message))?
+            }
             _ => None,
         };
         let (client, seen) = self
@@ -283,11 +288,17 @@ impl External {
             bearer_token,
             timeout: spec.timeout(),
         };
-        let result = match tokio::time::timeout(spec.timeout(), Prober::over(client).handshake(&target)).await {
-            Ok(result) => result,
-            Err(_) => Err(ProbeError::Timeout(spec.timeout())),
-        };
-        let seen = seen.lock().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone());
+        let result =
+            match tokio::time::timeout(spec.timeout(), Prober::over(client).handshake(&target))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(ProbeError::Timeout(spec.timeout())),
+            };
+        let seen = seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
         match result {
             Ok(_) => Ok(seen.peer),
             Err(e) => Err((verdict::failure(&e, &seen, url, &host), seen.peer)),
@@ -295,7 +306,11 @@ impl External {
     }
 
     /// The app's CA bundle, when it names one.
-    async fn ca_bundle(&self, app: &McpApp, spec: &ExternalProbeSpec) -> Result<Option<Vec<u8>>, String> {
+    async fn ca_bundle(
+        &self,
+        app: &McpApp,
+        spec: &ExternalProbeSpec,
+    ) -> Result<Option<Vec<u8>>, String> {
         let Some(r) = &spec.ca_bundle_secret_ref else {
             return Ok(None);
         };
@@ -345,7 +360,8 @@ mod tests {
             target_url(&exposed).as_deref(),
             Some("http://mcp.example.com/mcp")
         );
-        exposed.spec.probe.external.as_mut().unwrap().url = Some("https://elsewhere.example/x".into());
+        exposed.spec.probe.external.as_mut().unwrap().url =
+            Some("https://elsewhere.example/x".into());
         assert_eq!(
             target_url(&exposed).as_deref(),
             Some("https://elsewhere.example/x")

@@ -197,7 +197,13 @@ mod tests {
         let seen = refused(CertificateError::UnknownIssuer, peer(false));
         let v = failure(&tls_error(), &seen, URL, HOST);
         assert_eq!(v.reason, reasons::CERTIFICATE_NOT_VALID_FOR_HOST);
-        assert!(v.message.contains("other.example.test (issued by test CA), not for demo.example.test and not signed"), "{}", v.message);
+        assert!(
+            v.message.contains(
+                "other.example.test (issued by test CA), not for demo.example.test and not signed"
+            ),
+            "{}",
+            v.message
+        );
     }
 
     #[test]
@@ -209,7 +215,11 @@ mod tests {
             HOST,
         );
         assert_eq!(v.reason, reasons::CERTIFICATE_EXPIRED);
-        assert!(v.message.contains("expired at 2023-11-14T22:13:20Z"), "{}", v.message);
+        assert!(
+            v.message.contains("expired at 2023-11-14T22:13:20Z"),
+            "{}",
+            v.message
+        );
         let v = failure(
             &tls_error(),
             &refused(CertificateError::UnknownIssuer, peer(true)),
@@ -224,9 +234,18 @@ mod tests {
     fn errors_without_a_certificate_are_told_apart_by_the_probe_error() {
         let none = Seen::default();
         let cases = [
-            (ProbeError::Timeout(Duration::from_secs(10)), reasons::TIMEOUT),
-            (ProbeError::Refused("demo.example.test:443".into()), reasons::CONNECT_FAILED),
-            (ProbeError::Transport("cannot connect".into()), reasons::CONNECT_FAILED),
+            (
+                ProbeError::Timeout(Duration::from_secs(10)),
+                reasons::TIMEOUT,
+            ),
+            (
+                ProbeError::Refused("demo.example.test:443".into()),
+                reasons::CONNECT_FAILED,
+            ),
+            (
+                ProbeError::Transport("cannot connect".into()),
+                reasons::CONNECT_FAILED,
+            ),
             (tls_error(), reasons::TLS_FAILED),
             (
                 ProbeError::HttpStatus {
@@ -258,7 +277,12 @@ mod tests {
         };
         let v = failure(&ProbeError::Transport("x".into()), &seen, URL, HOST);
         assert_eq!(v.reason, reasons::DNS_FAILED);
-        assert!(v.message.contains("--external-probe-resolve demo.example.test=IP"), "{}", v.message);
+        assert!(
+            v.message
+                .contains("--external-probe-resolve demo.example.test=IP"),
+            "{}",
+            v.message
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use kube::runtime::events::{Event, EventType};
 
 use super::condition;
 use crate::api::McpAppStatus;
-use crate::api::conditions::{DEGRADED, READY, REACHABLE};
+use crate::api::conditions::{DEGRADED, REACHABLE, READY};
 
 /// The reason of the Event recorded when the certificate expires soon.
 pub const CERTIFICATE_EXPIRES_SOON: &str = "CertificateExpiresSoon";
@@ -20,7 +20,10 @@ pub fn events(before: Option<&McpAppStatus>, after: &McpAppStatus) -> Vec<Event>
 
 /// A Warning when the certificate expires soon and did not before, or is another one.
 fn certificate_event(before: Option<&McpAppStatus>, after: &McpAppStatus) -> Option<Event> {
-    let now = after.external.as_ref().filter(|e| e.certificate_expires_soon)?;
+    let now = after
+        .external
+        .as_ref()
+        .filter(|e| e.certificate_expires_soon)?;
     let was = before.and_then(|b| b.external.as_ref());
     if was.is_some_and(|w| {
         w.certificate_expires_soon && w.certificate_not_after == now.certificate_not_after
@@ -131,9 +134,19 @@ mod tests {
         assert_eq!(recorded.len(), 1);
         assert_eq!(recorded[0].reason, CERTIFICATE_EXPIRES_SOON);
         assert_eq!(recorded[0].type_, EventType::Warning);
-        assert!(recorded[0].note.as_deref().unwrap().contains("demo.example.test"));
+        assert!(
+            recorded[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .contains("demo.example.test")
+        );
         assert!(events(Some(&with(100, true)), &with(100, true)).is_empty());
-        assert_eq!(events(Some(&with(100, true)), &with(200, true)).len(), 1, "another certificate");
+        assert_eq!(
+            events(Some(&with(100, true)), &with(200, true)).len(),
+            1,
+            "another certificate"
+        );
         assert!(events(Some(&with(100, false)), &with(200, false)).is_empty());
     }
 

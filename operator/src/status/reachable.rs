@@ -23,7 +23,10 @@ pub enum Reach {
 }
 
 /// The condition (its `lastTransitionTime` left to the caller) and `status.external`.
-pub fn compute(previous: &McpAppStatus, reach: &Reach) -> (Option<Condition>, Option<ExternalStatus>) {
+pub fn compute(
+    previous: &McpAppStatus,
+    reach: &Reach,
+) -> (Option<Condition>, Option<ExternalStatus>) {
     let shown = condition(Some(previous), REACHABLE);
     match reach {
         Reach::Off => (None, None),
@@ -63,7 +66,11 @@ pub fn compute(previous: &McpAppStatus, reach: &Reach) -> (Option<Condition>, Op
         } => {
             let picture = &record.picture;
             let condition = cond(
-                if picture.verdict.ok() { "True" } else { "False" },
+                if picture.verdict.ok() {
+                    "True"
+                } else {
+                    "False"
+                },
                 picture.verdict.reason,
                 picture.verdict.message.clone(),
             );
@@ -114,8 +121,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::external::verdict::{Verdict, reasons as why};
     use crate::external::Picture;
+    use crate::external::verdict::{Verdict, reasons as why};
 
     const URL: &str = "https://demo.example.test/mcp";
 
@@ -162,26 +169,47 @@ mod tests {
         let (c, external) = compute(&McpAppStatus::default(), &probing(None));
         assert_eq!(c.unwrap().status, "Unknown");
         assert_eq!(external.unwrap().url, URL);
-        let (c, external) = compute(&McpAppStatus::default(), &probing(Some(record(why::HANDSHAKE_SUCCEEDED, 100))));
+        let (c, external) = compute(
+            &McpAppStatus::default(),
+            &probing(Some(record(why::HANDSHAKE_SUCCEEDED, 100))),
+        );
         let c = c.unwrap();
-        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "HandshakeSucceeded"));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "HandshakeSucceeded")
+        );
         let external = external.unwrap();
         assert_eq!(external.latency_milliseconds, Some(42));
-        assert_eq!(external.certificate_not_after, Timestamp::from_second(2_000_000_000).ok().map(Time));
-        let (c, _) = compute(&McpAppStatus::default(), &probing(Some(record(why::CERTIFICATE_EXPIRED, 100))));
+        assert_eq!(
+            external.certificate_not_after,
+            Timestamp::from_second(2_000_000_000).ok().map(Time)
+        );
+        let (c, _) = compute(
+            &McpAppStatus::default(),
+            &probing(Some(record(why::CERTIFICATE_EXPIRED, 100))),
+        );
         assert_eq!(c.unwrap().status, "False");
     }
 
     #[test]
     fn a_new_process_finding_the_same_picture_keeps_what_is_shown() {
-        let (c, external) = compute(&McpAppStatus::default(), &probing(Some(record(why::HANDSHAKE_SUCCEEDED, 100))));
+        let (c, external) = compute(
+            &McpAppStatus::default(),
+            &probing(Some(record(why::HANDSHAKE_SUCCEEDED, 100))),
+        );
         let shown = status_with(c, external);
         // Restarted: nothing probed yet, then the same result at another time.
         assert_eq!(compute(&shown, &probing(None)).1, shown.external);
-        let (_, again) = compute(&shown, &probing(Some(record(why::HANDSHAKE_SUCCEEDED, 999))));
+        let (_, again) = compute(
+            &shown,
+            &probing(Some(record(why::HANDSHAKE_SUCCEEDED, 999))),
+        );
         assert_eq!(again, shown.external);
         // Another result is news with its own time.
         let (_, failed) = compute(&shown, &probing(Some(record(why::TIMEOUT, 999))));
-        assert_eq!(failed.unwrap().probe_time, Some(Time(Timestamp::from_second(999).unwrap())));
+        assert_eq!(
+            failed.unwrap().probe_time,
+            Some(Time(Timestamp::from_second(999).unwrap()))
+        );
     }
 }
