@@ -457,8 +457,16 @@ fn prometheus_rule_alerts_on_series_the_operator_exports_with_runbooks_that_exis
     );
     assert_eq!(alerts[0]["for"], "20m");
 
-    // Every series an expression names is one the operator registers.
-    let exported = mcp_operator::metrics::Metrics::default().encode();
+    // Every series an expression names is one the operator exports for an app (families
+    // without a series print nothing, so one app's series are made).
+    let metrics = mcp_operator::metrics::Metrics::default();
+    let app = mcp_operator::metrics::AppLabels {
+        namespace: "tools".into(),
+        name: "demo".into(),
+    };
+    metrics.app_present(&app, true);
+    metrics.external_probed(&app, "HandshakeSucceeded", 0.1, Some((86_400, true)));
+    let exported = metrics.encode();
     let operations = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
     for alert in alerts {
         let expr = alert["expr"].as_str().expect("an expression");
