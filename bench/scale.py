@@ -114,26 +114,23 @@ def cmd_floor(a):
 
 
 def watch_objects(args):
-    """Objects from `kubectl get --watch -o json` (the initial list, then every change)."""
+    """Objects from `kubectl get --watch -o json` (the initial list, then every change). kubectl
+    indents each object and closes it with a `}` alone on a line, so objects are cut there: a
+    parse per object, not one per line."""
     proc = subprocess.Popen(kubectl(*args, "--watch", "-o", "json"), stdout=subprocess.PIPE,
                             text=True, bufsize=1)
-    decoder = json.JSONDecoder()
-    buf = ""
+    lines = []
     try:
         for line in proc.stdout:
-            buf += line
-            while True:
-                stripped = buf.lstrip()
-                if not stripped:
-                    buf = ""
-                    break
-                try:
-                    obj, end = decoder.raw_decode(stripped)
-                except json.JSONDecodeError:
-                    buf = stripped
-                    break
-                buf = stripped[end:]
-                yield obj
+            lines.append(line)
+            if line.rstrip("\n") == "}":
+                obj = json.loads("".join(lines))
+                lines = []
+                # The initial list comes as one List.
+                if obj.get("kind", "").endswith("List"):
+                    yield from obj.get("items") or []
+                else:
+                    yield obj
     finally:
         proc.kill()
         proc.wait()
@@ -331,21 +328,29 @@ def cmd_resume(a):
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
 
 
+def audit_lines(path):
+    """The lines of the audit log and of the files the API server rotated it into (at 100 MB)."""
+    import glob
+    stem, ext = os.path.splitext(path)
+    for name in sorted(glob.glob(f"{glob.escape(stem)}-*{ext}")) + [path]:
+        with open(name) as f:
+            yield from f
+
+
 def audit_events(path, user, since, until):
     seen = set()
-    with open(path) as f:
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("user", {}).get("username") != user or e.get("auditID") in seen:
-                continue
-            t = datetime.datetime.fromisoformat(
-                e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
-            if since <= t < until:
-                seen.add(e.get("auditID"))
-                yield e
+    for line in audit_lines(path):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("user", {}).get("username") != user or e.get("auditID") in seen:
+            continue
+        t = datetime.datetime.fromisoformat(
+            e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+        if since <= t < until:
+            seen.add(e.get("auditID"))
+            yield e
 
 
 def cmd_audit(a):

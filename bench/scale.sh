@@ -36,6 +36,19 @@ say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
+# Every pod's network namespace and the environment's hold neighbour (ARP) entries in one kernel
+# table for the whole machine; past gc_thresh3 (1,024 by default) new entries fail ("neighbor
+# table overflow"), probes to pods time out and kubelet restarts them. Raised for the machine
+# (a sysctl of the initial namespace), never lowered.
+neigh=/proc/sys/net/ipv4/neigh/default
+want=$((16 * apps + 4096))
+if (($(cat "$neigh/gc_thresh3") < want)); then
+  say "raising the neighbour table's limits to $((want / 4))/$((want / 2))/$want (were $(cat "$neigh/gc_thresh1")/$(cat "$neigh/gc_thresh2")/$(cat "$neigh/gc_thresh3"))"
+  echo $((want / 4)) >"$neigh/gc_thresh1"
+  echo $((want / 2)) >"$neigh/gc_thresh2"
+  echo "$want" >"$neigh/gc_thresh3"
+fi
+
 say "building release binaries"
 cargo build --release -q -p mcp-testenv -p mcp-operator -p mcp-server \
   --bin testenv --bin mcp-operator --bin mcp-server
