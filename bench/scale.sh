@@ -193,7 +193,7 @@ kill -KILL "$a"
 "${scale[@]}" ready mcpapps bench "$((apps + 1))" "$kill_at" --timeout 300 >"$work/failover-late.json"
 wait "$resume"
 leader_at=$(jq .leader_at "$work/failover-resume.json")
-"${scale[@]}" audit "$audit" mcp-operator-b "$kill_at" "$(awk -v t="$leader_at" 'BEGIN { print t + 60 }')" \
+"${scale[@]}" audit "$audit" mcp-operator-b "$kill_at" "$(awk -v t="$leader_at" 'BEGIN { printf "%.3f", t + 60 }')" \
   >"$work/failover-writes.json"
 wait "$flaps"
 jq --argjson kill "$kill_at" '{leader_after_kill_s: (.leader_at - $kill),
