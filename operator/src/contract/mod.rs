@@ -117,8 +117,8 @@ impl Builder {
         if self.contract.tools.contains_key(&name) {
             return;
         }
-        let tool = bounded(tool);
-        let size = name.len() + canonical(&serde_json::to_value(&tool).unwrap_or_default()).len();
+        let (tool, bytes) = bounded(tool);
+        let size = name.len() + bytes;
         if self.size + size > CONTRACT_BYTES {
             self.contract.truncated = true;
             return;
@@ -133,15 +133,20 @@ impl Builder {
 }
 
 /// `tool` itself, or its digest alone when it is larger than [`TOOL_BYTES`].
-fn bounded(tool: Tool) -> Tool {
+/// Returns the tool as kept and the size of its canonical JSON (serialized once).
+fn bounded(tool: Tool) -> (Tool, usize) {
     let json = canonical(&serde_json::to_value(&tool).unwrap_or_default());
     if json.len() <= TOOL_BYTES {
-        return tool;
+        return (tool, json.len());
     }
-    Tool {
-        oversized: Some(sha256(&json)),
+    let digest = sha256(&json);
+    // `{"oversized":"sha256:..."}`
+    let bytes = digest.len() + 16;
+    let kept = Tool {
+        oversized: Some(digest),
         ..Tool::default()
-    }
+    };
+    (kept, bytes)
 }
 
 fn sha256(text: &str) -> String {
