@@ -14,8 +14,8 @@ use mcp_testenv::process::Signal;
 use mcp_testenv::wait::until;
 use serde_json::json;
 use support::{
-    BROKEN, Cluster, READY_TIMEOUT, SCRIPTED, app_when, condition, is, ready_endpoints, set_image,
-    stable_revision,
+    BROKEN, Cluster, READY_TIMEOUT, SCRIPTED, app_when, condition, is, ready_endpoints,
+    replace_server, set_image, stable_revision,
 };
 
 async fn start() -> Cluster {
@@ -141,7 +141,7 @@ async fn an_api_server_restart_during_a_rollout_neither_aborts_nor_stalls_it() {
     apply_app(&cluster, "svc").await;
     let old = stable_revision(&cluster, "svc").await;
 
-    set_image(&cluster, "svc", SCRIPTED).await;
+    replace_server(&cluster, "svc", SCRIPTED).await;
     until(
         "the new revision's pods to be created",
         READY_TIMEOUT,

@@ -20,7 +20,7 @@ use mcp_testenv::wait::until;
 use serde_json::json;
 use support::{
     BROKEN, Cluster, HANGING, SCRIPTED, app_when, condition, is, pods_of, ready_endpoints,
-    rolled_back_from, set_image, stable_revision,
+    replace_server, rolled_back_from, set_image, stable_revision,
 };
 
 /// An image that only provides `node`, for the official TypeScript SDK's stdio server.
@@ -288,7 +288,7 @@ async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_r
     );
 
     // A fixed image rolls out normally and clears Degraded.
-    set_image(&cluster, "svc", SCRIPTED).await;
+    replace_server(&cluster, "svc", SCRIPTED).await;
     let fixed = app_when(&cluster, "svc", "the fix to roll out", READY_TIMEOUT, |a| {
         is(a, "Ready", "True")
             && is(a, "Degraded", "False")

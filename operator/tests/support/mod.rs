@@ -324,6 +324,20 @@ pub async fn set_image(cluster: &Cluster, name: &str, image: &str) {
         .expect("image changed");
 }
 
+/// Replaces the app's server with another one (a different image with different tools, not a new
+/// version of the same server), so its tool contract is not held to the old server's.
+pub async fn replace_server(cluster: &Cluster, name: &str, image: &str) {
+    cluster
+        .apps()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": image, "rollout": {"toolContract": "Off"}}})),
+        )
+        .await
+        .expect("server replaced");
+}
+
 /// The app's stable revision, once it is Ready and has one.
 pub async fn stable_revision(cluster: &Cluster, name: &str) -> String {
     let app = app_when(
