@@ -62,6 +62,18 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub probe_concurrency: u64,
 
+    /// Sends the external probe's connections for HOST to IP, like curl's --resolve, for
+    /// split-horizon DNS (the operator cannot resolve an app's public name the way its clients
+    /// do). HOST=IP[:PORT]; without a port, the URL's. Repeatable, or comma-separated.
+    #[arg(long = "external-probe-resolve", env = "EXTERNAL_PROBE_RESOLVE",
+          value_delimiter = ',', value_parser = crate::external::connect::parse_override)]
+    pub external_probe_resolve: Vec<(String, SocketAddr)>,
+
+    /// External handshakes (spec.probe.external) in flight at most, over all apps.
+    #[arg(long, env = "EXTERNAL_PROBE_CONCURRENCY", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub external_probe_concurrency: u64,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -100,6 +112,29 @@ mod tests {
         assert_eq!(args.namespaces(), None);
         let args = Args::parse_from(["mcp-operator", "--watch-namespaces", "a, b,"]);
         assert_eq!(args.namespaces(), Some(vec!["a".into(), "b".into()]));
+    }
+
+    #[test]
+    fn resolve_overrides_repeat_or_come_comma_separated() {
+        let args = Args::parse_from([
+            "mcp-operator",
+            "--external-probe-resolve",
+            "a.example.test=10.96.0.80:443,b.example.test=10.0.0.1",
+            "--external-probe-resolve",
+            "c.example.test=10.0.0.2:8443",
+        ]);
+        let hosts: Vec<&str> = args
+            .external_probe_resolve
+            .iter()
+            .map(|(h, _)| h.as_str())
+            .collect();
+        assert_eq!(
+            hosts,
+            ["a.example.test", "b.example.test", "c.example.test"]
+        );
+        let err =
+            Args::try_parse_from(["mcp-operator", "--external-probe-resolve", "a=b"]).unwrap_err();
+        assert!(err.to_string().contains("external-probe-resolve"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use mcp_operator::api::{DEFAULT_COMPANION_IMAGE, McpApp};
 use mcp_operator::config::Args;
+use mcp_operator::external::Connect;
 use mcp_operator::metrics::Metrics;
 use mcp_operator::reconcile::{self, ClusterApis, Settings};
 use mcp_operator::serve::{self, Health};
@@ -83,6 +84,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         companion_image: DEFAULT_COMPANION_IMAGE.into(),
         operator_namespace: args.own_namespace.clone(),
         probe_concurrency: usize::try_from(args.probe_concurrency).unwrap_or(32),
+        external_connect: Connect::new(args.external_probe_resolve.clone()),
+        external_concurrency: usize::try_from(args.external_probe_concurrency).unwrap_or(8),
     };
     let namespaces: Vec<Option<String>> = match args.namespaces() {
         Some(list) => list.into_iter().map(Some).collect(),

@@ -205,6 +205,7 @@ fn chart_passes_strict_lint_with_every_option() {
         &["--set", "watchNamespaces={team-a,team-b}"],
         &["--set", "replicaCount=2"],
         &["--set", "metrics.serviceMonitor.enabled=true"],
+        &["--set", "metrics.prometheusRule.enabled=true"],
         &[
             "--set",
             "rbac.create=false,serviceAccount.create=false,serviceAccount.name=ops",
@@ -424,6 +425,79 @@ fn service_monitor_scrapes_the_metrics_service() {
             .count(),
         1
     );
+}
+
+#[test]
+fn prometheus_rule_alerts_on_series_the_operator_exports_with_runbooks_that_exist() {
+    assert!(
+        !render(&[]).iter().any(|d| d["kind"] == "PrometheusRule"),
+        "off by default"
+    );
+    let docs = render(&[
+        "--set",
+        "metrics.prometheusRule.enabled=true,metrics.prometheusRule.labels.release=prometheus",
+        "--set",
+        "metrics.prometheusRule.notReadyFor=20m",
+    ]);
+    let rule = object(&docs, "PrometheusRule", NAMESPACE, "mcp-operator");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let alerts = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules");
+    let names: Vec<&str> = alerts.iter().filter_map(|a| a["alert"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "McpAppNotReady",
+            "McpAppNotReachable",
+            "McpAppCertificateExpiring",
+            "McpAppRolloutAborted"
+        ]
+    );
+    assert_eq!(alerts[0]["for"], "20m");
+
+    // Every series an expression names is one the operator exports for an app (families
+    // without a series print nothing, so one app's series are made).
+    let metrics = mcp_operator::metrics::Metrics::default();
+    let app = mcp_operator::metrics::AppLabels {
+        namespace: "tools".into(),
+        name: "demo".into(),
+    };
+    metrics.app_present(&app, true);
+    metrics.external_probed(&app, "HandshakeSucceeded", 0.1, Some((86_400, true)));
+    let exported = metrics.encode();
+    let operations = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    for alert in alerts {
+        let expr = alert["expr"].as_str().expect("an expression");
+        let series: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("mcp_operator_"))
+            .collect();
+        assert!(!series.is_empty(), "{expr}");
+        for name in series {
+            let family = name.trim_end_matches("_total");
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "{} uses {name}, which the operator does not export",
+                alert["alert"]
+            );
+        }
+        // The summary names the app by its labels (templates left for Prometheus).
+        let summary = alert["annotations"]["summary"].as_str().unwrap();
+        assert!(summary.contains("{{ $labels.name }}"), "{summary}");
+        // The runbook's anchor is a heading of docs/operations.md.
+        let runbook = alert["annotations"]["runbook_url"].as_str().unwrap();
+        let (page, anchor) = runbook.split_once('#').expect("an anchor");
+        assert!(page.ends_with("docs/operations.md"), "{runbook}");
+        assert!(
+            operations
+                .lines()
+                .any(|l| l.starts_with('#')
+                    && l.trim_start_matches('#').trim().to_lowercase() == anchor),
+            "no heading for #{anchor} in docs/operations.md"
+        );
+    }
 }
 
 #[test]

@@ -16,6 +16,9 @@ pub const TRAEFIK_IMAGE: &str = "traefik";
 /// kube-proxy like any client's traffic.
 pub const SERVICE: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 96, 0, 80)), 80);
+/// The same Service's TLS port (entry point `websecure`), inside the environment only.
+pub const SERVICE_TLS: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 96, 0, 80)), 443);
 /// The IngressClass and GatewayClass the add-on installs, and its Gateway (namespace `traefik`).
 pub const CLASS: &str = "traefik";
 pub const GATEWAY: &str = "traefik-gateway";

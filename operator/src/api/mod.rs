@@ -18,11 +18,13 @@ pub use exposure::{
     GatewayParentRef, GatewaySpec, IngressSpec, IngressTls, SessionAffinity, SessionSpec, SseSpec,
 };
 pub use network::NetworkPolicySpec;
-pub use probe::{ProbeSpec, ProtocolVersion, RolloutSpec, SecretKeyRef, ToolContract};
+pub use probe::{
+    ExternalProbeSpec, ProbeSpec, ProtocolVersion, RolloutSpec, SecretKeyRef, ToolContract,
+};
 pub use scaling::{AutoscalingSpec, DEFAULT_CPU_UTILIZATION_PERCENTAGE};
 pub use secrets::{SecretEnvFrom, SecretEnvVar, SecretFileItem, SecretFiles, SecretsSpec};
 pub use spec::{FRONT_DOOR_PATH, FRONT_DOOR_PORT, ImagePullPolicy, McpApp, McpAppSpec, Transport};
-pub use status::{LastProbe, McpAppStatus, ProbeResult, ServerInfo, conditions};
+pub use status::{ExternalStatus, LastProbe, McpAppStatus, ProbeResult, ServerInfo, conditions};
 
 /// The API group of every resource the operator defines, and the prefix of its annotations.
 pub const GROUP: &str = "mcp-operator.dev";

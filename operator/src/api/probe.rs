@@ -48,6 +48,104 @@ pub struct ProbeSpec {
     /// Bearer token the handshake sends, for servers that require authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_secret_ref: Option<SecretKeyRef>,
+
+    /// A handshake through the app's public URL (its Ingress or route, TLS verified), reported
+    /// as the `Reachable` condition. Not part of the pods' revision: changing it rolls nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalProbeSpec>,
+}
+
+/// The handshake the operator sends to the app's public URL, the way a client outside the
+/// cluster connects.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.timeoutSeconds <= self.periodSeconds")
+        .message("probe.external.timeoutSeconds must not exceed probe.external.periodSeconds")
+        .field_path(".timeoutSeconds")
+        .reason(Reason::FieldValueInvalid)
+)]
+pub struct ExternalProbeSpec {
+    /// Probe the public URL. False keeps the settings but sends nothing.
+    #[serde(default = "default_external_enabled")]
+    pub enabled: bool,
+
+    /// Seconds between handshakes.
+    #[serde(default = "default_external_period_seconds")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub period_seconds: i32,
+
+    /// Seconds one handshake may take, name resolution and TLS included.
+    #[serde(default = "default_external_timeout_seconds")]
+    #[schemars(range(min = 1, max = 60))]
+    pub timeout_seconds: i32,
+
+    /// The URL to probe instead of `status.url` (for an app exposed by something the operator
+    /// does not manage). http or https; no user name or password in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 2048),
+        regex(pattern = r"^https?://[^/?#@\s]+(/[^\s]*)?$")
+    )]
+    pub url: Option<String>,
+
+    /// PEM CA certificates trusted besides the system's, for a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_secret_ref: Option<SecretKeyRef>,
+
+    /// Days before the certificate's expiry from which a Warning Event and the expiry metric
+    /// say it expires soon.
+    #[serde(default = "default_certificate_expiry_warning_days")]
+    #[schemars(range(min = 1, max = 365))]
+    pub certificate_expiry_warning_days: i32,
+}
+
+impl Default for ExternalProbeSpec {
+    fn default() -> Self {
+        Self {
+            enabled: default_external_enabled(),
+            period_seconds: default_external_period_seconds(),
+            timeout_seconds: default_external_timeout_seconds(),
+            url: None,
+            ca_bundle_secret_ref: None,
+            certificate_expiry_warning_days: default_certificate_expiry_warning_days(),
+        }
+    }
+}
+
+impl ExternalProbeSpec {
+    /// Time between handshakes (at least the schema's minimum, whatever an old object says).
+    pub fn period(&self) -> Duration {
+        seconds(self.period_seconds).max(Duration::from_secs(10))
+    }
+
+    /// Time one handshake may take.
+    pub fn timeout(&self) -> Duration {
+        seconds(self.timeout_seconds)
+    }
+
+    /// How long before expiry a certificate counts as expiring soon.
+    pub fn warning(&self) -> Duration {
+        Duration::from_secs(
+            86_400 * u64::try_from(self.certificate_expiry_warning_days).unwrap_or(1),
+        )
+    }
+}
+
+fn default_external_enabled() -> bool {
+    true
+}
+
+fn default_external_period_seconds() -> i32 {
+    60
+}
+
+fn default_external_timeout_seconds() -> i32 {
+    10
+}
+
+fn default_certificate_expiry_warning_days() -> i32 {
+    14
 }
 
 /// MCP protocol versions the handshake can ask for.
@@ -110,6 +208,7 @@ impl Default for ProbeSpec {
             protocol_version: ProtocolVersion::default(),
             required_tools: Vec::new(),
             bearer_token_secret_ref: None,
+            external: None,
         }
     }
 }
@@ -128,6 +227,11 @@ impl ProbeSpec {
     /// Failed handshakes in a row that take a pod out (at least one).
     pub fn threshold(&self) -> u32 {
         u32::try_from(self.failure_threshold).unwrap_or(1).max(1)
+    }
+
+    /// The external probe's settings, when it is on.
+    pub fn external_enabled(&self) -> Option<&ExternalProbeSpec> {
+        self.external.as_ref().filter(|e| e.enabled)
     }
 }
 

@@ -92,6 +92,14 @@ fn a_spec_using_every_section_is_accepted() {
         }),
         probe: ProbeSpec {
             required_tools: vec!["forecast".into()],
+            external: Some(ExternalProbeSpec {
+                url: Some("https://weather.example.com/mcp".into()),
+                ca_bundle_secret_ref: Some(SecretKeyRef {
+                    name: "ca".into(),
+                    key: "ca.crt".into(),
+                }),
+                ..ExternalProbeSpec::default()
+            }),
             ..ProbeSpec::default()
         },
         ..stdio_spec()
@@ -238,6 +246,44 @@ fn probe_timeout_longer_than_its_period_is_rejected() {
     );
 }
 
+#[test]
+fn external_probe_timeout_longer_than_its_period_is_rejected() {
+    let spec = McpAppSpec {
+        probe: ProbeSpec {
+            external: Some(ExternalProbeSpec {
+                period_seconds: 10,
+                timeout_seconds: 30,
+                ..ExternalProbeSpec::default()
+            }),
+            ..ProbeSpec::default()
+        },
+        ..McpAppSpec::default()
+    };
+    assert_rejected_with(
+        spec,
+        "probe.external.timeoutSeconds must not exceed probe.external.periodSeconds",
+    );
+}
+
+#[test]
+fn external_probe_defaults_and_url_pattern() {
+    let external = spec_property("probe.external");
+    let properties = &external["properties"];
+    let defaults = ExternalProbeSpec::default();
+    assert_eq!(properties["enabled"]["default"], json!(defaults.enabled));
+    assert_eq!(properties["periodSeconds"]["default"], json!(60));
+    assert_eq!(properties["timeoutSeconds"]["default"], json!(10));
+    assert_eq!(
+        properties["certificateExpiryWarningDays"]["default"],
+        json!(14)
+    );
+    // The URL: http or https, a host, no user info, no blanks (checked like the API server's
+    // regular expressions: anchored).
+    let pattern = regex_of(&spec_property("probe.external.url"));
+    assert!(pattern.starts_with("^https?://"), "{pattern}");
+    assert!(pattern.contains('@'), "user info is excluded: {pattern}");
+}
+
 fn secret_files(secret_name: &str, mount_path: &str) -> SecretFiles {
     SecretFiles {
         secret_name: secret_name.into(),
@@ -355,6 +401,9 @@ fn ranges_reject_nonsense_numbers() {
         ("autoscaling.maxReplicas", 1, 1000),
         ("rollout.drainSeconds", 0, 3600),
         ("probe.periodSeconds", 1, 3600),
+        ("probe.external.periodSeconds", 10, 3600),
+        ("probe.external.timeoutSeconds", 1, 60),
+        ("probe.external.certificateExpiryWarningDays", 1, 365),
     ] {
         let property = spec_property(path);
         assert_eq!(

@@ -38,6 +38,10 @@ pub struct McpAppStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe: Option<LastProbe>,
 
+    /// The handshake through the public URL (`spec.probe.external`), absent when it is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalStatus>,
+
     /// Revision (ControllerRevision name) that last passed its handshakes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stable_revision: Option<String>,
@@ -97,6 +101,32 @@ pub struct LastProbe {
     pub message: Option<String>,
 }
 
+/// What the handshake through the public URL found. Written when the `Reachable` condition or
+/// the certificate changes, not after every handshake: the time and latency are those of the
+/// handshake that found the current result.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalStatus {
+    /// The URL probed.
+    pub url: String,
+
+    /// When the handshake that found the current result finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_time: Option<Time>,
+
+    /// How long that handshake took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_milliseconds: Option<i64>,
+
+    /// The `notAfter` of the certificate the server presented (also when it was refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_not_after: Option<Time>,
+
+    /// True while the certificate expires within `certificateExpiryWarningDays`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub certificate_expires_soon: bool,
+}
+
 /// Outcome of one handshake.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum ProbeResult {
@@ -114,6 +144,9 @@ pub mod conditions {
     pub const PROGRESSING: &str = "Progressing";
     /// Something needs the user's attention.
     pub const DEGRADED: &str = "Degraded";
+    /// The app answers an MCP handshake through its public URL, TLS verified
+    /// (`spec.probe.external`). `kubectl wait --for=condition=Reachable`.
+    pub const REACHABLE: &str = "Reachable";
 
     /// Reasons, shared by the conditions above and by Events.
     pub mod reasons {
@@ -134,5 +167,9 @@ pub mod conditions {
         pub const TOOL_CONTRACT_BROKEN: &str = "ToolContractBroken";
         /// A revision that changed tools became the stable one (an Event).
         pub const TOOL_CONTRACT_CHANGED: &str = "ToolContractChanged";
+        /// `Reachable=Unknown`: no handshake through the public URL has finished yet.
+        pub const NOT_PROBED_YET: &str = "NotProbedYet";
+        /// `Reachable=False`: the app has no public URL to probe.
+        pub const NO_URL: &str = "NoUrl";
     }
 }

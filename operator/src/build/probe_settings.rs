@@ -55,7 +55,11 @@ impl ProbeSettings {
             port: spec.serving_port(),
             path: spec.serving_path().to_owned(),
             transport: spec.transport,
-            probe: spec.probe.clone(),
+            // The external probe is not the pods' business: changing it rolls nothing.
+            probe: ProbeSpec {
+                external: None,
+                ..spec.probe.clone()
+            },
             contract: ContractSettings {
                 mode: spec.rollout.tool_contract,
                 accept: spec.rollout.accept_tool_changes.clone(),

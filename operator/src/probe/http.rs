@@ -148,7 +148,30 @@ fn is_refused(error: &reqwest::Error) -> bool {
     false
 }
 
+/// The TLS error among the causes, if any: rustls errors travel inside I/O errors, whose
+/// `source` skips them, so each I/O error's payload is looked at too.
+fn tls_cause(error: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut source = error.source();
+    while let Some(e) = source {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(tls) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls);
+        }
+        source = e.source();
+    }
+    None
+}
+
 pub fn transport_error(error: &reqwest::Error, what: &str, url: &Url) -> ProbeError {
+    if let Some(tls) = tls_cause(error) {
+        return ProbeError::Tls(format!("with {}: {tls}", authority(url)));
+    }
     if error.is_connect() && is_refused(error) {
         return ProbeError::Refused(authority(url));
     }

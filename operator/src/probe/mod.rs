@@ -117,6 +117,9 @@ pub enum ProbeError {
     ToolsMissing(Vec<String>),
     #[error("transport: {0}")]
     Transport(String),
+    /// The TLS handshake failed (only for https URLs: the external probe).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ProbeError {
@@ -132,6 +135,7 @@ impl ProbeError {
             ProbeError::VersionMismatch { .. } => "VersionMismatch",
             ProbeError::ToolsMissing(_) => "ToolsMissing",
             ProbeError::Transport(_) => "TransportError",
+            ProbeError::Tls(_) => "TlsFailed",
         }
     }
 }
@@ -146,6 +150,13 @@ struct Reached {
 #[derive(Clone, Debug)]
 pub struct Prober {
     client: reqwest::Client,
+    /// Whether https URLs are allowed: only with a client that verifies TLS ([`Prober::over`]).
+    https: bool,
+}
+
+/// The User-Agent of every handshake.
+pub fn user_agent() -> String {
+    format!("{}/{}", mcp::CLIENT_NAME, mcp::CLIENT_VERSION)
 }
 
 impl Prober {
@@ -168,10 +179,22 @@ impl Prober {
             .no_proxy()
             // A pod could point the operator at any address: a redirect is a failed handshake.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(format!("{}/{}", mcp::CLIENT_NAME, mcp::CLIENT_VERSION))
+            .user_agent(user_agent())
             .build()
             .expect("the probe's HTTP client settings are valid");
-        Prober { client }
+        Prober {
+            client,
+            https: false,
+        }
+    }
+
+    /// A prober over `client`, which also takes https URLs: the caller's client decides how
+    /// TLS is verified, and must not follow redirects (see [`crate::external`]).
+    pub fn over(client: reqwest::Client) -> Self {
+        Prober {
+            client,
+            https: true,
+        }
     }
 
     /// One handshake with `target`, bounded by `target.timeout`.
@@ -208,10 +231,18 @@ impl Prober {
         let url = Url::parse(&target.url).map_err(|e| {
             ProbeError::Transport(format!("the probe URL {:?} is invalid: {e}", target.url))
         })?;
-        if url.scheme() != "http" {
-            return Err(ProbeError::Transport(format!(
-                "the probe speaks plain HTTP to pods; {url} is not an http:// URL"
-            )));
+        match (url.scheme(), self.https) {
+            ("http", _) | ("https", true) => {}
+            (_, false) => {
+                return Err(ProbeError::Transport(format!(
+                    "the probe speaks plain HTTP to pods; {url} is not an http:// URL"
+                )));
+            }
+            (_, true) => {
+                return Err(ProbeError::Transport(format!(
+                    "{url} is neither an http:// nor an https:// URL"
+                )));
+            }
         }
         let http = http::Http {
             client: &self.client,
@@ -264,7 +295,8 @@ fn speaks_another_era(error: &ProbeError) -> bool {
         | ProbeError::Redirect { .. }
         | ProbeError::Timeout(_)
         | ProbeError::ToolsMissing(_)
-        | ProbeError::Transport(_) => false,
+        | ProbeError::Transport(_)
+        | ProbeError::Tls(_) => false,
     }
 }
 

@@ -43,9 +43,9 @@ use crate::api::{McpApp, McpAppStatus};
 use crate::build::{BuildError, BuildInputs, FIELD_MANAGER};
 use crate::contract::{self, Contract};
 use crate::gate::Book;
-use crate::metrics::Metrics;
+use crate::metrics::{AppLabels, Metrics};
 use crate::secrets::{ReadError, SecretReads};
-use crate::status::{self, Observed, Problem};
+use crate::status::{self, Observed, Problem, Reach};
 use backoff::Backoff;
 use owned::OwnedCaches;
 use render::Rendered;
@@ -89,6 +89,8 @@ pub struct Context {
     pub companion_image: String,
     pub operator_namespace: Option<String>,
     book: Book,
+    /// The external probe's results.
+    external: crate::external::Book,
     owned: OwnedCaches,
     ingress_classes: Store<IngressClass>,
     secrets: SecretReads,
@@ -261,10 +263,16 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
         failed_revision: books.failed,
         server: record.server.clone(),
         last_probe: record.last_change.clone(),
+        external: reach(&app, &ctx.external),
     };
     let new_status = status::compute(&app, &observed, Timestamp::now());
     if app.status.as_ref() != Some(&new_status) {
         write_status(&ctx, &app, &new_status).await?;
+    }
+    // Counted once the status says so: a reconcile that fails before retries the abort.
+    if decision.aborted_now.is_some() {
+        ctx.metrics
+            .rollout_aborted(&AppLabels::of(&app), decision.roll_back_to.is_some());
     }
     let app_ref = ObjectRef::from_obj(app.as_ref());
     Ok(match not_applied {
@@ -275,6 +283,22 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
             Action::requeue(next_key_step.map_or(RESYNC, |due| due.clamp(KEY_STEP_MIN, RESYNC)))
         }
     })
+}
+
+/// What the external probe found for `app`, as far as it concerns the URL the spec asks for.
+fn reach(app: &McpApp, book: &crate::external::Book) -> Reach {
+    if app.spec.probe.external_enabled().is_none() {
+        return Reach::Off;
+    }
+    match crate::external::target_url(app) {
+        None => Reach::NoUrl,
+        Some(url) => {
+            let record = book
+                .view(&ObjectRef::from_obj(app))
+                .filter(|r| r.picture.url == url);
+            Reach::Probing { url, record }
+        }
+    }
 }
 
 /// Whether the API server refused a request for what it contained, so that sending it again

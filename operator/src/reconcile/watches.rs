@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Backoff, ClusterApis, Context, OwnedCaches, error_policy, reconcile};
 use crate::api::McpApp;
 use crate::build::session_keys_secret_name;
+use crate::external::{self, External};
 use crate::gate::{Book, Gate};
 use crate::metrics::Metrics;
 use crate::probe::Prober;
@@ -54,6 +55,10 @@ pub struct Settings {
     pub operator_namespace: Option<String>,
     /// Handshakes in flight at most, over all apps.
     pub probe_concurrency: usize,
+    /// How the external probe connects (trust anchors, name overrides).
+    pub external_connect: external::Connect,
+    /// External handshakes in flight at most, over all apps.
+    pub external_concurrency: usize,
 }
 
 /// Runs the controller over `namespace` (None: all namespaces) until `stop` is cancelled.
@@ -99,6 +104,7 @@ pub async fn run(
         .touched_objects();
 
     let book = Book::default();
+    let external_book = external::Book::default();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), settings.reporter.clone()),
         client: client.clone(),
@@ -107,6 +113,7 @@ pub async fn run(
         companion_image: settings.companion_image,
         operator_namespace: settings.operator_namespace,
         book: book.clone(),
+        external: external_book.clone(),
         owned,
         ingress_classes,
         secrets: secrets.clone(),
@@ -118,6 +125,15 @@ pub async fn run(
         Controller::new(apps, watcher::Config::default()).trigger_backoff(trigger_backoff());
     let app_store = controller.store();
     let (gate_requests, mut gate_rx) = tokio::sync::mpsc::unbounded_channel();
+    let external = External {
+        apps: app_store.clone(),
+        secrets: secrets.clone(),
+        book: external_book,
+        metrics: settings.metrics.clone(),
+        connect: settings.external_connect,
+        concurrency: settings.external_concurrency,
+    };
+    tokio::spawn(external.run(gate_requests.clone(), stop.clone()));
     let gate = Gate {
         client: client.clone(),
         pods,

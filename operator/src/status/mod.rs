@@ -7,12 +7,17 @@
 //!   aborted because its pods failed the handshake (`RolloutAborted`) or broke the tool contract
 //!   (`ToolContractBroken`), a rollout past its deadline.
 //!
+//! - `Reachable` (with `spec.probe.external` on): a handshake through the public URL succeeded
+//!   ([`reachable`]).
+//!
 //! A condition's `lastTransitionTime` changes only when its status does; the Events a status
 //! change records are chosen in [`events`].
 
 mod events;
+mod reachable;
 
 pub use events::events;
+pub use reachable::Reach;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -45,6 +50,8 @@ pub struct Observed<'a> {
     /// From the probe results; None keeps what the status shows.
     pub server: Option<ServerInfo>,
     pub last_probe: Option<LastProbe>,
+    /// What the external probe found.
+    pub external: Reach,
 }
 
 /// The status to report; probe results the operator has not seen since it started are kept
@@ -121,8 +128,10 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
         (None, None, None) => cond(DEGRADED, false, "AsExpected", "no problem found".into()),
     };
 
-    let conditions = [ready, progressing, degraded]
+    let (reachable, external) = reachable::compute(&previous, &observed.external);
+    let conditions = [Some(ready), Some(progressing), Some(degraded), reachable]
         .into_iter()
+        .flatten()
         .map(|mut c| {
             c.observed_generation = generation;
             c.last_transition_time = previous
@@ -143,6 +152,7 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
         url: observed.url.clone(),
         server: observed.server.clone().or(previous.server),
         last_probe: observed.last_probe.clone().or(previous.last_probe),
+        external,
         stable_revision: observed.stable_revision.clone(),
         failed_revision: observed.failed_revision.clone(),
     }
