@@ -24,10 +24,24 @@ const ETCD_CLIENT: &str = "127.0.0.1:2379";
 /// Controllers of kube-controller-manager that need a cloud or a real kubelet's heartbeats.
 const DISABLED_CONTROLLERS: &[&str] = &["node-lifecycle-controller", "node-ipam-controller"];
 
-/// Audit policy: every write at Metadata level, nothing else, so tests can count API writes by
-/// user and verb (`logs/audit.log`).
-const AUDIT_POLICY: &str = r#"{"apiVersion":"audit.k8s.io/v1","kind":"Policy","omitStages":["RequestReceived"],
-"rules":[{"level":"Metadata","verbs":["create","update","patch","delete","deletecollection"]},{"level":"None"}]}"#;
+/// Audit policy: every write at Metadata level, and the reads of the users in `reads_of` (none
+/// by default), so tests can count API writes by user and verb and benchmarks every request of
+/// one client (`logs/audit.log`).
+fn audit_policy_json(reads_of: &[String]) -> String {
+    let writes =
+        r#"{"level":"Metadata","verbs":["create","update","patch","delete","deletecollection"]}"#;
+    let reads = if reads_of.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#",{{"level":"Metadata","users":{}}}"#,
+            serde_json::to_string(reads_of).expect("strings serialize")
+        )
+    };
+    format!(
+        r#"{{"apiVersion":"audit.k8s.io/v1","kind":"Policy","omitStages":["RequestReceived"],"rules":[{writes}{reads},{{"level":"None"}}]}}"#
+    )
+}
 
 pub struct ControlPlane {
     pub etcd: Supervised,
@@ -45,6 +59,11 @@ pub struct Layout {
     pub kubeconfig: PathBuf,
     pub port: u16,
     pub bins: Binaries,
+    /// Users whose read requests the audit log records too.
+    pub audit_reads_of: Vec<String>,
+    /// kube-controller-manager's `--kube-api-qps` (its `--kube-api-burst` is twice that), when
+    /// not its default of 20.
+    pub controller_manager_qps: Option<u32>,
 }
 
 impl ControlPlane {
@@ -75,7 +94,8 @@ impl ControlPlane {
     /// (also to start it again after a test stopped it). Runs on the sandbox thread.
     pub async fn start_kube_apiserver(l: &Layout) -> Result<Supervised, Error> {
         let audit_policy = l.dir.join("audit-policy.json");
-        std::fs::write(&audit_policy, AUDIT_POLICY).map_err(|e| Error::io(&audit_policy, e))?;
+        std::fs::write(&audit_policy, audit_policy_json(&l.audit_reads_of))
+            .map_err(|e| Error::io(&audit_policy, e))?;
         let pki = &l.pki;
         let api_log = l.logs.join("kube-apiserver.log");
         let mut api = sandbox::command(&l.bins.kube_apiserver);
@@ -127,6 +147,12 @@ impl ControlPlane {
             .collect::<Vec<_>>()
             .join(",");
         let mut kcm = sandbox::command(&l.bins.kube_controller_manager);
+        if let Some(qps) = l.controller_manager_qps {
+            kcm.args([
+                format!("--kube-api-qps={qps}"),
+                format!("--kube-api-burst={}", 2 * qps),
+            ]);
+        }
         kcm.args([
             format!("--kubeconfig={kubeconfig}"),
             format!("--authentication-kubeconfig={kubeconfig}"),

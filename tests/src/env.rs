@@ -30,6 +30,8 @@ pub struct TestEnvBuilder {
     restart_backoff: Option<Duration>,
     /// The loopback port of the ingress controller, if one is wanted (0: any free port).
     ingress_port: Option<u16>,
+    audit_reads_of: Vec<String>,
+    controller_manager_qps: Option<u32>,
 }
 
 impl TestEnvBuilder {
@@ -83,6 +85,20 @@ impl TestEnvBuilder {
     /// its entry point to `127.0.0.1:port` (0: a free port; see [`TestEnv::ingress_port`]).
     pub fn ingress(mut self, port: u16) -> Self {
         self.ingress_port = Some(port);
+        self
+    }
+
+    /// Also records `user`'s read requests (get, list, watch) in the audit log, so that every
+    /// request of one client can be counted (benchmarks; tests count writes only).
+    pub fn audit_reads_of(mut self, user: impl Into<String>) -> Self {
+        self.audit_reads_of.push(user.into());
+        self
+    }
+
+    /// Raises kube-controller-manager's client rate limit (`--kube-api-qps`, default 20, and a
+    /// burst of twice that), so that its controllers keep up with thousands of objects.
+    pub fn controller_manager_qps(mut self, qps: u32) -> Self {
+        self.controller_manager_qps = Some(qps);
         self
     }
 
@@ -173,6 +189,8 @@ impl TestEnv {
             kubeconfig: kubeconfig.clone(),
             port,
             bins: bins.clone(),
+            audit_reads_of: opts.audit_reads_of.clone(),
+            controller_manager_qps: opts.controller_manager_qps,
         };
         let mut env = TestEnv {
             client: client_for(&kubeconfig).await?,

@@ -1,7 +1,8 @@
 //! `testenv`: the test environment for people and scripts.
 //!
 //! `testenv up --kubeconfig PATH [--image-map IMAGE=COMMAND]... [--image-file IMAGE=PATH=FILE]...
-//! [--ingress-port PORT | --no-ingress]` starts the control plane, kube-proxy, cluster DNS, the
+//! [--ingress-port PORT | --no-ingress] [--user NAME=PATH]... [--audit-reads-of USER]...
+//! [--controller-manager-qps N]` starts the control plane, kube-proxy, cluster DNS, the
 //! process kubelet and the ingress controller, prints `ready` once `kubectl --kubeconfig
 //! PATH` works, and stops cleanly on SIGINT or SIGTERM. `testenv exec --kubeconfig PATH --
 //! COMMAND...` runs a command inside that environment's network, where pod IPs and ClusterIPs
@@ -50,6 +51,19 @@ enum Command {
         /// Start without the ingress controller.
         #[arg(long, conflicts_with = "ingress_port")]
         no_ingress: bool,
+        /// NAME=PATH: also write a kubeconfig for the user NAME (in system:masters) to PATH, so
+        /// that a process's requests carry its own name in the audit log (`testenv exec
+        /// --kubeconfig PATH` works with it too). Repeatable.
+        #[arg(long = "user", value_name = "NAME=PATH")]
+        users: Vec<String>,
+        /// Also record USER's read requests (get, list, watch) in the audit log
+        /// (`logs/audit.log`), not only writes. Repeatable.
+        #[arg(long = "audit-reads-of", value_name = "USER")]
+        audit_reads_of: Vec<String>,
+        /// kube-controller-manager's --kube-api-qps (burst twice that); its default of 20 makes
+        /// the Deployment and ReplicaSet controllers the bottleneck with thousands of objects.
+        #[arg(long, value_name = "N")]
+        controller_manager_qps: Option<u32>,
     },
     /// Run COMMAND inside the environment that `up` started with this kubeconfig.
     Exec {
@@ -69,12 +83,20 @@ fn main() -> anyhow::Result<()> {
             dir,
             ingress_port,
             no_ingress,
+            users,
+            audit_reads_of,
+            controller_manager_qps,
         } => up(
             kubeconfig,
             &image_map,
             &image_file,
             dir,
             (!no_ingress).then_some(ingress_port),
+            &users,
+            Extra {
+                audit_reads_of,
+                controller_manager_qps,
+            },
         ),
         Command::Exec {
             kubeconfig,
@@ -91,13 +113,32 @@ fn netns_file(kubeconfig: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Settings of the control plane that benchmarks change.
+struct Extra {
+    audit_reads_of: Vec<String>,
+    controller_manager_qps: Option<u32>,
+}
+
 fn up(
     kubeconfig: PathBuf,
     image_map: &[String],
     image_files: &[String],
     dir: Option<PathBuf>,
     ingress_port: Option<u16>,
+    users: &[String],
+    extra: Extra,
 ) -> anyhow::Result<()> {
+    let users = users
+        .iter()
+        .map(|spec| -> anyhow::Result<(String, PathBuf)> {
+            match spec.split_once('=') {
+                Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+                    Ok((name.to_owned(), std::path::absolute(path)?))
+                }
+                _ => bail!("--user {spec}: expected NAME=PATH"),
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut images = ImageMap::default();
     for spec in image_map {
         images.insert_spec(spec)?;
@@ -116,19 +157,32 @@ fn up(
         if let Some(port) = ingress_port {
             builder = builder.ingress(port);
         }
+        for user in extra.audit_reads_of {
+            builder = builder.audit_reads_of(user);
+        }
+        if let Some(qps) = extra.controller_manager_qps {
+            builder = builder.controller_manager_qps(qps);
+        }
         let env = builder
             .start()
             .await
             .context("starting the test environment")?;
-        let marker = netns_file(&kubeconfig);
-        std::fs::write(
-            &marker,
-            format!(
-                "{}\n{}\n",
-                env.netns_path().display(),
-                env.resolv_conf().display()
-            ),
-        )?;
+        let marker_text = format!(
+            "{}\n{}\n",
+            env.netns_path().display(),
+            env.resolv_conf().display()
+        );
+        let mut markers = vec![netns_file(&kubeconfig)];
+        for (name, path) in &users {
+            let made = env
+                .kubeconfig_for(name, &["system:masters"])
+                .with_context(|| format!("a kubeconfig for {name}"))?;
+            std::fs::copy(&made, path).with_context(|| format!("writing {}", path.display()))?;
+            markers.push(netns_file(path));
+        }
+        for marker in &markers {
+            std::fs::write(marker, &marker_text)?;
+        }
         eprintln!(
             "control plane up in {:.1}s; files in {}",
             env.started_in().as_secs_f64(),
@@ -144,7 +198,9 @@ fn up(
             _ = term.recv() => {}
         }
         eprintln!("stopping");
-        let _ = std::fs::remove_file(&marker);
+        for marker in &markers {
+            let _ = std::fs::remove_file(marker);
+        }
         drop(env);
         anyhow::Ok(())
     })
