@@ -199,6 +199,7 @@ impl Gate {
             state.threshold = settings.failure_threshold();
             let period = settings.probe.period();
             state.due = now + schedule::next_delay(period, &key.uid, state.probes);
+            tracing::trace!(pod = %key.name, probes = state.probes, "handshake");
             self.spawn_handshake(key, &found, &settings, permit, tx.clone());
         }
         schedule.pods.retain(|key, state| {
@@ -227,15 +228,19 @@ impl Gate {
             let ready_since = containers_ready_since(&pod);
             let state = pods.entry(key.clone()).or_insert_with(|| {
                 tracing::debug!(pod = %key.name, namespace = %key.namespace, "pod ready for handshakes");
+                let settings = ProbeSettings::for_pod(&app, &pod);
+                let written = condition::current(&pod);
+                let first =
+                    schedule::first_delay(settings.probe.period(), &key.uid, written.is_some());
                 PodState {
                     app: ObjectRef::from_obj(app.as_ref()),
-                    due: now,
+                    due: now + first,
                     in_flight: false,
                     probes: 0,
                     answered: false,
                     ready_since: ready_since.clone(),
-                    written: condition::current(&pod),
-                    threshold: ProbeSettings::for_pod(&app, &pod).failure_threshold(),
+                    written,
+                    threshold: settings.failure_threshold(),
                 }
             });
             if state.ready_since != ready_since {
