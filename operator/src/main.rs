@@ -20,6 +20,12 @@ use mcp_operator::reconcile::{self, ClusterApis, Settings};
 use mcp_operator::serve::{self, Health};
 use mcp_operator::{leader, telemetry};
 
+/// jemalloc rather than the system allocator: caches of thousands of objects are freed and
+/// rebuilt on every relist, and glibc's per-thread arenas keep those pages resident.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();

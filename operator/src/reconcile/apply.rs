@@ -83,11 +83,13 @@ const REPLICAS_HANDOVER_MANAGER: &str = "mcp-operator-replicas-handover";
 /// Before an apply without `spec.replicas` (the app switched to autoscaling), makes sure the
 /// operator is not the field's only manager: server-side apply removes a field its only manager
 /// stops setting, and the Deployment would fall back to one replica before the autoscaler acts.
-/// A second manager keeps the current value; the autoscaler takes it from there.
-pub async fn hand_over_replicas(
-    client: &Client,
-    live: &k8s_openapi::api::apps::v1::Deployment,
-) -> kube::Result<Applied> {
+/// A second manager keeps the current value; the autoscaler takes it from there. Reads the
+/// Deployment first: the caches hold no managedFields.
+pub async fn hand_over_replicas(client: &Client, ns: &str, name: &str) -> kube::Result<Applied> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
+    let Some(live) = api.get_opt(name).await? else {
+        return Ok(Applied::Unchanged);
+    };
     let managers = live.metadata.managed_fields.iter().flatten();
     let owners: Vec<&str> = managers
         .filter(|m| {
@@ -102,8 +104,6 @@ pub async fn hand_over_replicas(
     if owners != [FIELD_MANAGER] {
         return Ok(Applied::Unchanged);
     }
-    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client.clone(), &live.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -94,6 +94,7 @@ pub struct Context {
     owned: OwnedCaches,
     ingress_classes: Store<IngressClass>,
     secrets: SecretReads,
+    key_secrets: session_keys::KeySecrets,
     revisions: Store<ControllerRevision>,
     backoff: Backoff,
 }
@@ -139,7 +140,9 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
 
     // The key Secret first: the pods mount it, and cannot start without it.
     let next_key_step = match app.spec.session.front_door {
-        true => Some(session_keys::converge(client, &app, Timestamp::now()).await?),
+        true => {
+            Some(session_keys::converge(client, &ctx.key_secrets, &app, Timestamp::now()).await?)
+        }
         false => None,
     };
 

@@ -60,6 +60,7 @@ impl OwnedCaches {
             let store = writer.as_reader();
             let stream = watcher(api, config.clone())
                 .default_backoff()
+                .modify(super::watches::lean)
                 .reflect(writer)
                 .touched_objects()
                 .boxed();
@@ -117,13 +118,9 @@ impl OwnedCaches {
             let live = self.live(kind, ns, name);
             match desired {
                 Some(desired) => {
-                    if kind == OwnedKind::Deployment
-                        && objects.deployment.spec.replicas.is_none()
-                        && let Some(live) = self.deployment(ns, name)
-                    {
-                        apply::hand_over_replicas(client, &live).await?;
-                    }
-                    self.apply(client, &cache.resource, live.as_deref(), desired)
+                    let hand_over =
+                        kind == OwnedKind::Deployment && objects.deployment.spec.replicas.is_none();
+                    self.apply(client, &cache.resource, live.as_deref(), desired, hand_over)
                         .await?;
                 }
                 None => {
@@ -137,13 +134,16 @@ impl OwnedCaches {
 
 impl OwnedCaches {
     /// Applies `desired` unless `live` was applied from it and still holds it: an object edited
-    /// by hand is put back, an unchanged one costs no request.
+    /// by hand is put back, an unchanged one costs no request. With `hand_over_replicas` (a
+    /// Deployment applied without a replica count), a write first makes sure the live count is
+    /// kept.
     async fn apply(
         &self,
         client: &Client,
         resource: &ApiResource,
         live: Option<&DynamicObject>,
         desired: DynamicObject,
+        hand_over_replicas: bool,
     ) -> kube::Result<Applied> {
         let hash = apply::desired_hash(&desired);
         let mut wanted = serde_json::to_value(&desired).unwrap_or_default();
@@ -167,6 +167,10 @@ impl OwnedCaches {
                     "putting back an owned object changed by someone else"
                 ),
             }
+        }
+        if hand_over_replicas && let Some(live) = live {
+            let ns = live.namespace().unwrap_or_default();
+            apply::hand_over_replicas(client, &ns, &live.name_any()).await?;
         }
         let after = apply::apply(client, resource, desired, hash.clone()).await?;
         if let Some(field) =

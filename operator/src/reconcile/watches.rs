@@ -116,14 +116,19 @@ pub async fn run(
         external: external_book.clone(),
         owned,
         ingress_classes,
+        key_secrets: super::session_keys::KeySecrets::new(secrets.meta().clone()),
         secrets: secrets.clone(),
         revisions: revisions.clone(),
         backoff: Backoff::default(),
     });
 
+    let (app_store, app_writer) = reflector::store();
+    let app_events = watcher(apps, watcher::Config::default())
+        .modify(lean)
+        .reflect(app_writer)
+        .applied_objects();
     let mut controller =
-        Controller::new(apps, watcher::Config::default()).trigger_backoff(trigger_backoff());
-    let app_store = controller.store();
+        Controller::for_stream(app_events, app_store.clone()).trigger_backoff(trigger_backoff());
     let (gate_requests, mut gate_rx) = tokio::sync::mpsc::unbounded_channel();
     let external = External {
         apps: app_store.clone(),
@@ -179,6 +184,12 @@ pub async fn run(
         .await;
 }
 
+/// Drops an object's managedFields before it is cached: nothing read from a cache needs them,
+/// and they are often the larger part of an object (kept for each of its writers).
+pub(super) fn lean<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
 /// Whether `store` has listed its objects once, without waiting.
 pub(super) fn listed<K>(store: &Store<K>) -> bool
 where
@@ -209,6 +220,7 @@ where
     let (reader, writer) = reflector::store();
     let events = watcher(namespaced(client, ns), config)
         .default_backoff()
+        .modify(lean)
         .reflect(writer)
         .touched_objects();
     (reader, events)
