@@ -154,9 +154,84 @@ pub struct ServerArgs {
     #[arg(long, env = "MCP_LOG", default_value = "info", global = true)]
     pub log: String,
 
-    /// File with accepted bearer tokens, one per line. Without it, no authentication.
+    /// File with accepted bearer tokens, one per line. Without it (and without --oauth-issuer),
+    /// no authentication.
     #[arg(long, env = "MCP_AUTH_TOKEN_FILE", global = true)]
     pub auth_token_file: Option<PathBuf>,
+
+    /// Issuer of the OAuth 2.1 authorization server whose JWT access tokens the MCP routes then
+    /// require (the MCP authorization spec). Its keys are found through its metadata (RFC 8414
+    /// or OpenID Connect discovery) unless --oauth-jwks-url is given. Needs --oauth-resource.
+    #[arg(
+        long,
+        env = "MCP_OAUTH_ISSUER",
+        global = true,
+        conflicts_with = "auth_token_file",
+        requires = "oauth_resource",
+        value_parser = crate::oauth::parse_issuer
+    )]
+    pub oauth_issuer: Option<String>,
+
+    /// This server's public MCP URL, its OAuth resource identifier: named in the protected
+    /// resource metadata, and the audience tokens must carry unless --oauth-audiences is given.
+    #[arg(long, env = "MCP_OAUTH_RESOURCE", global = true)]
+    pub oauth_resource: Option<url::Url>,
+
+    /// Accepted token audiences (comma-separated); default: the --oauth-resource URL.
+    #[arg(
+        long,
+        env = "MCP_OAUTH_AUDIENCES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub oauth_audiences: Vec<String>,
+
+    /// Scopes every token must carry (comma-separated).
+    #[arg(
+        long,
+        env = "MCP_OAUTH_REQUIRED_SCOPES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub oauth_required_scopes: Vec<String>,
+
+    /// The authorization server's JWKS URL, to skip discovery.
+    #[arg(long, env = "MCP_OAUTH_JWKS_URL", global = true)]
+    pub oauth_jwks_url: Option<url::Url>,
+
+    /// Seconds of clock skew allowed when checking a token's exp and nbf.
+    #[arg(
+        long,
+        env = "MCP_OAUTH_CLOCK_SKEW_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub oauth_clock_skew_seconds: u64,
+
+    /// Seconds between fetches of the authorization server's keys for a token whose key id is
+    /// unknown (a key rotation), at least.
+    #[arg(
+        long,
+        env = "MCP_OAUTH_KEY_REFETCH_SECONDS",
+        default_value_t = crate::oauth::keys::REFETCH_FLOOR.as_secs(),
+        global = true
+    )]
+    pub oauth_key_refetch_seconds: u64,
+
+    /// Scopes needed to call a tool, as TOOL=SCOPE[,SCOPE...] (repeat the flag; in the
+    /// environment variable, separate tools with `;`).
+    #[arg(
+        long = "oauth-tool-scope",
+        env = "MCP_OAUTH_TOOL_SCOPES",
+        value_delimiter = ';',
+        value_parser = crate::oauth::parse_tool_scope,
+        global = true
+    )]
+    pub oauth_tool_scopes: Vec<(String, std::collections::BTreeSet<String>)>,
+
+    /// PEM file of CA certificates trusted for the authorization server, besides the system's.
+    #[arg(long, env = "MCP_OAUTH_CA_FILE", global = true)]
+    pub oauth_ca_file: Option<PathBuf>,
 
     /// File of keys that sign session ids (one base64 key of at least 32 bytes per line; the
     /// first signs, every line verifies), shared by all replicas. With it, each session id names
@@ -287,6 +362,24 @@ fn parse_advertise(text: &str) -> Result<Advertise, String> {
 }
 
 impl ServerArgs {
+    /// The OAuth settings, when --oauth-issuer is given.
+    pub fn oauth(&self) -> Option<crate::oauth::Settings> {
+        let issuer = self.oauth_issuer.clone()?;
+        // clap makes --oauth-issuer require --oauth-resource.
+        let resource = self.oauth_resource.clone()?;
+        Some(crate::oauth::Settings {
+            issuer,
+            resource,
+            audiences: self.oauth_audiences.clone(),
+            required_scopes: self.oauth_required_scopes.iter().cloned().collect(),
+            jwks_url: self.oauth_jwks_url.clone(),
+            clock_skew: Duration::from_secs(self.oauth_clock_skew_seconds),
+            refetch_floor: Duration::from_secs(self.oauth_key_refetch_seconds),
+            tool_scopes: self.oauth_tool_scopes.iter().cloned().collect(),
+            ca_file: self.oauth_ca_file.clone(),
+        })
+    }
+
     /// The address other replicas reach this one at, the listen port filled in for a bare IP.
     pub fn advertise_address(&self) -> Option<SocketAddr> {
         self.advertise_address.map(|a| match a {

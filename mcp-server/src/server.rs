@@ -109,12 +109,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     );
     sessions.reap_idle(lifecycle.streams_closing.clone());
 
-    let tokens = args
-        .auth_token_file
-        .as_deref()
-        .map(auth::Tokens::load)
-        .transpose()?
-        .map(Arc::new);
+    let auth = match (&args.auth_token_file, args.oauth()) {
+        (Some(path), _) => auth::Auth::Tokens(Arc::new(auth::Tokens::load(path)?)),
+        (None, Some(oauth)) => auth::Auth::OAuth(Arc::new(crate::oauth::gate::OAuth::new(oauth)?)),
+        (None, None) => auth::Auth::None,
+    };
     let loopback = args.listen.ip().is_loopback();
     let origins = OriginPolicy {
         origins: AllowList::from_flag(&args.allowed_origins, AllowList::loopback()),
@@ -140,7 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         lifecycle: Arc::clone(&lifecycle),
     };
     let routed = routing.is_some();
-    let service = router(app, origins, tokens, routing);
+    let service = router(app, origins, auth, routing);
 
     let listener = TcpListener::bind(args.listen)
         .await

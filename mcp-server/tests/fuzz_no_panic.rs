@@ -133,7 +133,7 @@ fn app() -> axum::Router {
         origins: AllowList::loopback(),
         hosts: AllowList::Any,
     };
-    router(state, origins, None, None)
+    router(state, origins, Default::default(), None)
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,17 @@ pub struct TokenFileError {
     source: std::io::Error,
 }
 
+/// How the MCP routes authenticate callers.
+#[derive(Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    /// Static bearer tokens from a file.
+    Tokens(Arc<Tokens>),
+    /// OAuth 2.1 access tokens (JWTs) of an authorization server.
+    OAuth(Arc<crate::oauth::gate::OAuth>),
+}
+
 pub struct Tokens {
     path: PathBuf,
     cache: Mutex<(Option<SystemTime>, Arc<Vec<String>>)>,

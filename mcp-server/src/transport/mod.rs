@@ -114,7 +114,9 @@ pub mod routes {
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
-    pub const ALL: [&str; 6] = [MCP, SSE, MESSAGES, HEALTHZ, READYZ, METRICS];
+    /// The OAuth protected resource metadata (also served at this path plus the MCP path).
+    pub const OAUTH_METADATA: &str = crate::oauth::resource::WELL_KNOWN;
+    pub const ALL: [&str; 7] = [MCP, SSE, MESSAGES, HEALTHZ, READYZ, METRICS, OAUTH_METADATA];
     /// Requests no route matched.
     pub const UNMATCHED: &str = "unmatched";
 }
@@ -123,7 +125,7 @@ pub mod routes {
 pub fn router(
     app: AppState,
     origins: guard::OriginPolicy,
-    tokens: Option<Arc<auth::Tokens>>,
+    auth: auth::Auth,
     routing: Option<Arc<routing::Routing>>,
 ) -> Router {
     let mut mcp = Router::new()
@@ -139,13 +141,36 @@ pub fn router(
         // Inside every check: only requests this replica accepts are forwarded to another.
         mcp = mcp.layer(middleware::from_fn_with_state(routing, routing::route));
     }
+    if let auth::Auth::OAuth(oauth) = &auth {
+        // On the body in memory: a tools/call needs the scopes of its tool.
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            Arc::clone(oauth),
+            crate::oauth::gate::check_tool_calls,
+        ));
+    }
     // Next: a body is read only from clients that passed the checks below.
     mcp = mcp.layer(middleware::from_fn_with_state(
         app.settings.body_read_timeout,
         body::read_within,
     ));
-    if let Some(tokens) = tokens {
-        mcp = mcp.layer(middleware::from_fn_with_state(tokens, auth::require_bearer));
+    let mut public = Router::new();
+    match auth {
+        auth::Auth::None => {}
+        auth::Auth::Tokens(tokens) => {
+            mcp = mcp.layer(middleware::from_fn_with_state(tokens, auth::require_bearer));
+        }
+        auth::Auth::OAuth(oauth) => {
+            for path in oauth.metadata_paths() {
+                public = public.route(
+                    &path,
+                    get(crate::oauth::gate::metadata).with_state(Arc::clone(&oauth)),
+                );
+            }
+            mcp = mcp.layer(middleware::from_fn_with_state(
+                oauth,
+                crate::oauth::gate::require_token,
+            ));
+        }
     }
     let mcp = mcp
         .layer(middleware::from_fn_with_state(
@@ -162,6 +187,7 @@ pub fn router(
     Router::new()
         .merge(mcp)
         .merge(ops)
+        .merge(public)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&app.metrics),
             record_metrics,

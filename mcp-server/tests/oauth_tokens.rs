@@ -1,0 +1,336 @@
+//! The OAuth resource server against tokens a real signer made: an issuer in this process serves
+//! RFC 8414 metadata and a JWKS of EC P-256 keys (made here), and signs tokens with them; the
+//! real `mcp-server` binary checks them. Every refusal is asserted with its status and challenge,
+//! including the forgeries a careless verifier accepts (`alg: none`, HS256 keyed with the public
+//! key), and a key rotation is picked up without a restart.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Server, free_address};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+/// One signing key: its private half for signing, its public half as a JWK.
+struct SigningKey {
+    kid: String,
+    private_pem: String,
+    public_pem: String,
+    jwk: Value,
+}
+
+impl SigningKey {
+    fn new(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        // An uncompressed P-256 point: 0x04, then x and y of 32 bytes each.
+        let point = pair.public_key_raw();
+        assert_eq!((point.len(), point[0]), (65, 4));
+        SigningKey {
+            kid: kid.to_owned(),
+            private_pem: pair.serialize_pem(),
+            public_pem: pair.public_key_pem(),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+            }),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        let key = EncodingKey::from_ec_pem(self.private_pem.as_bytes()).expect("PKCS#8 EC key");
+        jsonwebtoken::encode(&header, claims, &key).expect("signed")
+    }
+}
+
+/// An authorization server as far as a resource server sees it: metadata and keys.
+struct Issuer {
+    url: String,
+    jwks: Arc<Mutex<Vec<Value>>>,
+    jwks_reads: Arc<Mutex<usize>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+#[derive(Clone)]
+struct Served {
+    url: String,
+    jwks: Arc<Mutex<Vec<Value>>>,
+    reads: Arc<Mutex<usize>>,
+}
+
+impl Issuer {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("address");
+        let served = Served {
+            url: format!("http://{addr}"),
+            jwks: Arc::default(),
+            reads: Arc::default(),
+        };
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(|State(s): State<Served>| async move {
+                    Json(
+                        json!({"issuer": s.url, "jwks_uri": format!("{}/jwks", s.url),
+                        "token_endpoint": format!("{}/token", s.url)}),
+                    )
+                }),
+            )
+            .route(
+                "/jwks",
+                get(|State(s): State<Served>| async move {
+                    *s.reads.lock().unwrap() += 1;
+                    Json(json!({"keys": s.jwks.lock().unwrap().clone()}))
+                }),
+            )
+            .with_state(served.clone());
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Issuer {
+            url: served.url,
+            jwks: served.jwks,
+            jwks_reads: served.reads,
+            _runtime: runtime,
+        }
+    }
+
+    fn publish(&self, keys: &[&SigningKey]) {
+        *self.jwks.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"oauth-test","version":"1"}}}"#;
+
+#[test]
+fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
+    let issuer = Issuer::start();
+    let first = SigningKey::new("first");
+    issuer.publish(&[&first]);
+    let listen = free_address();
+    let resource = format!("http://{listen}/mcp");
+    let server = Server::start_listening(
+        &listen,
+        &[
+            "--oauth-issuer",
+            &issuer.url,
+            "--oauth-resource",
+            &resource,
+            "--oauth-required-scopes",
+            "mcp",
+            "--oauth-tool-scope",
+            "add=math.add",
+            "--oauth-key-refetch-seconds",
+            "1",
+        ],
+    );
+    let metadata_url = format!("http://{listen}/.well-known/oauth-protected-resource/mcp");
+    let claims = |extra: Value| {
+        let mut c = json!({"iss": issuer.url, "aud": resource, "sub": "user-1",
+            "scope": "mcp math.add", "iat": now(), "exp": now() + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let call = |token: &str, body: &str| {
+        let auth = format!("Bearer {token}");
+        server.post_mcp(&[("authorization", auth.as_str())], body)
+    };
+
+    // No token: 401 pointing at the metadata, which names the issuer.
+    let bare = server.post_mcp(&[], INITIALIZE);
+    assert_eq!(bare.status, 401);
+    let challenge = bare.header("www-authenticate").unwrap();
+    assert!(
+        challenge.starts_with("Bearer ")
+            && challenge.contains(&format!("resource_metadata=\"{metadata_url}\""))
+            && challenge.contains("scope=\"mcp\""),
+        "{challenge}"
+    );
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let metadata = server.request("GET", path, &[], "");
+        assert_eq!(metadata.status, 200, "{path}");
+        let metadata = metadata.json();
+        assert_eq!(metadata["resource"], resource.as_str());
+        assert_eq!(metadata["authorization_servers"], json!([issuer.url]));
+        assert_eq!(metadata["scopes_supported"], json!(["math.add", "mcp"]));
+    }
+
+    // A good token passes.
+    let good = first.sign(&claims(json!({})));
+    assert_eq!(call(&good, INITIALIZE).status, 200);
+
+    // Each bad token: 401 invalid_token, and the reason.
+    let public_as_secret = {
+        let header = Header::new(Algorithm::HS256);
+        let key = EncodingKey::from_secret(first.public_pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap()
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
+    );
+    let stranger = SigningKey::new("stranger");
+    let mut tampered = good.clone();
+    tampered.insert_str(good.rfind('.').unwrap() - 2, "Ab");
+    let refused = [
+        (
+            "expired",
+            first.sign(&claims(json!({"exp": now() - 3600}))),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            first.sign(&claims(json!({"nbf": now() + 3600}))),
+            "not valid yet",
+        ),
+        (
+            "wrong audience",
+            first.sign(&claims(json!({"aud": "https://other.example/mcp"}))),
+            "another audience",
+        ),
+        (
+            "wrong issuer",
+            first.sign(&claims(json!({"iss": "https://evil.example"}))),
+            "another issuer",
+        ),
+        (
+            "unknown key",
+            stranger.sign(&claims(json!({}))),
+            "not among",
+        ),
+        (
+            "alg none",
+            unsigned,
+            "not a JWT signed with a known algorithm",
+        ),
+        (
+            "HS256 keyed with the public key",
+            public_as_secret,
+            "HS256 is not accepted",
+        ),
+        ("tampered payload", tampered, "token"),
+        (
+            "no subject",
+            first.sign(
+                &json!({"iss": issuer.url, "aud": resource, "exp": now() + 60, "scope": "mcp"}),
+            ),
+            "required claim",
+        ),
+        ("garbage", "not-a-token".to_owned(), "not a JWT"),
+    ];
+    for (case, token, why) in refused {
+        let reply = call(&token, INITIALIZE);
+        assert_eq!(reply.status, 401, "{case}: {}", reply.body);
+        let challenge = reply.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains("error=\"invalid_token\"")
+                && challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+            "{case}: {challenge}"
+        );
+        assert!(reply.body.contains(why), "{case}: {}", reply.body);
+    }
+
+    // Valid, but without the required scope: 403 naming it.
+    let narrow = first.sign(&claims(json!({"scope": "math.add"})));
+    let reply = call(&narrow, INITIALIZE);
+    assert_eq!(reply.status, 403);
+    let challenge = reply.header("www-authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp\""),
+        "{challenge}"
+    );
+
+    // A tool the token has no scope for: 403 naming the tool's scope; other tools pass.
+    let no_add = first.sign(&claims(json!({"scope": "mcp"})));
+    let session = {
+        let reply = call(&no_add, INITIALIZE);
+        assert_eq!(reply.status, 200);
+        reply.header("mcp-session-id").unwrap().to_owned()
+    };
+    let in_session = |token: &str, body: &str| {
+        let auth = format!("Bearer {token}");
+        server.post_mcp(
+            &[
+                ("authorization", auth.as_str()),
+                ("mcp-session-id", session.as_str()),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            body,
+        )
+    };
+    in_session(
+        &no_add,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    let add = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#;
+    let reply = in_session(&no_add, add);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .contains("scope=\"math.add\"")
+    );
+    let echo = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#;
+    assert_eq!(in_session(&no_add, echo).status, 200);
+    let with_add = first.sign(&claims(json!({})));
+    let reply = in_session(&with_add, add);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // The authorization server rotates to a new key: a token it signs passes without a restart.
+    let second = SigningKey::new("second");
+    issuer.publish(&[&first, &second]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = *issuer.jwks_reads.lock().unwrap();
+    assert_eq!(
+        call(&second.sign(&claims(json!({}))), INITIALIZE).status,
+        200
+    );
+    assert_eq!(
+        *issuer.jwks_reads.lock().unwrap(),
+        before + 1,
+        "fetched again once"
+    );
+
+    // A flood of made-up key ids costs at most one fetch per floor (1 s here), not one per token.
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = *issuer.jwks_reads.lock().unwrap();
+    let started = std::time::Instant::now();
+    let forged: Vec<String> = (0..50)
+        .map(|i| SigningKey::new(&format!("made-up-{i}")).sign(&claims(json!({}))))
+        .collect();
+    for token in &forged {
+        assert_eq!(call(token, INITIALIZE).status, 401);
+    }
+    let fetched = *issuer.jwks_reads.lock().unwrap() - before;
+    let floors = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        fetched <= floors,
+        "{fetched} fetches for 50 unknown key ids in {floors} floors"
+    );
+}
