@@ -87,20 +87,19 @@ pub async fn require_bearer(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match presented {
+    match bearer_token(request.headers()) {
         Some(token) if tokens.accepts(token) => next.run(request).await,
         Some(_) => challenge(r#"Bearer realm="mcp-server", error="invalid_token""#),
         None => challenge(r#"Bearer realm="mcp-server""#),
     }
+}
+
+/// The token of an `Authorization: Bearer` header (the scheme in any case, RFC 7235), if any.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn challenge(value: &'static str) -> Response {
