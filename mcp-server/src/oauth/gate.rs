@@ -60,6 +60,11 @@ impl OAuth {
         })
     }
 
+    /// Checks one access token.
+    pub async fn check(&self, token: &str) -> Result<Caller, Refusal> {
+        self.verifier.verify(token).await
+    }
+
     /// The paths of the metadata document.
     pub fn metadata_paths(&self) -> Vec<String> {
         resource::paths(&self.settings.resource)
@@ -99,8 +104,8 @@ impl OAuth {
                 ),
                 format!("insufficient scope: needs {}", joined(missing)),
             ),
-            Refusal::Unavailable(why) => {
-                tracing::warn!("refusing a request: {why}");
+            // Logged where the fetch failed, once per refetch period: not once per request.
+            Refusal::Unavailable(_) => {
                 let mut response = (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the authorization server's keys are unavailable\n",
@@ -133,7 +138,7 @@ pub async fn require_token(
 ) -> Response {
     let checked = match crate::transport::auth::bearer_token(request.headers()) {
         None => Err(Refusal::Missing),
-        Some(token) => oauth.verifier.verify(token).await,
+        Some(token) => oauth.check(token).await,
     };
     match checked {
         Ok(caller) => {
