@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Event;
-use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use mcp_operator::api::McpApp;
 use mcp_operator::build::REVISION_LABEL;
@@ -20,7 +18,7 @@ use mcp_operator::contract::{Contract, REVISION_ANNOTATION};
 use mcp_testenv::wait::until;
 use serde_json::{Value, json};
 use support::{
-    Cluster, READY_TIMEOUT, SCRIPTED, app_when, condition, is, pods_of, ready_endpoints,
+    Cluster, READY_TIMEOUT, SCRIPTED, app_when, condition, event, is, pods_of, ready_endpoints,
     stable_revision,
 };
 
@@ -165,35 +163,6 @@ async fn broken_rollout(cluster: &Cluster, name: &str, stable: &str, tools: &Val
         "a pod of the breaking revision was a ready endpoint: {strays:?}"
     );
     message
-}
-
-/// Waits for an Event of `reason` on the app whose note contains `text`; returns its type.
-async fn event(cluster: &Cluster, name: &str, reason: &str, text: &str) -> String {
-    let events: Api<Event> = Api::default_namespaced(cluster.client.clone());
-    until(&format!("a {reason} Event"), READY_TIMEOUT, || async {
-        let list = events
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        list.items
-            .iter()
-            .find(|e| {
-                e.reason.as_deref() == Some(reason)
-                    && e.involved_object.name.as_deref() == Some(name)
-                    && e.message.as_deref().is_some_and(|m| m.contains(text))
-            })
-            .map(|e| e.type_.clone().unwrap_or_default())
-            .ok_or_else(|| {
-                let notes: Vec<_> = list
-                    .items
-                    .iter()
-                    .filter(|e| e.reason.as_deref() == Some(reason))
-                    .map(|e| e.message.clone().unwrap_or_default())
-                    .collect();
-                format!("{notes:?}")
-            })
-    })
-    .await
 }
 
 /// Waits until a revision other than `before` is stable, Ready and not Degraded.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use mcp_operator::api::HANDSHAKE_CONDITION;
@@ -251,27 +251,10 @@ async fn a_broken_update_is_rolled_back_while_clients_see_no_failure_and_a_fix_r
     );
 
     // The abort is a Warning Event on the app.
-    let events: Api<Event> = Api::default_namespaced(cluster.client.clone());
-    until(
-        "a RolloutAborted warning",
-        Duration::from_secs(30),
-        || async {
-            let list = events
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            list.items
-                .iter()
-                .find(|e| {
-                    e.reason.as_deref() == Some("RolloutAborted")
-                        && e.type_.as_deref() == Some("Warning")
-                        && e.involved_object.name.as_deref() == Some("svc")
-                })
-                .map(|_| ())
-                .ok_or_else(|| format!("{} events", list.items.len()))
-        },
-    )
-    .await;
+    assert_eq!(
+        support::event(&cluster, "svc", "RolloutAborted", "").await,
+        "Warning"
+    );
 
     // The same spec is not retried: after a while the app still runs the good revision.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -690,3 +690,33 @@ pub async fn run_official_client(
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|e| panic!("client printed no JSON ({e}): {stdout}"))
 }
+
+/// Waits for an Event of `reason` on the app whose note contains `text`; returns its type.
+pub async fn event(cluster: &Cluster, name: &str, reason: &str, text: &str) -> String {
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::default_namespaced(cluster.client.clone());
+    until(&format!("a {reason} Event"), READY_TIMEOUT, || async {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        list.items
+            .iter()
+            .find(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.involved_object.name.as_deref() == Some(name)
+                    && e.message.as_deref().is_some_and(|m| m.contains(text))
+            })
+            .map(|e| e.type_.clone().unwrap_or_default())
+            .ok_or_else(|| {
+                let notes: Vec<_> = list
+                    .items
+                    .iter()
+                    .filter(|e| e.reason.as_deref() == Some(reason))
+                    .map(|e| e.message.clone().unwrap_or_default())
+                    .collect();
+                format!("{notes:?}")
+            })
+    })
+    .await
+}
