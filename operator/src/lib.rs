@@ -16,6 +16,7 @@ pub mod external;
 pub mod gate;
 pub mod leader;
 pub mod metrics;
+pub mod oauth;
 pub mod probe;
 pub mod reconcile;
 pub mod secrets;

@@ -4,6 +4,7 @@
 //! This module is the only source of `crds/`: `cargo run -p mcp-operator --bin crdgen` prints
 //! the CRD, and a test fails when the committed YAML differs.
 
+mod auth;
 mod crd;
 mod exposure;
 mod network;
@@ -13,6 +14,7 @@ mod secrets;
 mod spec;
 mod status;
 
+pub use auth::{AuthSpec, ClientCredentialsSpec, OAuthSpec, TokenEndpointAuthMethod, ToolScopes};
 pub use crd::{CRD_FILE, crd_yaml};
 pub use exposure::{
     GatewayParentRef, GatewaySpec, IngressSpec, IngressTls, SessionAffinity, SessionSpec, SseSpec,
@@ -24,7 +26,9 @@ pub use probe::{
 pub use scaling::{AutoscalingSpec, DEFAULT_CPU_UTILIZATION_PERCENTAGE};
 pub use secrets::{SecretEnvFrom, SecretEnvVar, SecretFileItem, SecretFiles, SecretsSpec};
 pub use spec::{FRONT_DOOR_PATH, FRONT_DOOR_PORT, ImagePullPolicy, McpApp, McpAppSpec, Transport};
-pub use status::{ExternalStatus, LastProbe, McpAppStatus, ProbeResult, ServerInfo, conditions};
+pub use status::{
+    AuthStatus, ExternalStatus, LastProbe, McpAppStatus, ProbeResult, ServerInfo, conditions,
+};
 
 /// The API group of every resource the operator defines, and the prefix of its annotations.
 pub const GROUP: &str = "mcp-operator.dev";

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use kube::KubeSchema;
 use mcp_wire::Revision;
+
+use super::ClientCredentialsSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +17,11 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("self.timeoutSeconds <= self.periodSeconds")
         .message("probe.timeoutSeconds must not exceed probe.periodSeconds, or handshakes to one pod overlap")
         .field_path(".timeoutSeconds")
-        .reason(Reason::FieldValueInvalid)
+        .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!(has(self.bearerTokenSecretRef) && has(self.clientCredentials))")
+        .message("set either probe.bearerTokenSecretRef or probe.clientCredentials, not both: the handshake sends one token")
+        .field_path(".clientCredentials")
+        .reason(Reason::FieldValueForbidden)
 )]
 pub struct ProbeSpec {
     /// Seconds between handshakes with a ready pod.
@@ -48,6 +54,10 @@ pub struct ProbeSpec {
     /// Bearer token the handshake sends, for servers that require authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_secret_ref: Option<SecretKeyRef>,
+
+    /// An OAuth client the handshake gets its token with, for apps with `auth.oauth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_credentials: Option<ClientCredentialsSpec>,
 
     /// A handshake through the app's public URL (its Ingress or route, TLS verified), reported
     /// as the `Reachable` condition. Not part of the pods' revision: changing it rolls nothing.
@@ -208,6 +218,7 @@ impl Default for ProbeSpec {
             protocol_version: ProtocolVersion::default(),
             required_tools: Vec::new(),
             bearer_token_secret_ref: None,
+            client_credentials: None,
             external: None,
         }
     }

@@ -484,7 +484,9 @@ fn crd_has_names_status_subresource_and_printer_columns() {
         .collect();
     assert_eq!(
         columns,
-        ["Ready", "Replicas", "URL", "Protocol", "Tools", "Age"]
+        [
+            "Ready", "Replicas", "URL", "Protocol", "Tools", "Auth", "Age"
+        ]
     );
 }
 
@@ -557,4 +559,124 @@ fn network_policy_peers_without_the_policy_are_rejected() {
         "networkPolicy.from has no effect unless networkPolicy.enabled is true",
     );
     assert!(cel_rejections(&app(spec(true))).is_empty());
+}
+
+fn oauth_spec(issuer: &str) -> OAuthSpec {
+    serde_json::from_value(json!({ "issuer": issuer })).expect("oauth spec")
+}
+
+fn client_credentials() -> ClientCredentialsSpec {
+    serde_json::from_value(json!({ "secretName": "probe-client" })).expect("client credentials")
+}
+
+/// The companion's image with OAuth and a probe client: what every OAuth rule starts from.
+fn oauth_app_spec() -> McpAppSpec {
+    let mut spec = McpAppSpec {
+        auth: Some(AuthSpec {
+            oauth: Some(oauth_spec("https://id.example.com/realms/mcp")),
+        }),
+        ..McpAppSpec::default()
+    };
+    spec.probe.client_credentials = Some(client_credentials());
+    spec
+}
+
+#[test]
+fn oauth_defaults_and_a_full_setting_are_accepted() {
+    let spec = oauth_app_spec();
+    assert!(cel_rejections(&app(spec.clone())).is_empty());
+    let o = spec.auth.as_ref().and_then(|a| a.oauth.as_ref()).unwrap();
+    assert_eq!(o.clock_skew_seconds, 60);
+    assert!(!o.pass_token);
+    assert!(spec.probe.client_credentials.as_ref().unwrap().resource);
+
+    let mut full = spec;
+    let o = full.auth.as_mut().unwrap().oauth.as_mut().unwrap();
+    o.tool_scopes = vec![ToolScopes {
+        tool: "delete_record".into(),
+        scopes: vec!["records:write".into()],
+    }];
+    assert_eq!(cel_rejections(&app(full)), Vec::<String>::new());
+}
+
+#[test]
+fn oauth_needs_the_companion_in_front_of_the_server() {
+    let mut own_image = oauth_app_spec();
+    own_image.image = Some("example/weather:1".into());
+    assert!(
+        cel_rejections(&app(own_image.clone())).is_empty(),
+        "front door on by default"
+    );
+    own_image.session.front_door = false;
+    assert_rejected_with(own_image, "auth.oauth is enforced by the companion");
+    let mut stdio = stdio_spec();
+    stdio.auth = oauth_app_spec().auth;
+    stdio.probe.client_credentials = Some(client_credentials());
+    stdio.session.front_door = false;
+    assert!(
+        cel_rejections(&app(stdio)).is_empty(),
+        "the bridge checks tokens itself"
+    );
+}
+
+#[test]
+fn oauth_needs_a_handshake_that_authenticates_and_one_token_only() {
+    let mut no_client = oauth_app_spec();
+    no_client.probe.client_credentials = None;
+    assert_rejected_with(
+        no_client.clone(),
+        "auth.oauth needs probe.clientCredentials",
+    );
+    no_client.probe.bearer_token_secret_ref = Some(SecretKeyRef {
+        name: "t".into(),
+        key: "token".into(),
+    });
+    assert!(cel_rejections(&app(no_client.clone())).is_empty());
+    no_client.probe.client_credentials = Some(client_credentials());
+    assert_rejected_with(
+        no_client,
+        "set either probe.bearerTokenSecretRef or probe.clientCredentials",
+    );
+
+    // Without auth.oauth the client needs its token endpoint spelled out.
+    let mut own_server = McpAppSpec::default();
+    own_server.probe.client_credentials = Some(client_credentials());
+    assert_rejected_with(
+        own_server.clone(),
+        "probe.clientCredentials needs a token endpoint",
+    );
+    own_server
+        .probe
+        .client_credentials
+        .as_mut()
+        .unwrap()
+        .token_url = Some("https://id.example.com/token".into());
+    assert!(cel_rejections(&app(own_server)).is_empty());
+}
+
+#[test]
+fn oauth_urls_and_scopes_have_patterns_the_companion_accepts() {
+    let issuer = spec_property("auth.oauth.issuer");
+    assert_eq!(issuer["pattern"], r"^https?://[^\s?#]+$");
+    let scopes = spec_property("auth.oauth.requiredScopes");
+    assert_eq!(scopes["items"]["pattern"], r"^[!#-+\--:<-\[\]-~]+$");
+    assert_eq!(
+        spec_property("auth.oauth.clockSkewSeconds")["maximum"],
+        600.0
+    );
+    assert_eq!(
+        spec_property("probe.clientCredentials.resource")["default"],
+        true
+    );
+    // The companion takes TOOL=SCOPE,SCOPE;TOOL=...: none of those separators in a name.
+    let tools = spec_property("auth.oauth.toolScopes");
+    assert_eq!(tools["x-kubernetes-list-type"], "map");
+    assert_eq!(
+        tools["items"]["properties"]["tool"]["pattern"],
+        r"^[^=;,\s]+$"
+    );
+    assert_eq!(
+        tools["items"]["properties"]["scopes"]["items"]["pattern"],
+        scopes["items"]["pattern"]
+    );
 }

@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AutoscalingSpec, GatewaySpec, IngressSpec, McpAppStatus, NetworkPolicySpec, ProbeSpec,
-    RolloutSpec, SecretsSpec, SessionSpec, SseSpec,
+    AuthSpec, AutoscalingSpec, GatewaySpec, IngressSpec, McpAppStatus, NetworkPolicySpec,
+    ProbeSpec, RolloutSpec, SecretsSpec, SessionSpec, SseSpec,
 };
 
 /// An MCP server running on Kubernetes: its pods, Service, optional Ingress or HTTPRoute,
@@ -65,6 +65,13 @@ use super::{
         description = "Tools the server listed in the last good handshake"
     ),
     printcolumn(
+        name = "Auth",
+        type_ = "string",
+        json_path = ".status.auth.mode",
+        description = "How callers authenticate: OAuth or BearerToken",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -96,6 +103,18 @@ use super::{
         .message("port 8099 is the front door's (session.frontDoor): serve the image on another port, or set session.frontDoor to false")
         .field_path(".port")
         .reason(Reason::FieldValueInvalid),
+    validation = Rule::new("!has(self.auth) || !has(self.auth.oauth) || !has(self.image) || self.transport == 'stdio' || self.session.frontDoor")
+        .message("auth.oauth is enforced by the companion in front of the server: with an own image, set session.frontDoor to true (or use transport stdio)")
+        .field_path(".auth.oauth")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("!has(self.auth) || !has(self.auth.oauth) || has(self.probe.clientCredentials) || has(self.probe.bearerTokenSecretRef)")
+        .message("auth.oauth needs probe.clientCredentials (or probe.bearerTokenSecretRef): the handshake must send a token the app accepts")
+        .field_path(".probe.clientCredentials")
+        .reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.probe.clientCredentials) || has(self.probe.clientCredentials.tokenUrl) || (has(self.auth) && has(self.auth.oauth))")
+        .message("probe.clientCredentials needs a token endpoint: set probe.clientCredentials.tokenUrl, or auth.oauth.issuer to find it in the issuer's metadata")
+        .field_path(".probe.clientCredentials.tokenUrl")
+        .reason(Reason::FieldValueRequired),
 )]
 pub struct McpAppSpec {
     /// Container image of the MCP server. Defaults to the companion `mcp-server` image released
@@ -217,6 +236,10 @@ pub struct McpAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
 
+    /// Who may call the app: OAuth 2.1 access tokens checked in front of the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
     /// The MCP handshake that gates every pod's readiness.
     #[serde(default)]
     pub probe: ProbeSpec,
@@ -307,6 +330,7 @@ impl Default for McpAppSpec {
             sse: SseSpec::default(),
             replicas: None,
             autoscaling: None,
+            auth: None,
             probe: ProbeSpec::default(),
             rollout: RolloutSpec::default(),
         }

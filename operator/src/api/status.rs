@@ -49,6 +49,32 @@ pub struct McpAppStatus {
     /// Revision that was aborted; it is not retried until the spec changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_revision: Option<String>,
+
+    /// How callers and the handshake authenticate; absent when the app is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthStatus>,
+}
+
+/// How callers and the operator's handshake authenticate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthStatus {
+    /// `OAuth`: the companion requires access tokens from `issuer`. `BearerToken`: the server
+    /// checks tokens itself, and the handshake sends one.
+    pub mode: String,
+
+    /// The authorization server (mode `OAuth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+
+    /// The resource identifier tokens are asked for (mode `OAuth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+
+    /// How the handshake authenticates: `ClientCredentials` or `BearerToken`; absent when it
+    /// sends no token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<String>,
 }
 
 /// The server's self-description from a successful handshake.

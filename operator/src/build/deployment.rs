@@ -22,6 +22,7 @@ use k8s_openapi::{
 use super::{
     BuildError, BuildInputs, bridge, front_door,
     meta::{labels, owned_meta, selector_labels},
+    oauth,
     probe_settings::{PROBE_SETTINGS_ANNOTATION, ProbeSettings},
     secrets::secret_wiring,
 };
@@ -145,6 +146,7 @@ fn pod_template(app: &McpApp, inputs: &BuildInputs) -> PodTemplateSpec {
     if spec.session.front_door {
         volumes.push(front_door::keys_volume(app));
     }
+    volumes.extend(oauth::ca_volume(app));
     volumes.extend(secrets.volumes.iter().cloned());
     let mut containers = vec![mcp_container(app, inputs, &secrets)];
     if spec.runs_front_door_container() {
@@ -212,6 +214,7 @@ fn mcp_container(
     let mut ours = Vec::new();
     if companion_serves {
         ours.extend(bridge::companion_env(app, spec.port));
+        ours.extend(oauth::env(app));
     }
     if routes_here {
         ours.extend(front_door::routing_env());
@@ -236,6 +239,9 @@ fn mcp_container(
     }
     if routes_here {
         mounts.push(front_door::keys_mount());
+    }
+    if companion_serves {
+        mounts.extend(oauth::ca_mount(app));
     }
     mounts.extend(secrets.mounts.iter().cloned());
 
@@ -279,6 +285,9 @@ fn mcp_container(
 fn front_door_container(app: &McpApp, inputs: &BuildInputs) -> Container {
     let mut env = bridge::companion_env(app, FRONT_DOOR_PORT);
     env.extend(front_door::routing_env());
+    env.extend(oauth::env(app));
+    let mut mounts = vec![front_door::keys_mount()];
+    mounts.extend(oauth::ca_mount(app));
     // Not the proxy's /readyz, which waits for the image's handshake: that is the gate's to
     // judge, so a broken image fails its handshake (and is rolled back) instead of never
     // becoming ready.
@@ -291,7 +300,7 @@ fn front_door_container(app: &McpApp, inputs: &BuildInputs) -> Container {
         args: Some(front_door::proxy_args(app)),
         env: Some(env),
         ports: Some(vec![container_port(HTTP_PORT, FRONT_DOOR_PORT)]),
-        volume_mounts: Some(vec![front_door::keys_mount()]),
+        volume_mounts: Some(mounts),
         readiness_probe,
         liveness_probe,
         lifecycle: drain(app),

@@ -18,6 +18,7 @@ mod http_route;
 mod ingress;
 mod meta;
 mod network_policy;
+mod oauth;
 mod pdb;
 mod probe_settings;
 mod secrets;
@@ -60,7 +61,7 @@ pub use session_keys::{
     KEY_BYTES, KEY_FILE, KeyRing, secret as session_keys_secret,
     secret_name as session_keys_secret_name,
 };
-pub use url::{external_url, service_url};
+pub use url::{app_url, external_url, oauth_resource, service_url};
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "mcp-operator";

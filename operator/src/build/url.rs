@@ -20,6 +20,22 @@ pub fn service_url(app: &McpApp) -> String {
     )
 }
 
+/// Where clients connect, for `status.url`: the external URL, else the Service URL.
+pub fn app_url(app: &McpApp) -> String {
+    external_url(app).unwrap_or_else(|| service_url(app))
+}
+
+/// The app's OAuth resource identifier: `auth.oauth.resource`, else [`app_url`]. Tokens are
+/// asked for it and, unless `auth.oauth.audiences` says otherwise, must name it.
+pub fn oauth_resource(app: &McpApp) -> String {
+    app.spec
+        .auth
+        .as_ref()
+        .and_then(|a| a.oauth.as_ref())
+        .and_then(|o| o.resource.clone())
+        .unwrap_or_else(|| app_url(app))
+}
+
 /// The external URL from the Ingress host or the route's first hostname, `None` when the app
 /// is not exposed by name. An Ingress URL is `https` exactly when `tls` is set; a route's is
 /// always `https`, since the TLS setting lives on the Gateway's listener, and Gateways that

@@ -38,6 +38,7 @@ use crate::api::conditions::READY;
 use crate::api::{ExternalProbeSpec, McpApp, Transport};
 use crate::build::ProbeSettings;
 use crate::metrics::{AppLabels, Metrics};
+use crate::oauth::Credentials;
 use crate::probe::{ProbeError, Prober, Target};
 use crate::secrets::SecretReads;
 
@@ -58,6 +59,8 @@ pub fn target_url(app: &McpApp) -> Option<String> {
 pub struct External {
     pub apps: Store<McpApp>,
     pub secrets: SecretReads,
+    /// The handshakes' tokens, shared with the gate.
+    pub credentials: Credentials,
     pub book: Book,
     pub metrics: Arc<Metrics>,
     pub connect: Connect,
@@ -266,11 +269,18 @@ impl External {
             .map_err(|m| fail(reasons::CA_BUNDLE_INVALID, m))?;
         // The probe's bearer token crosses the network only inside TLS.
         let bearer_token = match parsed.scheme() {
-            "https" => {
-                crate::gate::target::bearer_token(app, &ProbeSettings::of(app), &self.secrets)
-                    .await
-                    .map_err(|f| fail(reasons::SECRET_UNREADABLE, f.message))?
-            }
+            "https" => self
+                .credentials
+                .bearer(app, &ProbeSettings::of(app))
+                .await
+                .map_err(|f| {
+                    let reason = if f.reason == reasons::TOKEN_REQUEST_FAILED {
+                        reasons::TOKEN_REQUEST_FAILED
+                    } else {
+                        reasons::SECRET_UNREADABLE
+                    };
+                    fail(reason, f.message)
+                })?,
             _ => None,
         };
         let (client, seen) = self

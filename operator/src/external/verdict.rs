@@ -24,6 +24,8 @@ pub mod reasons {
     pub const CA_BUNDLE_INVALID: &str = "CaBundleInvalid";
     /// The probe's bearer token Secret cannot be read.
     pub const SECRET_UNREADABLE: &str = "SecretUnreadable";
+    /// The authorization server gave no token for `probe.clientCredentials`.
+    pub const TOKEN_REQUEST_FAILED: &str = crate::oauth::TOKEN_REQUEST_FAILED;
 }
 
 /// Longest message kept: it goes into a condition and an Event.

@@ -38,8 +38,8 @@ use crate::api::McpApp;
 use crate::api::conditions::READY;
 use crate::build::{INSTANCE_LABEL, ProbeSettings, REVISION_LABEL};
 use crate::metrics::Metrics;
+use crate::oauth::Credentials;
 use crate::probe::{ProbeError, Prober};
-use crate::secrets::SecretReads;
 
 /// How often the schedule looks for due handshakes.
 const TICK: Duration = Duration::from_millis(250);
@@ -51,7 +51,8 @@ pub struct Gate {
     pub apps: Store<McpApp>,
     /// Kept revisions: the stable one holds the tool contract new revisions are held to.
     pub revisions: Store<ControllerRevision>,
-    pub secrets: SecretReads,
+    /// The handshakes' tokens.
+    pub credentials: Credentials,
     pub book: Book,
     pub metrics: Arc<Metrics>,
     pub prober: Prober,
@@ -313,8 +314,8 @@ impl Gate {
         let gate = self.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            // The token's Secret is read here, under the permit, not on the schedule's loop.
-            let target = match target::bearer_token(&app, &settings, &gate.secrets).await {
+            // The token is read (or asked for) here, under the permit, not on the schedule's loop.
+            let target = match gate.credentials.bearer(&app, &settings).await {
                 Ok(token) => target::for_pod(&settings, &pod, token),
                 Err(failure) => Err(failure),
             };
@@ -322,6 +323,10 @@ impl Gate {
                 Ok(target) => {
                     let timeout = target.timeout;
                     match tokio::time::timeout(timeout, gate.prober.handshake(&target)).await {
+                        Ok(Err(e @ ProbeError::HttpStatus { status: 401, .. })) => {
+                            gate.credentials.refused(&app);
+                            Err(Failure::from(&e))
+                        }
                         Ok(result) => result.map_err(|e| Failure::from(&e)),
                         Err(_) => Err(Failure::from(&ProbeError::Timeout(timeout))),
                     }
@@ -472,6 +477,7 @@ impl Gate {
                 self.book.forget_app(&app);
             }
         }
+        self.credentials.retain(|app| self.apps.get(app).is_some());
     }
 }
 

@@ -55,30 +55,55 @@ pub async fn bearer_token(
         return Ok(None);
     };
     let ns = app.namespace().unwrap_or_default();
-    let data = secrets.data(&ns, &r.name).await.map_err(|e| Failure {
-        reason: "SecretUnreadable",
-        message: format!("probe.bearerTokenSecretRef: {e}"),
-    })?;
-    token_in(data.as_deref(), &ns, &r.name, &r.key).map(Some)
+    let field = "probe.bearerTokenSecretRef";
+    let data = read(secrets, &ns, &r.name, field).await?;
+    secret_text(data.as_deref(), field, &ns, &r.name, &r.key).map(Some)
 }
 
-/// The token under `key` of Secret `ns/name` (whose data is `data`, None when it is missing).
-fn token_in(data: Option<&SecretData>, ns: &str, name: &str, key: &str) -> Result<String, Failure> {
+/// Secret `ns/name`, named for `field` when it cannot be read.
+pub async fn read(
+    secrets: &SecretReads,
+    ns: &str,
+    name: &str,
+    field: &str,
+) -> Result<Option<std::sync::Arc<SecretData>>, Failure> {
+    secrets.data(ns, name).await.map_err(|e| Failure {
+        reason: "SecretUnreadable",
+        message: format!("{field}: {e}"),
+    })
+}
+
+/// Longest credential taken from a Secret key.
+const MAX_SECRET_TEXT_BYTES: usize = 16 * 1024;
+
+/// The text under `key` of Secret `ns/name` (whose data is `data`, None when it is missing),
+/// trimmed; failures name `field`, the spec field that points there.
+pub fn secret_text(
+    data: Option<&SecretData>,
+    field: &str,
+    ns: &str,
+    name: &str,
+    key: &str,
+) -> Result<String, Failure> {
     let data = data.ok_or_else(|| Failure {
         reason: "SecretNotFound",
-        message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} not found"),
+        message: format!("{field}: Secret {ns}/{name} not found"),
     })?;
     let value = data.get(key).ok_or_else(|| Failure {
         reason: "SecretNotFound",
-        message: format!("probe.bearerTokenSecretRef: Secret {ns}/{name} has no key {key}"),
+        message: format!("{field}: Secret {ns}/{name} has no key {key}"),
     })?;
-    let token = std::str::from_utf8(&value.0).map_err(|_| Failure {
+    let invalid = |why: &str| Failure {
         reason: "InvalidToken",
-        message: format!(
-            "probe.bearerTokenSecretRef: key {key} of Secret {ns}/{name} is not UTF-8"
-        ),
-    })?;
-    Ok(token.trim().to_owned())
+        message: format!("{field}: key {key} of Secret {ns}/{name} {why}"),
+    };
+    if value.0.len() > MAX_SECRET_TEXT_BYTES {
+        return Err(invalid(&format!(
+            "is longer than {MAX_SECRET_TEXT_BYTES} bytes"
+        )));
+    }
+    let text = std::str::from_utf8(&value.0).map_err(|_| invalid("is not UTF-8"))?;
+    Ok(text.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -133,7 +158,8 @@ mod tests {
 
     #[test]
     fn the_bearer_token_comes_from_the_secret_or_the_failure_names_it() {
-        let missing = token_in(None, "tools", "probe-token", "token").unwrap_err();
+        let field = "probe.bearerTokenSecretRef";
+        let missing = secret_text(None, field, "tools", "probe-token", "token").unwrap_err();
         assert_eq!(missing.reason, "SecretNotFound");
         assert!(
             missing.message.contains("tools/probe-token"),
@@ -141,13 +167,16 @@ mod tests {
             missing.message
         );
         let data = SecretData::from([("token".to_owned(), ByteString(b"s3cr3t\n".to_vec()))]);
-        let no_key = token_in(Some(&data), "tools", "probe-token", "other").unwrap_err();
+        let no_key = secret_text(Some(&data), field, "tools", "probe-token", "other").unwrap_err();
         assert!(
             no_key.message.contains("no key other"),
             "{}",
             no_key.message
         );
-        let token = token_in(Some(&data), "tools", "probe-token", "token").unwrap();
+        let token = secret_text(Some(&data), field, "tools", "probe-token", "token").unwrap();
         assert_eq!(token, "s3cr3t");
+        let huge = SecretData::from([("token".to_owned(), ByteString(vec![b'a'; 20_000]))]);
+        let too_long = secret_text(Some(&huge), field, "tools", "probe-token", "token");
+        assert_eq!(too_long.unwrap_err().reason, "InvalidToken");
     }
 }

@@ -253,9 +253,7 @@ async fn reconcile(app: Arc<McpApp>, ctx: Arc<Context>) -> Result<Action, Error>
 
     let observed = Observed {
         deployment: deployment.as_ref(),
-        url: Some(
-            crate::build::external_url(&app).unwrap_or_else(|| crate::build::service_url(&app)),
-        ),
+        url: Some(crate::build::app_url(&app)),
         problem: not_served.or(missing),
         not_applied: not_applied.clone(),
         aborted: books.aborted,

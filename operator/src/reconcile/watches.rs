@@ -25,6 +25,7 @@ use crate::build::session_keys_secret_name;
 use crate::external::{self, External};
 use crate::gate::{Book, Gate};
 use crate::metrics::Metrics;
+use crate::oauth::Credentials;
 use crate::probe::Prober;
 use crate::secrets::{self, SecretMeta, SecretReads};
 
@@ -130,9 +131,11 @@ pub async fn run(
     let mut controller =
         Controller::for_stream(app_events, app_store.clone()).trigger_backoff(trigger_backoff());
     let (gate_requests, mut gate_rx) = tokio::sync::mpsc::unbounded_channel();
+    let credentials = Credentials::new(secrets.clone(), settings.external_connect.clone());
     let external = External {
         apps: app_store.clone(),
         secrets: secrets.clone(),
+        credentials: credentials.clone(),
         book: external_book,
         metrics: settings.metrics.clone(),
         connect: settings.external_connect,
@@ -144,7 +147,7 @@ pub async fn run(
         pods,
         apps: app_store.clone(),
         revisions,
-        secrets,
+        credentials,
         book,
         metrics: settings.metrics,
         prober: Prober::new(),

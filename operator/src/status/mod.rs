@@ -24,7 +24,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::conditions::{DEGRADED, PROGRESSING, READY, reasons};
-use crate::api::{LastProbe, McpApp, McpAppStatus, ServerInfo};
+use crate::api::{AuthStatus, LastProbe, McpApp, McpAppStatus, ServerInfo};
 
 /// A problem that makes the app Degraded, found while reconciling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,32 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
         external,
         stable_revision: observed.stable_revision.clone(),
         failed_revision: observed.failed_revision.clone(),
+        auth: auth(app),
     }
+}
+
+/// What the spec says of authentication, for the status.
+fn auth(app: &McpApp) -> Option<AuthStatus> {
+    let probe = &app.spec.probe;
+    let handshake = if probe.client_credentials.is_some() {
+        Some("ClientCredentials")
+    } else if probe.bearer_token_secret_ref.is_some() {
+        Some("BearerToken")
+    } else {
+        None
+    };
+    let oauth = app.spec.auth.as_ref().and_then(|a| a.oauth.as_ref());
+    let mode = match (oauth, handshake) {
+        (Some(_), _) => "OAuth",
+        (None, Some(_)) => "BearerToken",
+        (None, None) => return None,
+    };
+    Some(AuthStatus {
+        mode: mode.into(),
+        issuer: oauth.map(|o| o.issuer.clone()),
+        resource: oauth.map(|_| crate::build::oauth_resource(app)),
+        handshake: handshake.map(str::to_owned),
+    })
 }
 
 fn cond(type_: &str, ok: bool, reason: &str, message: String) -> Condition {

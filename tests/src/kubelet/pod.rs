@@ -403,7 +403,8 @@ impl PodWorker {
             &self.logs,
             log_states,
         );
-        let status = status::pod_status(pod, &self.view(), Timestamp::now());
+        let status =
+            status::pod_status(pod, self.reported.as_ref(), &self.view(), Timestamp::now());
         if self.reported.as_ref() == Some(&status) {
             return;
         }

@@ -64,11 +64,19 @@ pub struct PodView {
     pub restart_policy: String,
 }
 
-/// The status to report for `pod` given the kubelet's `view`, at time `now`.
-pub fn pod_status(pod: &Pod, view: &PodView, now: Timestamp) -> PodStatus {
-    let previous = pod
-        .status
-        .as_ref()
+/// The status to report for `pod` given the kubelet's `view`, at time `now`. Conditions keep
+/// their transition times from `written`, the status this kubelet last wrote, else from the
+/// pod: the watched pod lags the kubelet's own writes, and taking its older times would flip
+/// them back and forth (each flip a write and a watch event), as a real kubelet's status cache
+/// does not.
+pub fn pod_status(
+    pod: &Pod,
+    written: Option<&PodStatus>,
+    view: &PodView,
+    now: Timestamp,
+) -> PodStatus {
+    let previous = written
+        .or(pod.status.as_ref())
         .and_then(|s| s.conditions.clone())
         .unwrap_or_default();
     let condition = |type_: &str, ok: bool, reason: Option<&str>, message: Option<String>| {
@@ -329,13 +337,13 @@ mod tests {
     fn ready_pod_needs_every_readiness_gate_true() {
         let v = view(vec![running("app", true)]);
         let now = Timestamp::UNIX_EPOCH;
-        let missing = pod_status(&gated_pod(None), &v, now);
+        let missing = pod_status(&gated_pod(None), None, &v, now);
         assert_eq!(ready_condition(&missing).status, "False");
         assert_eq!(
             ready_condition(&missing).reason.as_deref(),
             Some("ReadinessGatesNotReady")
         );
-        let false_gate = pod_status(&gated_pod(Some("False")), &v, now);
+        let false_gate = pod_status(&gated_pod(Some("False")), None, &v, now);
         assert!(
             ready_condition(&false_gate)
                 .message
@@ -343,14 +351,14 @@ mod tests {
                 .unwrap()
                 .contains("is not \"True\", but False")
         );
-        let true_gate = pod_status(&gated_pod(Some("True")), &v, now);
+        let true_gate = pod_status(&gated_pod(Some("True")), None, &v, now);
         assert_eq!(ready_condition(&true_gate).status, "True");
     }
 
     #[test]
     fn unready_container_names_itself() {
         let v = view(vec![running("a", true), running("b", false)]);
-        let status = pod_status(&Pod::default(), &v, Timestamp::UNIX_EPOCH);
+        let status = pod_status(&Pod::default(), None, &v, Timestamp::UNIX_EPOCH);
         let ready = ready_condition(&status);
         assert_eq!(ready.status, "False");
         assert_eq!(
@@ -363,15 +371,22 @@ mod tests {
     fn transition_time_is_kept_while_the_status_stays() {
         let v = view(vec![running("app", true)]);
         let earlier = Timestamp::from_second(1_000).unwrap();
-        let first = pod_status(&Pod::default(), &v, earlier);
+        let first = pod_status(&Pod::default(), None, &v, earlier);
         let pod = Pod {
-            status: Some(first),
+            status: Some(first.clone()),
             ..Default::default()
         };
         let later = Timestamp::from_second(2_000).unwrap();
-        let second = pod_status(&pod, &v, later);
+        let second = pod_status(&pod, None, &v, later);
         assert_eq!(
             ready_condition(&second).last_transition_time,
+            Some(Time(earlier))
+        );
+        // The kubelet's own last write wins over a pod read before it (a lagging watch).
+        let stale = Pod::default();
+        let third = pod_status(&stale, Some(&first), &v, later);
+        assert_eq!(
+            ready_condition(&third).last_transition_time,
             Some(Time(earlier))
         );
     }
