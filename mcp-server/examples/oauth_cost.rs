@@ -63,6 +63,7 @@ async fn main() -> Result<(), Error> {
         refetch_floor: Duration::from_secs(30),
         tool_scopes: BTreeMap::new(),
         ca_file: None,
+        pass_token: false,
     })?;
 
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();

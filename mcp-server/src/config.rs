@@ -38,8 +38,10 @@ pub enum Mode {
     /// `mcp-server proxy --upstream http://127.0.0.1:3000/mcp`.
     ///
     /// Each MCP session opens one session upstream (Streamable HTTP, or the legacy HTTP+SSE
-    /// transport). The client's Authorization header is never passed on. When the upstream
-    /// forgets a session, the client's session ends too (404) and the client starts over.
+    /// transport). The client's Authorization header is not passed on (unless
+    /// --oauth-pass-token); with OAuth the upstream gets the caller as X-MCP-Subject,
+    /// X-MCP-Scopes and X-MCP-Client-Id. When the upstream forgets a session, the client's
+    /// session ends too (404) and the client starts over.
     #[command(
         after_help = "Examples:\n  mcp-server proxy --upstream http://127.0.0.1:3000/mcp\n  mcp-server --auth-token-file /etc/mcp/tokens proxy --upstream http://127.0.0.1:8000/sse --upstream-transport sse"
     )]
@@ -233,6 +235,13 @@ pub struct ServerArgs {
     #[arg(long, env = "MCP_OAUTH_CA_FILE", global = true)]
     pub oauth_ca_file: Option<PathBuf>,
 
+    /// Proxy mode: also pass the client's Authorization header to the upstream, which then sees
+    /// the access token itself. Off by default: the MCP authorization spec forbids passing
+    /// tokens through; the upstream always gets the caller as X-MCP-Subject, X-MCP-Scopes and
+    /// X-MCP-Client-Id. Built-in and bridge mode have no upstream and ignore it.
+    #[arg(long, env = "MCP_OAUTH_PASS_TOKEN", global = true)]
+    pub oauth_pass_token: bool,
+
     /// File of keys that sign session ids (one base64 key of at least 32 bytes per line; the
     /// first signs, every line verifies), shared by all replicas. With it, each session id names
     /// the replica that owns the session, and a replica forwards requests for another's sessions
@@ -362,6 +371,18 @@ fn parse_advertise(text: &str) -> Result<Advertise, String> {
 }
 
 impl ServerArgs {
+    /// Combinations of flags clap cannot check. (A `requires` between global flags fails when
+    /// one is given before the subcommand and the other after it.)
+    pub fn check(&self) -> Result<(), String> {
+        if self.oauth_pass_token && self.oauth_issuer.is_none() {
+            return Err(
+                "--oauth-pass-token needs --oauth-issuer: without OAuth there is no checked token to pass"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The OAuth settings, when --oauth-issuer is given.
     pub fn oauth(&self) -> Option<crate::oauth::Settings> {
         let issuer = self.oauth_issuer.clone()?;
@@ -377,6 +398,7 @@ impl ServerArgs {
             refetch_floor: Duration::from_secs(self.oauth_key_refetch_seconds),
             tool_scopes: self.oauth_tool_scopes.iter().cloned().collect(),
             ca_file: self.oauth_ca_file.clone(),
+            pass_token: self.oauth_pass_token,
         })
     }
 
@@ -494,6 +516,36 @@ mod tests {
         assert_eq!(
             cli.server.advertise_address(),
             Some("10.0.0.7:8080".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn passing_the_token_needs_oauth_and_reaches_the_settings() {
+        let base = [
+            "mcp-server",
+            "--oauth-issuer",
+            "https://id.example",
+            "--oauth-resource",
+            "https://mcp.example/mcp",
+        ];
+        let off = Cli::try_parse_from(base).unwrap().server.oauth().unwrap();
+        assert!(!off.pass_token);
+        let mut with = base.to_vec();
+        with.extend([
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:3000/mcp",
+            "--oauth-pass-token",
+        ]);
+        let with = Cli::try_parse_from(with).unwrap().server;
+        assert!(with.check().is_ok() && with.oauth().unwrap().pass_token);
+        let alone = Cli::try_parse_from(["mcp-server", "--oauth-pass-token"]).unwrap();
+        assert!(
+            alone
+                .server
+                .check()
+                .unwrap_err()
+                .contains("needs --oauth-issuer")
         );
     }
 

@@ -31,6 +31,7 @@ const DEFAULT_MAX_SESSIONS_PROXY: usize = 1_000;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let args = cli.server;
+    args.check().map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(Metrics::new());
     let lifecycle = Arc::new(Lifecycle::default());
 

@@ -4,39 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, announced, clients_dir, proxy_to, reply_messages, token_file};
+use common::{MisbehavingUpstream as Upstream, Server, proxy_to, reply_messages, token_file};
 use serde_json::Value;
-
-/// The misbehaving upstream, stopped when dropped.
-struct Upstream {
-    child: Child,
-    url: String,
-}
-
-impl Upstream {
-    fn start() -> Self {
-        let mut child = Command::new("python3")
-            .arg(clients_dir().join("misbehaving_upstream.py"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 starts");
-        let port = announced(&mut child, "listening on ");
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
-        }
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn call(tool: &str) -> String {
     format!(
@@ -77,7 +48,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 fn a_hanging_upstream_fails_the_request_in_bounded_time() {
     let upstream = Upstream::start();
     let proxy = proxy_to(
-        &upstream.url,
+        &upstream.url("/mcp"),
         &["--request-timeout", "2", "--connect-timeout", "1"],
     );
     let session = proxy.initialize("2025-11-25");
@@ -101,7 +72,7 @@ fn a_hanging_upstream_fails_the_request_in_bounded_time() {
 #[test]
 fn oversized_upstream_messages_fail_the_request_without_being_held() {
     let upstream = Upstream::start();
-    let proxy = proxy_to(&upstream.url, &["--max-body-bytes", "1048576"]);
+    let proxy = proxy_to(&upstream.url("/mcp"), &["--max-body-bytes", "1048576"]);
     let session = proxy.initialize("2025-11-25");
     for tool in ["big_event", "big_json"] {
         let (answer, took) = call_through(&proxy, &session, tool, &[]);
@@ -121,7 +92,7 @@ fn the_clients_authorization_never_reaches_the_upstream() {
     let upstream = Upstream::start();
     let tokens = token_file("proxy-no-passthrough", "client-secret\n");
     let proxy = proxy_to(
-        &upstream.url,
+        &upstream.url("/mcp"),
         &["--auth-token-file", tokens.to_str().expect("utf-8 path")],
     );
     let auth = [("Authorization", "Bearer client-secret")];

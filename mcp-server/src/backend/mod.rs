@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::message::{Message, RequestId};
+use crate::oauth::Identity;
 
 /// A message from the backend, with the client request it belongs to when the backend knows
 /// (progress of a tool call), so the transport can put it on that request's stream.
@@ -82,24 +83,47 @@ impl Outlet for ChannelOutlet {
 /// A backend that answers a request with no session around it (the stateless 2026-07-28
 /// revision).
 pub trait Stateless: Send + Sync {
-    /// Answers one request: what it sends while it runs (progress), then its response, on the
-    /// returned channel.
-    fn answer_one(self: Arc<Self>, request: Message) -> mpsc::UnboundedReceiver<Outbound>;
+    /// Answers one request from `identity` (see [`Inbound`]): what it sends while it runs
+    /// (progress), then its response, on the returned channel.
+    fn answer_one(
+        self: Arc<Self>,
+        request: Message,
+        identity: Option<Arc<Identity>>,
+    ) -> mpsc::UnboundedReceiver<Outbound>;
+}
+
+/// A client message for a backend that tells the server behind it who sent it (the proxy).
+pub struct Inbound {
+    pub message: Message,
+    /// The sender's identity, from its verified OAuth token (`None` without OAuth).
+    pub identity: Option<Arc<Identity>>,
 }
 
 /// The way into one session's backend.
 pub enum Inbox {
-    /// A bridged child or a proxied upstream: messages queue for the session's task.
+    /// A bridged child: messages queue for the session's task.
     Channel(mpsc::Sender<Message>),
+    /// A proxied upstream: messages and their senders queue for the session's task.
+    Upstream(mpsc::Sender<Inbound>),
     /// The built-in backend answers in place.
     Builtin(Arc<builtin::BuiltinSession>),
 }
 
 impl Inbox {
-    /// Hands a client message to the backend.
-    pub async fn send(&self, message: Message) -> Result<(), Stopped> {
+    /// Hands a client message, sent by `identity`, to the backend. Only the proxy has someone
+    /// to tell who sent it: a stdio child has no channel for it besides the message itself.
+    pub async fn send(
+        &self,
+        message: Message,
+        identity: Option<&Arc<Identity>>,
+    ) -> Result<(), Stopped> {
         match self {
             Inbox::Channel(tx) => tx.send(message).await.map_err(|_| Stopped),
+            Inbox::Upstream(tx) => {
+                let identity = identity.cloned();
+                let inbound = Inbound { message, identity };
+                tx.send(inbound).await.map_err(|_| Stopped)
+            }
             Inbox::Builtin(session) => session.receive(message),
         }
     }
@@ -134,17 +158,18 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Starts the backend side of a new session: its messages go to `outlet`, and it stops
-    /// when `end` is cancelled.
+    /// Starts the backend side of a new session for `identity` (whoever started it): its
+    /// messages go to `outlet`, and it stops when `end` is cancelled.
     pub async fn open(
         &self,
         outlet: Arc<dyn Outlet>,
         end: CancellationToken,
+        identity: Option<Arc<Identity>>,
     ) -> Result<Inbox, BackendError> {
         match self {
             Backend::Builtin(b) => Ok(Inbox::Builtin(b.open(outlet, end))),
             Backend::Bridge(b) => b.open(outlet, end).map(Inbox::Channel),
-            Backend::Proxy(p) => p.open(outlet, end).map(Inbox::Channel),
+            Backend::Proxy(p) => p.open(outlet, end, identity).map(Inbox::Upstream),
         }
     }
 

@@ -2,14 +2,15 @@
 //! routes: a request without a valid token gets 401 (or 403 for missing scopes) with the
 //! `WWW-Authenticate` challenge that points the client at the resource metadata, and nothing
 //! else of it is read. [`check_tool_calls`] sits inside the body read: a `tools/call` of a tool
-//! whose scopes the caller lacks gets 403 naming them.
+//! whose scopes the caller lacks gets 403 naming them (and [`super::screen`] keeps that tool out
+//! of the caller's `tools/list`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
@@ -19,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 
 use super::keys::Keys;
 use super::resource::{self, Metadata};
-use super::{Caller, Refusal, Settings, Verifier};
+use super::{Caller, Grant, Identity, Refusal, Settings, ToolScreen, Verifier};
 
 /// A CA file larger than this is refused at start-up.
 const MAX_CA_FILE_BYTES: usize = 1024 * 1024;
@@ -63,6 +64,20 @@ impl OAuth {
     /// Checks one access token.
     pub async fn check(&self, token: &str) -> Result<Caller, Refusal> {
         self.verifier.verify(token).await
+    }
+
+    /// What a verified caller's request carries on: its identity for the server behind (with
+    /// the client's `Authorization` when `--oauth-pass-token` says so) and its tool screen.
+    fn grant(&self, caller: &Caller, headers: &axum::http::HeaderMap) -> Grant {
+        let token = self
+            .settings
+            .pass_token
+            .then(|| headers.get(AUTHORIZATION).cloned())
+            .flatten();
+        Grant {
+            identity: Arc::new(Identity::of(caller, token)),
+            screen: ToolScreen::for_caller(&self.settings, caller).map(Arc::new),
+        }
     }
 
     /// The paths of the metadata document.
@@ -130,7 +145,8 @@ pub async fn metadata(State(oauth): State<Arc<OAuth>>) -> Json<serde_json::Value
     Json(serde_json::to_value(&oauth.metadata).unwrap_or_default())
 }
 
-/// Lets through requests with a valid token, the [`Caller`] attached; refuses the rest.
+/// Lets through requests with a valid token, the [`Caller`] and its [`Grant`] attached; refuses
+/// the rest.
 pub async fn require_token(
     State(oauth): State<Arc<OAuth>>,
     mut request: Request,
@@ -142,6 +158,8 @@ pub async fn require_token(
     };
     match checked {
         Ok(caller) => {
+            let grant = oauth.grant(&caller, request.headers());
+            request.extensions_mut().insert(grant);
             request.extensions_mut().insert(caller);
             next.run(request).await
         }

@@ -9,19 +9,37 @@
 //! - [`resource`]: the protected resource metadata of RFC 9728, which a client reads from the
 //!   401 to find the authorization server;
 //! - [`gate`]: the middleware that answers 401 and 403 with the `WWW-Authenticate` challenges
-//!   of RFC 6750, and the check of `tools/call` against per-tool scopes.
+//!   of RFC 6750, and the check of `tools/call` against per-tool scopes;
+//! - [`screen`]: `tools/list` answers without the tools the caller may not call;
+//! - [`identity`]: the caller named to the server behind the proxy in headers, and clients'
+//!   own copies of those headers removed.
 
 pub mod gate;
+pub mod identity;
 pub mod keys;
 pub mod resource;
+pub mod screen;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
 
+pub use identity::Identity;
+pub use screen::ToolScreen;
 pub use verify::{Caller, Refusal, Verifier};
+
+/// What the rest of the server learns of a request whose token passed, attached to it by
+/// [`gate::require_token`].
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The headers that tell the server behind the proxy who called.
+    pub identity: Arc<Identity>,
+    /// What the caller may see of `tools/list`; `None` when every caller sees everything.
+    pub screen: Option<Arc<ToolScreen>>,
+}
 
 /// What the operator (or a person) configures.
 #[derive(Debug, Clone)]
@@ -46,6 +64,8 @@ pub struct Settings {
     pub tool_scopes: BTreeMap<String, BTreeSet<String>>,
     /// PEM file of CA certificates trusted for the issuer, besides the system's.
     pub ca_file: Option<std::path::PathBuf>,
+    /// Proxy mode: pass the client's `Authorization` header to the upstream too.
+    pub pass_token: bool,
 }
 
 impl Settings {

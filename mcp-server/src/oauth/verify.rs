@@ -18,8 +18,15 @@ use super::keys::{KeyError, Keys};
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Scopes kept from one token at most.
 const MAX_SCOPES: usize = 64;
+/// Longest scope kept; longer ones are dropped, never cut (a cut one could equal another).
+const MAX_SCOPE_CHARS: usize = 128;
+/// Longest `sub` and client id accepted. They name the caller to the server behind, so they are
+/// kept exactly as signed: a longer one refuses the token rather than being cut, which could
+/// make two callers one.
+const MAX_NAME_CHARS: usize = 256;
 
-/// Who called, as their token says.
+/// Who called, as their token says: the exact claims (control characters included, so any
+/// display of them must clip and clean them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub subject: String,
@@ -111,13 +118,25 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|e| invalid(why(e.kind())))?
             .claims;
+        let scopes = scopes(&claims);
+        let subject = claims.sub.unwrap_or_default();
+        if subject.is_empty() {
+            return Err(invalid("the token's sub is empty"));
+        }
+        let client_id = claims.client_id.or(claims.azp);
+        if subject.chars().count() > MAX_NAME_CHARS
+            || client_id
+                .as_ref()
+                .is_some_and(|c| c.chars().count() > MAX_NAME_CHARS)
+        {
+            return Err(invalid(
+                "the token's sub or client id is longer than 256 characters",
+            ));
+        }
         let caller = Caller {
-            subject: super::clip(claims.sub.as_deref().unwrap_or_default(), 256),
-            scopes: scopes(&claims),
-            client_id: claims
-                .client_id
-                .or(claims.azp)
-                .map(|c| super::clip(&c, 256)),
+            subject,
+            scopes,
+            client_id,
         };
         let missing: BTreeSet<String> = self
             .required_scopes
@@ -167,7 +186,8 @@ fn decoding_key(jwk: &Jwk, alg: Algorithm) -> Result<DecodingKey, Refusal> {
     DecodingKey::from_jwk(jwk).map_err(|_| invalid("the authorization server's key is unusable"))
 }
 
-/// The token's scopes, from `scope` or `scp`, bounded.
+/// The token's scopes, from `scope` or `scp`, bounded: over-long ones and ones with control
+/// characters are dropped (a token loses a scope, never gains one).
 fn scopes(claims: &Claims) -> BTreeSet<String> {
     let words: Vec<&str> = match (&claims.scope, &claims.scp) {
         (Some(text), _) | (None, Some(ScopeClaim::Text(text))) => text.split(' ').collect(),
@@ -176,9 +196,10 @@ fn scopes(claims: &Claims) -> BTreeSet<String> {
     };
     words
         .into_iter()
-        .filter(|w| !w.is_empty())
+        .filter(|w| !w.is_empty() && w.chars().count() <= MAX_SCOPE_CHARS)
+        .filter(|w| !w.chars().any(char::is_control))
         .take(MAX_SCOPES)
-        .map(|w| super::clip(w, 128))
+        .map(str::to_owned)
         .collect()
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,6 +21,7 @@ use super::sessions::Sessions;
 use super::sse_body;
 use crate::message::jsonrpc::INVALID_REQUEST;
 use crate::message::{RpcError, parse_body};
+use crate::oauth::Grant;
 
 /// Ends the session when its stream is dropped (the client disconnected or the server stops).
 struct EndWithStream {
@@ -33,14 +35,19 @@ impl Drop for EndWithStream {
     }
 }
 
-pub async fn connect(State(app): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn connect(
+    State(app): State<AppState>,
+    grant: Option<Extension<Grant>>,
+    headers: HeaderMap,
+) -> Response {
     if !headers::accepts(&headers, EVENT_STREAM) {
         return rpc_error(
             StatusCode::NOT_ACCEPTABLE,
             RpcError::new(INVALID_REQUEST, "Accept must include text/event-stream"),
         );
     }
-    let session = match super::start_session(&app, TransportKind::Legacy, None).await {
+    let identity = grant.map(|g| std::sync::Arc::clone(&g.identity));
+    let session = match super::start_session(&app, TransportKind::Legacy, None, identity).await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
@@ -78,6 +85,7 @@ pub fn session_in(uri: &axum::http::Uri) -> Option<String> {
 
 pub async fn post(
     State(app): State<AppState>,
+    grant: Option<Extension<Grant>>,
     Query(target): Query<Target>,
     body: Bytes,
 ) -> Response {
@@ -113,8 +121,10 @@ pub async fn post(
         );
     }
     session.touch();
+    session.screen_tool_lists(&messages, grant.as_ref().and_then(|g| g.screen.as_ref()));
+    let identity = grant.as_ref().map(|g| &g.identity);
     for message in messages {
-        if session.send(message).await.is_err() {
+        if session.send(message, identity).await.is_err() {
             return rpc_error(
                 StatusCode::NOT_FOUND,
                 RpcError::new(INVALID_REQUEST, "the session has ended"),

@@ -41,6 +41,7 @@ use crate::config::ResponseMode;
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{RequestId, RpcError};
 use crate::metrics::{HttpLabels, Metrics, RouteLabels, http_method_label, known_or_other};
+use crate::oauth::Identity;
 use reply::Rejection;
 use session::{Session, TransportKind};
 use sessions::CreateError;
@@ -74,17 +75,19 @@ impl Lifecycle {
     }
 }
 
-/// Starts a session of `kind`, or says why none can start now: shutting down or full (503 with
-/// `Retry-After`), or a backend that failed to start (500, answering `request` when given).
+/// Starts a session of `kind` for `identity`, or says why none can start now: shutting down or
+/// full (503 with `Retry-After`), or a backend that failed to start (500, answering `request`
+/// when given).
 pub async fn start_session(
     app: &AppState,
     kind: TransportKind,
     request: Option<RequestId>,
+    identity: Option<Arc<Identity>>,
 ) -> Result<Arc<Session>, Rejection> {
     if app.lifecycle.is_draining() {
         return Err(Rejection::unavailable("the server is shutting down"));
     }
-    match app.sessions.create(&app.backend, kind).await {
+    match app.sessions.create(&app.backend, kind, identity).await {
         Ok(session) => Ok(session),
         Err(e @ CreateError::Full(_)) => Err(Rejection::unavailable(e.to_string())),
         Err(e) => {
@@ -176,6 +179,11 @@ pub fn router(
         .layer(middleware::from_fn_with_state(
             Arc::new(origins),
             guard::check_origin_and_host,
+        ))
+        // Before anything reads a request, with or without OAuth: nobody names the caller to
+        // the server behind but the token (and a peer replica gets no copies to trust).
+        .layer(middleware::from_fn(
+            crate::oauth::identity::drop_client_copies,
         ))
         // Bodies are buffered whole, so the limit applies before any parsing: 413 when exceeded.
         .layer(DefaultBodyLimit::disable())

@@ -8,7 +8,7 @@
 //! client that never opened a GET stream still sees it.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use super::stream_queue::{self, EventSender};
 use crate::backend::{Inbox, Outbound};
 use crate::message::jsonrpc::INTERNAL_ERROR;
 use crate::message::{Message, RequestId, Revision, RpcError};
+use crate::oauth::{Identity, ToolScreen};
 
 pub type StreamId = u64;
 /// The GET stream of Streamable HTTP, or the one stream of a legacy session.
@@ -102,6 +103,8 @@ impl Slot {
 struct Routes {
     next_stream: StreamId,
     awaiting: HashMap<RequestId, StreamId>,
+    /// Awaited `tools/list` requests whose answers the caller may see only part of.
+    screens: HashMap<RequestId, Arc<ToolScreen>>,
     /// Open streams, and finished ones while the history holds some of their events.
     streams: HashMap<StreamId, Slot>,
     history: History,
@@ -147,6 +150,7 @@ impl Session {
             routes: Mutex::new(Routes {
                 next_stream: STANDALONE + 1,
                 awaiting: HashMap::new(),
+                screens: HashMap::new(),
                 streams: HashMap::new(),
                 history: History::new(history),
                 keeps_history: kind == TransportKind::Streamable,
@@ -200,13 +204,34 @@ impl Session {
         !streaming && now.duration_since(last) >= idle
     }
 
-    /// Hands a client message to the backend.
-    pub async fn send(&self, message: Message) -> Result<(), SessionError> {
+    /// Hands a client message, sent by `identity`, to the backend.
+    pub async fn send(
+        &self,
+        message: Message,
+        identity: Option<&Arc<Identity>>,
+    ) -> Result<(), SessionError> {
         if self.end.is_cancelled() {
             return Err(SessionError::Gone);
         }
         let inbox = self.inbox.get().ok_or(SessionError::Gone)?;
-        inbox.send(message).await.map_err(|_| SessionError::Gone)
+        inbox
+            .send(message, identity)
+            .await
+            .map_err(|_| SessionError::Gone)
+    }
+
+    /// Screens the answers to the `tools/list` requests among `messages` (whose answers are
+    /// awaited already, and not sent yet): the caller sees only the tools it may call.
+    pub fn screen_tool_lists(&self, messages: &[Message], screen: Option<&Arc<ToolScreen>>) {
+        let Some(screen) = screen else {
+            return;
+        };
+        let mut routes = self.routes();
+        for message in messages.iter().filter(|m| m.method() == Some("tools/list")) {
+            if let Some(id) = message.id().filter(|id| routes.awaiting.contains_key(*id)) {
+                routes.screens.insert(id.clone(), Arc::clone(screen));
+            }
+        }
     }
 
     /// Opens the stream a POST answers on, expecting responses to `ids`.
@@ -300,13 +325,20 @@ impl Session {
         Ok(routes.attach(stream, Some(last_event)))
     }
 
-    /// Puts a backend message on the stream it belongs to.
+    /// Puts a backend message on the stream it belongs to. A screened answer is screened
+    /// here, before it is sent or kept for a replay.
     pub fn route(&self, out: Outbound) {
         let mut routes = self.routes();
         let is_response = out.message.is_response();
-        let target = if let Some(id) = out.message.id().filter(|_| is_response) {
-            match routes.awaiting.remove(id) {
-                Some(stream) => stream,
+        let mut message = out.message;
+        let target = if let Some(id) = message.id().filter(|_| is_response).cloned() {
+            match routes.awaiting.remove(&id) {
+                Some(stream) => {
+                    if let Some(screen) = routes.screens.remove(&id) {
+                        message = screen.apply(message);
+                    }
+                    stream
+                }
                 None => {
                     // An answer to a request that was cancelled or never made: nobody waits.
                     tracing::debug!(session = %self.id, ?id, "dropping response nobody awaits");
@@ -315,18 +347,19 @@ impl Session {
             }
         } else if let Some(stream) = out.related.as_ref().and_then(|r| routes.awaiting.get(r)) {
             *stream
-        } else if out.message.is_request() && !routes.has_live(STANDALONE) {
+        } else if message.is_request() && !routes.has_live(STANDALONE) {
             routes.newest_live_request_stream().unwrap_or(STANDALONE)
         } else {
             STANDALONE
         };
-        routes.deliver(target, out.message, is_response);
+        routes.deliver(target, message, is_response);
     }
 
     /// Answers every awaited request with an error, when the backend is gone for good.
     pub fn fail_awaiting(&self, reason: &str) {
         let mut routes = self.routes();
         let ids: Vec<RequestId> = routes.awaiting.keys().cloned().collect();
+        routes.screens.clear();
         for id in ids {
             let error = RpcError::new(INTERNAL_ERROR, reason).with_id(Some(id.clone()));
             if let Some(stream) = routes.awaiting.remove(&id) {
@@ -781,6 +814,49 @@ mod tests {
         s.route(response(1));
         let mut resumed = s.resume_stream(prime).unwrap();
         assert_progress_then_answer_then_end(&mut resumed);
+    }
+
+    #[test]
+    fn a_screened_answer_is_screened_before_it_is_sent_or_kept() {
+        let s = session();
+        let list = msg(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        let call = msg(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{}}"#);
+        s.set_revision("2025-11-25");
+        let stream = s
+            .open_request_stream(&[request_id(1), request_id(2)])
+            .unwrap();
+        let settings = crate::oauth::Settings {
+            tool_scopes: [("secret".to_owned(), ["s".to_owned()].into())].into(),
+            ..crate::oauth::screen::tests::settings(&[])
+        };
+        let caller = crate::oauth::Caller {
+            subject: "u".into(),
+            scopes: Default::default(),
+            client_id: None,
+        };
+        let screen = ToolScreen::for_caller(&settings, &caller).map(Arc::new);
+        s.screen_tool_lists(&[list, call], screen.as_ref());
+        let tools =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"secret"},{"name":"open"}]}}"#;
+        let other = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"secret"}]}}"#;
+        s.route(Outbound::unrelated(msg(tools)));
+        s.route(Outbound::unrelated(msg(other)));
+        let mut events = stream.events;
+        let first = events.try_recv().unwrap();
+        assert!(!first.message.text().contains("secret"), "screened");
+        assert!(first.message.text().contains("open"));
+        let second = events.try_recv().unwrap();
+        assert_eq!(
+            second.message.text(),
+            other,
+            "only tools/list answers are screened"
+        );
+        // What a resume replays is what was sent.
+        let mut replay = s.resume_stream(stream.prime.unwrap()).unwrap();
+        assert_eq!(
+            replay.try_recv().unwrap().message.text(),
+            first.message.text()
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::session::{Session, TransportKind};
 use crate::backend::{Backend, BackendError, Outbound, Outlet};
 use crate::message::RequestId;
 use crate::metrics::Metrics;
+use crate::oauth::Identity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -74,11 +75,12 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a session with its own backend conversation.
+    /// Starts a session with its own backend conversation, for `identity` (who starts it).
     pub async fn create(
         self: &Arc<Self>,
         backend: &Backend,
         kind: TransportKind,
+        identity: Option<Arc<Identity>>,
     ) -> Result<Arc<Session>, CreateError> {
         self.reserved
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -105,7 +107,10 @@ impl Sessions {
             session: Arc::downgrade(&session),
             sessions: Arc::downgrade(self),
         });
-        match backend.open(outlet, session.ended().clone()).await {
+        match backend
+            .open(outlet, session.ended().clone(), identity)
+            .await
+        {
             Ok(inbox) => session.connect(inbox),
             Err(e) => {
                 self.reserved.fetch_sub(1, Ordering::AcqRel);
@@ -246,18 +251,20 @@ mod tests {
         );
         let backend = Backend::Builtin(Arc::new(Builtin::new()));
         let first = sessions
-            .create(&backend, TransportKind::Streamable)
+            .create(&backend, TransportKind::Streamable, None)
             .await
             .unwrap();
         assert!(matches!(
-            sessions.create(&backend, TransportKind::Streamable).await,
+            sessions
+                .create(&backend, TransportKind::Streamable, None)
+                .await,
             Err(CreateError::Full(1))
         ));
         assert!(sessions.remove(&first.id));
         assert!(!sessions.remove(&first.id));
         assert!(
             sessions
-                .create(&backend, TransportKind::Streamable)
+                .create(&backend, TransportKind::Streamable, None)
                 .await
                 .is_ok()
         );
@@ -274,7 +281,7 @@ mod tests {
         );
         let backend = Backend::Builtin(Arc::new(Builtin::new()));
         let s = sessions
-            .create(&backend, TransportKind::Streamable)
+            .create(&backend, TransportKind::Streamable, None)
             .await
             .unwrap();
         sessions.reap_idle(CancellationToken::new());

@@ -3,6 +3,8 @@
 //! needs no session ([`crate::backend::Stateless`]: the built-in one, or a proxy in front of a
 //! Streamable HTTP upstream); a bridge has none and says which revisions it does speak.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -16,8 +18,14 @@ use crate::message::envelope::{self, MirroredHeaders};
 use crate::message::jsonrpc::INVALID_REQUEST;
 use crate::message::version::HANDSHAKE_REVISIONS;
 use crate::message::{Payload, RpcError};
+use crate::oauth::Grant;
 
-pub async fn post(app: &AppState, headers: &HeaderMap, payload: Payload) -> Response {
+pub async fn post(
+    app: &AppState,
+    headers: &HeaderMap,
+    payload: Payload,
+    grant: Option<&Grant>,
+) -> Response {
     let Payload::Single(message) = payload else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
@@ -54,14 +62,22 @@ pub async fn post(app: &AppState, headers: &HeaderMap, payload: Payload) -> Resp
     if let Err(e) = envelope::admit(method, &params, mirrored, envelope::stateless_revisions()) {
         return rpc_error(StatusCode::BAD_REQUEST, e.with_id(Some(id)));
     }
-    let mut answers = backend.answer_one(message);
+    // The caller sees only the tools it may call (see `Session::route` for sessions).
+    let screen = grant
+        .and_then(|g| g.screen.clone())
+        .filter(|_| method == "tools/list");
+    let mut answers = backend.answer_one(message, grant.map(|g| Arc::clone(&g.identity)));
     let mut next_id = 0;
     let events = stream::poll_fn(move |cx| answers.poll_recv(cx))
         .map(move |out| {
             next_id += 1;
+            let message = match &screen {
+                Some(screen) if out.message.is_response() => screen.apply(out.message),
+                _ => out.message,
+            };
             Event {
                 id: next_id,
-                message: out.message,
+                message,
             }
         })
         .boxed();

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,6 +20,7 @@ use super::session::{Session, SessionError, TransportKind};
 use super::{AppState, stateless};
 use crate::message::jsonrpc::{INTERNAL_ERROR, INVALID_REQUEST};
 use crate::message::{Payload, Revision, RpcError, envelope, parse_body};
+use crate::oauth::Grant;
 
 /// How long an `initialize` may take (a bridged child has to start and answer).
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,7 +33,13 @@ fn invalid(status: StatusCode, message: impl Into<String>) -> Rejection {
     Rejection::new(status, RpcError::new(INVALID_REQUEST, message))
 }
 
-pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(app): State<AppState>,
+    grant: Option<Extension<Grant>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let grant = grant.as_deref();
     if !headers::is_json_body(&headers) {
         return rpc_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -57,14 +65,14 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     let version = headers::text(&headers, headers::PROTOCOL_VERSION);
     let session_id = headers::text(&headers, headers::SESSION_ID);
     if is_stateless(version, session_id, &payload) {
-        return stateless::post(&app, &headers, payload).await;
+        return stateless::post(&app, &headers, payload, grant).await;
     }
     if payload
         .messages()
         .iter()
         .any(|m| m.method() == Some("initialize"))
     {
-        return initialize(&app, payload).await;
+        return initialize(&app, payload, grant).await;
     }
     let session = match find_session(&app, &headers) {
         Ok(s) => s,
@@ -77,7 +85,7 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         ));
     }
     session.touch();
-    deliver(&app, &session, payload).await
+    deliver(&app, &session, payload, grant).await
 }
 
 /// A request is stateless when it names the stateless revision in its header, or carries a
@@ -133,7 +141,12 @@ fn find_session(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, Rej
 }
 
 /// Hands messages to the session's backend and answers with whatever the requests produce.
-async fn deliver(app: &AppState, session: &Session, payload: Payload) -> Response {
+async fn deliver(
+    app: &AppState,
+    session: &Session,
+    payload: Payload,
+    grant: Option<&Grant>,
+) -> Response {
     let batch = payload.is_batch();
     let ids = payload.request_ids();
     let messages = payload.into_messages();
@@ -147,8 +160,10 @@ async fn deliver(app: &AppState, session: &Session, payload: Payload) -> Respons
             Err(SessionError::Gone) => return gone(),
         }
     };
+    session.screen_tool_lists(&messages, grant.and_then(|g| g.screen.as_ref()));
+    let identity = grant.map(|g| &g.identity);
     for message in messages {
-        if session.send(message).await.is_err() {
+        if session.send(message, identity).await.is_err() {
             return gone();
         }
     }
@@ -180,15 +195,21 @@ fn gone() -> Response {
 }
 
 /// Starts a session: the backend answers `initialize` and the answer carries the session id.
-async fn initialize(app: &AppState, payload: Payload) -> Response {
+async fn initialize(app: &AppState, payload: Payload, grant: Option<&Grant>) -> Response {
     let Payload::Single(init) = payload else {
         return bad_request("initialize must not be part of a JSON-RPC batch");
     };
     let Some(id) = init.id().cloned() else {
         return bad_request("initialize must be a request");
     };
-    let session = match super::start_session(app, TransportKind::Streamable, Some(id.clone())).await
-    {
+    let identity = grant.map(|g| &g.identity);
+    let started = super::start_session(
+        app,
+        TransportKind::Streamable,
+        Some(id.clone()),
+        identity.cloned(),
+    );
+    let session = match started.await {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
@@ -196,7 +217,7 @@ async fn initialize(app: &AppState, payload: Payload) -> Response {
         let stream = session
             .open_request_stream(std::slice::from_ref(&id))
             .ok()?;
-        session.send(init).await.ok()?;
+        session.send(init, identity).await.ok()?;
         let mut events = stream.events;
         // What the server sends before its answer (a ping, a log message, progress) arrives on
         // this stream first; the answer is the response carrying the request's id.

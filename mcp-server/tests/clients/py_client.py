@@ -1,7 +1,11 @@
 """Drives mcp-server with the official Python `mcp` client and prints what it observed as one JSON
 object on stdout; the Rust tests assert on it.
 
-Usage: python py_client.py <streamable|sse> <url> <builtin|stateless|bridge> [bearer-token]
+Usage: python py_client.py <streamable|sse> <url> <builtin|stateless|bridge|tools|stateless-tools> [bearer-token]
+
+`tools` (after `initialize`) and `stateless-tools` (after `server/discover`) list every page of
+tools/list, following nextCursor, and print the names in the order received and the number of
+pages.
 """
 
 import asyncio
@@ -79,6 +83,18 @@ async def exercise_bridge(session, out, progress):
     out["afterCrash"] = text(await session.call_tool("echo", {"message": "still here"}))
 
 
+async def list_all_tools(out, session):
+    out["tools"], out["pages"], cursor = [], 0, None
+    while out["pages"] < 20:
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+        page = await session.list_tools(params=params)
+        out["tools"] += [t.name for t in page.tools]
+        out["pages"] += 1
+        cursor = page.next_cursor
+        if not cursor:
+            break
+
+
 async def elicit(context, params):
     return types.ElicitResult(action="accept", content={"color": f"amber (asked: {params.message})"})
 
@@ -95,11 +111,14 @@ async def main():
     token = sys.argv[4] if len(sys.argv) > 4 else None
     out, progress = {}, []
     async with connect(kind, url, token, elicitation_callback=elicit, sampling_callback=sample) as session:
-        if scenario == "stateless":
+        if scenario in ("stateless", "stateless-tools"):
             discovered = await session.discover()
             out["supportedVersions"] = discovered.supported_versions
             out["protocolVersion"] = "2026-07-28"
-            await exercise_builtin(session, out, progress)
+            if scenario == "stateless":
+                await exercise_builtin(session, out, progress)
+            else:
+                await list_all_tools(out, session)
         else:
             init = await session.initialize()
             out["protocolVersion"] = init.protocol_version
@@ -108,6 +127,8 @@ async def main():
                 await exercise_builtin(session, out, progress)
             elif scenario == "bridge":
                 await exercise_bridge(session, out, progress)
+            elif scenario == "tools":
+                await list_all_tools(out, session)
             else:
                 raise SystemExit(f"unknown scenario {scenario}")
     print(json.dumps(out))

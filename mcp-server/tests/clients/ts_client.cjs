@@ -1,8 +1,10 @@
 // Drives mcp-server with the official TypeScript SDK client and prints what it observed as one
 // JSON object on stdout; the Rust tests assert on it.
 //
-// Usage: node ts_client.cjs <streamable|sse> <url> <builtin|bridge|restart> [bearer-token]
+// Usage: node ts_client.cjs <streamable|sse> <url> <builtin|bridge|restart|tools> [bearer-token]
 //
+// `tools` lists every page of tools/list, following nextCursor, and prints the names in the
+// order received and the number of pages.
 // `restart` lists tools, prints `ready` and waits for a line on stdin (the test restarts the
 // server behind the URL meanwhile), then records how the old session fails and whether a new
 // client gets a working session.
@@ -81,6 +83,18 @@ async function bridge(client, out) {
   out.afterCrash = text(await client.callTool({ name: 'echo', arguments: { message: 'still here' } }));
 }
 
+async function tools(client, out) {
+  out.tools = [];
+  out.pages = 0;
+  let cursor;
+  do {
+    const page = await client.listTools(cursor === undefined ? undefined : { cursor });
+    out.tools.push(...page.tools.map((t) => t.name));
+    out.pages += 1;
+    cursor = page.nextCursor;
+  } while (cursor !== undefined && out.pages < 20);
+}
+
 const newClient = () =>
   new Client({ name: 'ts-sdk-test-client', version: '1.0.0' }, { capabilities: { elicitation: {}, sampling: {} } });
 
@@ -113,6 +127,7 @@ async function main() {
   if (scenario === 'builtin') await builtin(client, out);
   else if (scenario === 'bridge') await bridge(client, out);
   else if (scenario === 'restart') await restart(client, out);
+  else if (scenario === 'tools') await tools(client, out);
   else throw new Error(`unknown scenario ${scenario}`);
   // A session that ended on the server side has nothing left to terminate.
   if (transportKind === 'streamable' && scenario !== 'restart') await client.transport.terminateSession();

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod issuer;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -596,6 +598,37 @@ pub fn bridge_to_sdk_server() -> Server {
     );
     server.wait_ready(Duration::from_secs(30));
     server
+}
+
+/// `clients/misbehaving_upstream.py`: an upstream that misbehaves on request, echoes the headers
+/// it got, pages its tools and speaks both transports. Stopped when dropped.
+pub struct MisbehavingUpstream {
+    child: Child,
+    port: String,
+}
+
+impl MisbehavingUpstream {
+    pub fn start() -> Self {
+        let mut child = Command::new("python3")
+            .arg(clients_dir().join("misbehaving_upstream.py"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let port = announced(&mut child, "listening on ");
+        Self { child, port }
+    }
+
+    /// Its Streamable HTTP endpoint (`/mcp`) or its legacy stream (`/sse`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for MisbehavingUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `mcp-server proxy --upstream UPSTREAM` (then `extra` flags) and waits until the

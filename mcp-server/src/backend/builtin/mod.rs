@@ -77,7 +77,11 @@ impl Responder for Builtin {
 }
 
 impl Stateless for Builtin {
-    fn answer_one(self: Arc<Self>, request: Message) -> mpsc::UnboundedReceiver<Outbound> {
+    fn answer_one(
+        self: Arc<Self>,
+        request: Message,
+        _identity: Option<Arc<crate::oauth::Identity>>,
+    ) -> mpsc::UnboundedReceiver<Outbound> {
         let (outlet, rx) = ChannelOutlet::new();
         tokio::spawn(async move {
             dispatch::reply(&*self.catalogue, request, Flavor::Stateless, outlet, None).await;

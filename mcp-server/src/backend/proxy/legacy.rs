@@ -11,6 +11,7 @@ use url::Url;
 use super::http::{Answer, EventStream, UpstreamError, UpstreamHttp};
 use super::session::Upstream;
 use crate::message::Message;
+use crate::oauth::Identity;
 
 /// One session with a legacy upstream: where its messages are POSTed.
 pub struct Legacy {
@@ -19,15 +20,18 @@ pub struct Legacy {
 }
 
 impl Legacy {
-    /// Opens the session's stream and waits (up to the connect bound) for the endpoint it
-    /// announces.
+    /// Opens the session's stream for `identity` (who started the session) and waits (up to
+    /// the connect bound) for the endpoint it announces.
     pub async fn connect(
         http: Arc<UpstreamHttp>,
         url: &Url,
+        identity: Option<&Identity>,
     ) -> Result<(Self, Box<EventStream>), UpstreamError> {
-        let response = http
-            .send(http.request(Method::GET, &to_uri(url)?), None)
-            .await?;
+        let mut request = http.request(Method::GET, &to_uri(url)?);
+        if let Some(identity) = identity {
+            request = identity.apply(request);
+        }
+        let response = http.send(request, None).await?;
         if !response.status().is_success() {
             return Err(UpstreamError::Status(response.status()));
         }
@@ -56,16 +60,18 @@ impl Legacy {
         Ok((Self { http, endpoint }, stream))
     }
 
-    /// POSTs one message; its answer, if any, comes on the stream.
-    pub async fn post(&self, message: &Message) -> Result<(), UpstreamError> {
+    /// POSTs one message from `identity`; its answer, if any, comes on the stream.
+    pub async fn post(
+        &self,
+        message: &Message,
+        identity: Option<&Identity>,
+    ) -> Result<(), UpstreamError> {
         let text = message.text();
-        let response = self
-            .http
-            .send(
-                self.http.request(Method::POST, &self.endpoint),
-                Some(text.to_owned()),
-            )
-            .await?;
+        let mut request = self.http.request(Method::POST, &self.endpoint);
+        if let Some(identity) = identity {
+            request = identity.apply(request);
+        }
+        let response = self.http.send(request, Some(text.to_owned())).await?;
         match response.status() {
             s if s.is_success() => Ok(()),
             hyper::StatusCode::NOT_FOUND => Err(UpstreamError::SessionGone),

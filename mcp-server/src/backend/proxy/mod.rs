@@ -4,7 +4,8 @@
 //! transport (found by the readiness probe in `auto` mode). Messages pass through unchanged in
 //! both directions; only what HTTP carries is the proxy's own: session ids, protocol-version
 //! headers and credentials (the client's `Authorization` never reaches the upstream, as MCP
-//! forbids token passthrough). When the upstream forgets a session or loses its stream for
+//! forbids token passthrough, unless `--oauth-pass-token` says so; with OAuth the upstream
+//! learns who called from [`crate::oauth::identity`]'s headers instead). When the upstream forgets a session or loses its stream for
 //! good, the client's session ends too, so the client gets 404 and starts a new one.
 
 pub mod http;
@@ -24,9 +25,10 @@ use url::Url;
 
 use super::readiness::Readiness;
 use super::{BackendError, CHANNEL_DEPTH, Outlet};
+use crate::backend::Inbound;
 use crate::config::UpstreamTransport;
-use crate::message::Message;
 use crate::metrics::Metrics;
+use crate::oauth::Identity;
 use http::{Bounds, UpstreamError, UpstreamHttp};
 
 /// Where the upstream is and how to treat it.
@@ -117,13 +119,14 @@ impl Proxy {
         self.transport.get() == Some(&Transport::Streamable)
     }
 
-    /// Starts the session's conversation with the upstream; the returned sender feeds it
-    /// until `end`.
+    /// Starts the session's conversation with the upstream for `identity` (who started it);
+    /// the returned sender feeds it until `end`.
     pub fn open(
         self: &Arc<Self>,
         outlet: Arc<dyn Outlet>,
         end: CancellationToken,
-    ) -> Result<mpsc::Sender<Message>, BackendError> {
+        identity: Option<Arc<Identity>>,
+    ) -> Result<mpsc::Sender<Inbound>, BackendError> {
         let transport = *self.transport.get().ok_or(BackendError::UpstreamNotReady)?;
         let (to_backend, inbox) = mpsc::channel(CHANNEL_DEPTH);
         tokio::spawn(session::run(
@@ -132,6 +135,7 @@ impl Proxy {
             outlet,
             inbox,
             end,
+            identity,
         ));
         Ok(to_backend)
     }
@@ -168,7 +172,7 @@ mod tests {
         assert!(!proxy.serves_stateless());
         let (outlet, _) = crate::backend::ChannelOutlet::new();
         assert!(matches!(
-            proxy.open(outlet, CancellationToken::new()),
+            proxy.open(outlet, CancellationToken::new(), None),
             Err(BackendError::UpstreamNotReady)
         ));
     }

@@ -53,9 +53,9 @@ fn check_answer(answer: &Message) -> Result<(), UpstreamError> {
 }
 
 async fn streamable(proxy: &Proxy) -> Result<Transport, UpstreamError> {
-    let link = Streamable::new(Arc::clone(&proxy.http), proxy.uri.clone());
+    let link = Streamable::new(Arc::clone(&proxy.http), proxy.uri.clone(), None);
     let (events, mut from_upstream) = mpsc::channel(CHANNEL_DEPTH);
-    let exchange = Arc::clone(&link).exchange(probe_initialize(), events);
+    let exchange = Arc::clone(&link).exchange(probe_initialize(), None, events);
     let answered = async {
         while let Some(event) = from_upstream.recv().await {
             match event {
@@ -68,15 +68,15 @@ async fn streamable(proxy: &Proxy) -> Result<Transport, UpstreamError> {
     };
     let ((), answer) = tokio::join!(exchange, answered);
     check_answer(&answer?)?;
-    link.notify(&initialized()).await?;
+    link.notify(&initialized(), None).await?;
     link.close().await;
     Ok(Transport::Streamable)
 }
 
 async fn legacy(proxy: &Proxy) -> Result<Transport, UpstreamError> {
     let (link, mut stream) =
-        Legacy::connect(Arc::clone(&proxy.http), &proxy.config.upstream).await?;
-    link.post(&probe_initialize()).await?;
+        Legacy::connect(Arc::clone(&proxy.http), &proxy.config.upstream, None).await?;
+    link.post(&probe_initialize(), None).await?;
     let answer = loop {
         match stream.next_message().await? {
             Some(message) if answers_probe(&message) => break message,
@@ -85,7 +85,7 @@ async fn legacy(proxy: &Proxy) -> Result<Transport, UpstreamError> {
         }
     };
     check_answer(&answer)?;
-    link.post(&initialized()).await?;
+    link.post(&initialized(), None).await?;
     // Dropping the stream ends the upstream session.
     Ok(Transport::Legacy)
 }

@@ -14,8 +14,9 @@ use super::legacy::{self, Legacy};
 use super::streamable::Streamable;
 use super::{Proxy, Transport};
 use crate::backend::pending::{Pending, cancellation};
-use crate::backend::{CHANNEL_DEPTH, Outbound, Outlet};
+use crate::backend::{CHANNEL_DEPTH, Inbound, Outbound, Outlet};
 use crate::message::{Message, RequestId};
+use crate::oauth::Identity;
 
 /// What the tasks talking to the upstream report to their session.
 pub enum Upstream {
@@ -47,15 +48,18 @@ struct ProxySession {
     /// The POST exchange of each pending request (Streamable HTTP), stopped on timeout.
     exchanges: HashMap<RequestId, AbortHandle>,
     events: mpsc::Sender<Upstream>,
+    /// Who started the session: named on the session's own requests to the upstream.
+    owner: Option<Arc<Identity>>,
 }
 
-/// Runs a session until the client ends it (`end`) or the upstream does.
+/// Runs a session, started by `owner`, until the client ends it (`end`) or the upstream does.
 pub async fn run(
     proxy: Arc<Proxy>,
     transport: Transport,
     outlet: Arc<dyn Outlet>,
-    mut inbox: mpsc::Receiver<Message>,
+    mut inbox: mpsc::Receiver<Inbound>,
     end: CancellationToken,
+    owner: Option<Arc<Identity>>,
 ) {
     let (events, mut upstream) = mpsc::channel(CHANNEL_DEPTH);
     let mut session = ProxySession {
@@ -65,6 +69,7 @@ pub async fn run(
         tasks: JoinSet::new(),
         exchanges: HashMap::new(),
         events,
+        owner,
     };
     let link = tokio::select! {
         () = end.cancelled() => return,
@@ -83,7 +88,7 @@ pub async fn run(
         let flow = tokio::select! {
             () = end.cancelled() => break None,
             m = inbox.recv() => match m {
-                Some(m) => session.forward(&link, m).await,
+                Some(m) => session.forward(&link, m.message, m.identity).await,
                 None => break None,
             },
             Some(event) = upstream.recv() => session.on_upstream(event),
@@ -120,36 +125,44 @@ impl ProxySession {
             Transport::Streamable => Ok(Link::Streamable(Streamable::new(
                 http,
                 self.proxy.uri.clone(),
+                self.owner.clone(),
             ))),
             Transport::Legacy => {
-                let (link, stream) = Legacy::connect(http, &self.proxy.config.upstream).await?;
+                let upstream = &self.proxy.config.upstream;
+                let (link, stream) = Legacy::connect(http, upstream, self.owner.as_deref()).await?;
                 self.tasks.spawn(legacy::relay(stream, self.events.clone()));
                 Ok(Link::Legacy(link))
             }
         }
     }
 
-    /// Sends a client message up. Requests to a Streamable HTTP upstream run as tasks of their
-    /// own (their answers may stream for long); other messages are sent in order, so that, for
-    /// one, `notifications/initialized` arrives before the requests that follow it.
-    async fn forward(&mut self, link: &Link, message: Message) -> Result<(), UpstreamError> {
+    /// Sends a client message from `identity` up. Requests to a Streamable HTTP upstream run
+    /// as tasks of their own (their answers may stream for long); other messages are sent in
+    /// order, so that, for one, `notifications/initialized` arrives before the requests that
+    /// follow it.
+    async fn forward(
+        &mut self,
+        link: &Link,
+        message: Message,
+        identity: Option<Arc<Identity>>,
+    ) -> Result<(), UpstreamError> {
         self.pending.track(&message);
         let sent = match link {
             Link::Streamable(s) => match message.id().cloned().filter(|_| message.is_request()) {
                 Some(id) => {
-                    let exchange = Arc::clone(s).exchange(message, self.events.clone());
+                    let exchange = Arc::clone(s).exchange(message, identity, self.events.clone());
                     self.exchanges.insert(id, self.tasks.spawn(exchange));
                     return Ok(());
                 }
                 None => {
-                    let sent = s.notify(&message).await;
+                    let sent = s.notify(&message, identity.as_deref()).await;
                     if sent.is_ok() && message.method() == Some("notifications/initialized") {
                         self.tasks.spawn(Arc::clone(s).listen(self.events.clone()));
                     }
                     sent
                 }
             },
-            Link::Legacy(l) => l.post(&message).await,
+            Link::Legacy(l) => l.post(&message, identity.as_deref()).await,
         };
         match sent {
             Ok(()) => Ok(()),
@@ -203,9 +216,10 @@ impl ProxySession {
         let error = UpstreamError::Timeout(self.pending.timeout());
         self.fail(id.clone(), &error);
         let cancel = cancellation(&id);
+        let owner = self.owner.as_deref();
         let sent = match link {
-            Link::Streamable(s) => s.notify(&cancel).await,
-            Link::Legacy(l) => l.post(&cancel).await,
+            Link::Streamable(s) => s.notify(&cancel, owner).await,
+            Link::Legacy(l) => l.post(&cancel, owner).await,
         };
         match sent {
             Err(error @ UpstreamError::SessionGone) => Err(error),

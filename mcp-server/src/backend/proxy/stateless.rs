@@ -15,10 +15,15 @@ use crate::backend::pending::failure;
 use crate::backend::{CHANNEL_DEPTH, ChannelOutlet, Outbound, Outlet, Stateless};
 use crate::message::Message;
 use crate::message::envelope::mirrored_values;
+use crate::oauth::Identity;
 use crate::transport::headers::{METHOD, NAME};
 
 impl Stateless for Proxy {
-    fn answer_one(self: Arc<Self>, request: Message) -> mpsc::UnboundedReceiver<Outbound> {
+    fn answer_one(
+        self: Arc<Self>,
+        request: Message,
+        identity: Option<Arc<Identity>>,
+    ) -> mpsc::UnboundedReceiver<Outbound> {
         let (outlet, answers) = ChannelOutlet::new();
         tokio::spawn(async move {
             let (Some(id), Some(method)) = (request.id().cloned(), request.method()) else {
@@ -37,7 +42,7 @@ impl Stateless for Proxy {
                 mirrored,
             );
             let (events, mut from_upstream) = mpsc::channel(CHANNEL_DEPTH);
-            let exchange = tokio::spawn(link.exchange(request, events));
+            let exchange = tokio::spawn(link.exchange(request, identity, events));
             let fail = |error: UpstreamError| {
                 tracing::warn!(%error, "a stateless request to the upstream server failed");
                 self.metrics.count_upstream_failure(error.reason());

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use super::http::{Answer, UpstreamError, UpstreamHttp, header_value};
 use super::session::Upstream;
 use crate::message::{Message, RequestId};
+use crate::oauth::Identity;
 use crate::transport::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 
 /// Consecutive failures to (re)open the standalone stream before the session is given up.
@@ -39,6 +40,8 @@ pub struct Streamable {
     /// Stateless (2026-07-28) errors come as an HTTP error status with the JSON-RPC error as
     /// the body, which is the answer to pass on.
     stateless: bool,
+    /// Who started the session: named on the session's own requests (its GET stream, DELETE).
+    owner: Option<Arc<Identity>>,
 }
 
 /// How a standalone stream ended.
@@ -50,12 +53,13 @@ enum Listened {
 }
 
 impl Streamable {
-    pub fn new(http: Arc<UpstreamHttp>, uri: Uri) -> Arc<Self> {
+    pub fn new(http: Arc<UpstreamHttp>, uri: Uri, owner: Option<Arc<Identity>>) -> Arc<Self> {
         Arc::new(Self {
             http,
             uri,
             session: Mutex::new(SessionHeaders::default()),
             stateless: false,
+            owner,
         })
     }
 
@@ -75,6 +79,7 @@ impl Streamable {
                 mirrored,
             }),
             stateless: true,
+            owner: None,
         })
     }
 
@@ -82,9 +87,12 @@ impl Streamable {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A request carrying the session's headers once they are known.
-    fn request(&self, method: Method) -> Builder {
+    /// A request carrying the session's headers once they are known, and `identity`'s.
+    fn request(&self, method: Method, identity: Option<&Identity>) -> Builder {
         let mut builder = self.http.request(method, &self.uri);
+        if let Some(identity) = identity {
+            builder = identity.apply(builder);
+        }
         let session = self.session();
         if let Some(id) = &session.id {
             builder = builder.header(SESSION_ID, id.clone());
@@ -112,14 +120,22 @@ impl Streamable {
         Ok(())
     }
 
-    /// Sends a client request and hands everything the upstream answers on its stream to
-    /// `events`, tagged with the request; a failure fails the request (or, when the upstream
-    /// forgot the session, the session).
-    pub async fn exchange(self: Arc<Self>, message: Message, events: mpsc::Sender<Upstream>) {
+    /// Sends a client request from `identity` and hands everything the upstream answers on its
+    /// stream to `events`, tagged with the request; a failure fails the request (or, when the
+    /// upstream forgot the session, the session).
+    pub async fn exchange(
+        self: Arc<Self>,
+        message: Message,
+        identity: Option<Arc<Identity>>,
+        events: mpsc::Sender<Upstream>,
+    ) {
         let Some(request) = message.id().cloned() else {
             return;
         };
-        if let Err(error) = self.relay(&message, &request, &events).await {
+        let relayed = self
+            .relay(&message, identity.as_deref(), &request, &events)
+            .await;
+        if let Err(error) = relayed {
             let event = match error {
                 UpstreamError::SessionGone => Upstream::Gone(error),
                 error => Upstream::Failed { request, error },
@@ -131,10 +147,11 @@ impl Streamable {
     async fn relay(
         &self,
         message: &Message,
+        identity: Option<&Identity>,
         request: &RequestId,
         events: &mpsc::Sender<Upstream>,
     ) -> Result<(), UpstreamError> {
-        let response = self.post(message).await?;
+        let response = self.post(message, identity).await?;
         let status = response.status();
         self.check(status)?;
         if status == StatusCode::ACCEPTED {
@@ -198,15 +215,24 @@ impl Streamable {
         is_answer
     }
 
-    /// Sends a notification or a response; returns once the upstream accepted it.
-    pub async fn notify(&self, message: &Message) -> Result<(), UpstreamError> {
-        let response = self.post(message).await?;
+    /// Sends a notification or a response from `identity`; returns once the upstream accepted
+    /// it.
+    pub async fn notify(
+        &self,
+        message: &Message,
+        identity: Option<&Identity>,
+    ) -> Result<(), UpstreamError> {
+        let response = self.post(message, identity).await?;
         self.check(response.status())
     }
 
-    async fn post(&self, message: &Message) -> Result<Response<Incoming>, UpstreamError> {
+    async fn post(
+        &self,
+        message: &Message,
+        identity: Option<&Identity>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let text = message.text();
-        let request = self.request(Method::POST);
+        let request = self.request(Method::POST, identity);
         self.http.send(request, Some(text.to_owned())).await
     }
 
@@ -249,7 +275,7 @@ impl Streamable {
         last_event: &mut Option<HeaderValue>,
         events: &mpsc::Sender<Upstream>,
     ) -> Result<Listened, UpstreamError> {
-        let mut request = self.request(Method::GET);
+        let mut request = self.request(Method::GET, self.owner.as_deref());
         if let Some(last) = last_event.as_ref() {
             request = request.header(LAST_EVENT_ID, last.clone());
         }
@@ -289,7 +315,8 @@ impl Streamable {
         if self.session().id.is_none() {
             return;
         }
-        if let Err(error) = self.http.send(self.request(Method::DELETE), None).await {
+        let request = self.request(Method::DELETE, self.owner.as_deref());
+        if let Err(error) = self.http.send(request, None).await {
             tracing::debug!(%error, "could not end the upstream session");
         }
     }
