@@ -8,50 +8,16 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::oauth::{
+    INITIALIZE, SigningKey, assert_insufficient_scope, assert_refused, hs256, now, unsigned,
+};
 use common::{Server, free_address};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-
-/// One signing key: its private half for signing, its public half as a JWK.
-struct SigningKey {
-    kid: String,
-    private_pem: String,
-    public_pem: String,
-    jwk: Value,
-}
-
-impl SigningKey {
-    fn new(kid: &str) -> Self {
-        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        // An uncompressed P-256 point: 0x04, then x and y of 32 bytes each.
-        let point = pair.public_key_raw();
-        assert_eq!((point.len(), point[0]), (65, 4));
-        SigningKey {
-            kid: kid.to_owned(),
-            private_pem: pair.serialize_pem(),
-            public_pem: pair.public_key_pem(),
-            jwk: json!({
-                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid,
-                "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-                "y": URL_SAFE_NO_PAD.encode(&point[33..]),
-            }),
-        }
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        let key = EncodingKey::from_ec_pem(self.private_pem.as_bytes()).expect("PKCS#8 EC key");
-        jsonwebtoken::encode(&header, claims, &key).expect("signed")
-    }
-}
 
 /// An authorization server as far as a resource server sees it: metadata and keys.
 struct Issuer {
@@ -111,15 +77,6 @@ impl Issuer {
         *self.jwks.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
     }
 }
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"oauth-test","version":"1"}}}"#;
 
 #[test]
 fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
@@ -184,16 +141,8 @@ fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
     assert_eq!(call(&good, INITIALIZE).status, 200);
 
     // Each bad token: 401 invalid_token, and the reason.
-    let public_as_secret = {
-        let header = Header::new(Algorithm::HS256);
-        let key = EncodingKey::from_secret(first.public_pem.as_bytes()).unwrap();
-        jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap()
-    };
-    let unsigned = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
-    );
+    let public_as_secret = hs256(first.public_pem.as_bytes(), None, &claims(json!({})));
+    let unsigned = unsigned(&claims(json!({})));
     let stranger = SigningKey::new("stranger");
     let mut tampered = good.clone();
     tampered.insert_str(good.rfind('.').unwrap() - 2, "Ab");
@@ -244,26 +193,12 @@ fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
         ("garbage", "not-a-token".to_owned(), "not a JWT"),
     ];
     for (case, token, why) in refused {
-        let reply = call(&token, INITIALIZE);
-        assert_eq!(reply.status, 401, "{case}: {}", reply.body);
-        let challenge = reply.header("www-authenticate").unwrap_or_default();
-        assert!(
-            challenge.contains("error=\"invalid_token\"")
-                && challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
-            "{case}: {challenge}"
-        );
-        assert!(reply.body.contains(why), "{case}: {}", reply.body);
+        assert_refused(&call(&token, INITIALIZE), case, &metadata_url, why);
     }
 
     // Valid, but without the required scope: 403 naming it.
     let narrow = first.sign(&claims(json!({"scope": "math.add"})));
-    let reply = call(&narrow, INITIALIZE);
-    assert_eq!(reply.status, 403);
-    let challenge = reply.header("www-authenticate").unwrap();
-    assert!(
-        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp\""),
-        "{challenge}"
-    );
+    assert_insufficient_scope(&call(&narrow, INITIALIZE), "no mcp scope", "mcp");
 
     // A tool the token has no scope for: 403 naming the tool's scope; other tools pass.
     let no_add = first.sign(&claims(json!({"scope": "mcp"})));
@@ -288,13 +223,10 @@ fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     let add = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#;
-    let reply = in_session(&no_add, add);
-    assert_eq!(reply.status, 403, "{}", reply.body);
-    assert!(
-        reply
-            .header("www-authenticate")
-            .unwrap()
-            .contains("scope=\"math.add\"")
+    assert_insufficient_scope(
+        &in_session(&no_add, add),
+        "add without math.add",
+        "math.add",
     );
     let echo = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#;
     assert_eq!(in_session(&no_add, echo).status, 200);
