@@ -53,7 +53,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "building the control plane (etcd, kube-apiserver, kube-controller-manager, kube-proxy, kubectl, CoreDNS, Traefik; cached)"
-bash tests/controlplane/build.sh
+bash tests/controlplane/build.sh environment
 kubectl="${MCP_OPERATOR_CACHE:-$HOME/.cache/mcp-operator}/kubernetes-v$KUBERNETES_VERSION/kubectl"
 k() { "$kubectl" --kubeconfig "$kubeconfig" "$@"; }
 

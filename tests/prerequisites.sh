@@ -12,8 +12,9 @@
 # and conntrack (kube-proxy in nftables mode); the demo calls MCP with curl.
 _prereq_demo_packages=(ip:iproute2 unshare:util-linux nsenter:util-linux curl:curl nft:nftables
   conntrack:conntrack)
-# The static build of mcp-server needs a C compiler for musl (its allocator is C) and readelf.
-_prereq_test_packages=(musl-gcc:musl-tools readelf:binutils)
+# The static build of mcp-server needs a C compiler for musl (its allocator is C) and readelf;
+# Ory Hydra (tests/controlplane/build.sh hydra) is built with cgo for its SQLite driver.
+_prereq_test_packages=(musl-gcc:musl-tools readelf:binutils gcc:gcc)
 
 _prereq_fail() {
   printf '%s\n' "$@" >&2

@@ -12,7 +12,7 @@ step "prerequisites (installed from Debian when missing, as root)"
 source tests/prerequisites.sh
 prerequisites tests
 
-step "control plane (etcd, kube-apiserver, kube-controller-manager, kube-proxy, kubectl, helm, CoreDNS, Traefik)"
+step "control plane (etcd, kube-apiserver, kube-controller-manager, kube-proxy, kubectl, helm, CoreDNS, Traefik) and Ory Hydra"
 bash tests/controlplane/build.sh
 
 step "official MCP clients for the mcp-server tests"

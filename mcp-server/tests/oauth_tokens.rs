@@ -8,14 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::issuer::{Issuer, SigningKey, now};
+use common::oauth::{INITIALIZE, assert_insufficient_scope, assert_refused, hs256, unsigned};
 use common::{Server, free_address};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"oauth-test","version":"1"}}}"#;
 
 #[test]
 fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
@@ -80,16 +76,8 @@ fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
     assert_eq!(call(&good, INITIALIZE).status, 200);
 
     // Each bad token: 401 invalid_token, and the reason.
-    let public_as_secret = {
-        let header = Header::new(Algorithm::HS256);
-        let key = EncodingKey::from_secret(first.public_pem.as_bytes()).unwrap();
-        jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap()
-    };
-    let unsigned = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
-    );
+    let public_as_secret = hs256(first.public_pem.as_bytes(), None, &claims(json!({})));
+    let unsigned = unsigned(&claims(json!({})));
     let stranger = SigningKey::new("stranger");
     let mut tampered = good.clone();
     tampered.insert_str(good.rfind('.').unwrap() - 2, "Ab");
@@ -140,26 +128,12 @@ fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
         ("garbage", "not-a-token".to_owned(), "not a JWT"),
     ];
     for (case, token, why) in refused {
-        let reply = call(&token, INITIALIZE);
-        assert_eq!(reply.status, 401, "{case}: {}", reply.body);
-        let challenge = reply.header("www-authenticate").unwrap_or_default();
-        assert!(
-            challenge.contains("error=\"invalid_token\"")
-                && challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
-            "{case}: {challenge}"
-        );
-        assert!(reply.body.contains(why), "{case}: {}", reply.body);
+        assert_refused(&call(&token, INITIALIZE), case, &metadata_url, why);
     }
 
     // Valid, but without the required scope: 403 naming it.
     let narrow = first.sign(&claims(json!({"scope": "math.add"})));
-    let reply = call(&narrow, INITIALIZE);
-    assert_eq!(reply.status, 403);
-    let challenge = reply.header("www-authenticate").unwrap();
-    assert!(
-        challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp\""),
-        "{challenge}"
-    );
+    assert_insufficient_scope(&call(&narrow, INITIALIZE), "no mcp scope", "mcp");
 
     // A tool the token has no scope for: 403 naming the tool's scope; other tools pass.
     let no_add = first.sign(&claims(json!({"scope": "mcp"})));
@@ -184,13 +158,10 @@ fn tokens_are_checked_and_every_refusal_says_why_with_its_challenge() {
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     let add = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#;
-    let reply = in_session(&no_add, add);
-    assert_eq!(reply.status, 403, "{}", reply.body);
-    assert!(
-        reply
-            .header("www-authenticate")
-            .unwrap()
-            .contains("scope=\"math.add\"")
+    assert_insufficient_scope(
+        &in_session(&no_add, add),
+        "add without math.add",
+        "math.add",
     );
     let echo = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#;
     assert_eq!(in_session(&no_add, echo).status, 200);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the test control plane from Go modules: etcd, kube-apiserver, kube-controller-manager,
-# kube-proxy, kubectl, helm, CoreDNS and Traefik, and fetches the CRDs the tests install. Output
-# goes to $MCP_OPERATOR_CACHE (default ~/.cache/mcp-operator), one folder per component and
-# version; a component whose folder is complete is not built again.
+# kube-proxy, kubectl, helm, CoreDNS and Traefik, and fetches the CRDs the tests install; also Ory
+# Hydra, the authorization server of the OAuth tests. Output goes to $MCP_OPERATOR_CACHE (default
+# ~/.cache/mcp-operator), one folder per component and version; a component whose folder is
+# complete is not built again.
 #
 # Usage: build.sh [COMPONENT...]   with no argument, every component; else only those named:
-#   etcd kubernetes helm gateway-api service-monitor-crd coredns traefik
+#   etcd kubernetes helm gateway-api service-monitor-crd coredns traefik hydra
+#   environment   (all that the test environment itself needs: every component but hydra)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -163,8 +165,38 @@ build_traefik() {
   finish "$out"
 }
 
-# The components, in build order, and the function that provides each.
-components=(etcd kubernetes helm gateway-api service-monitor-crd coredns traefik)
+# Ory Hydra's go.mod replaces github.com/ory/hydra-client-go/v2 with a nested module the zip
+# leaves out, so "go install" refuses it: it is built in a writable copy of its module directory
+# without that replace (the published release it requires is used instead). Its SQLite driver
+# needs cgo and the build tags below; without them Hydra refuses DSN=memory, which the tests use.
+build_hydra() {
+  local v=$HYDRA_VERSION out=$cache/hydra-v$HYDRA_VERSION
+  [ -x "$out/hydra" ] && return
+  log "building Ory Hydra v$v"
+  local work src
+  work=$(mktemp -d)
+  src=$work/hydra
+  cp -r "$(module_dir "github.com/ory/hydra/v2@v$v")" "$src"
+  chmod -R u+w "$src"
+  (cd "$src" && go mod edit -dropreplace github.com/ory/hydra-client-go/v2)
+  local p=github.com/ory/hydra/v2/driver/config
+  local flags="-s -w -X $p.Version=v$v -X $p.Date=1970-01-01T00:00:00Z"
+  rm -rf "$out.partial"
+  mkdir -p "$out.partial"
+  log "go build github.com/ory/hydra/v2 (cgo, SQLite)"
+  (cd "$src" && CGO_ENABLED=1 go build -mod=mod -tags sqlite,sqlite_omit_load_extension \
+    -ldflags "$flags" -o "$out.partial/hydra" .)
+  # SQLite is compiled in: the in-memory database takes Hydra's migrations.
+  DSN=memory "$out.partial/hydra" migrate sql up --read-from-env --yes >/dev/null 2>&1 ||
+    { log "Hydra was built without SQLite (DSN=memory refused)"; return 1; }
+  rm -rf "$work"
+  finish "$out"
+}
+
+# The components, in build order, and the function that provides each. The environment's own
+# components come first; "environment" names them alone (what tests/demo.sh needs).
+environment=(etcd kubernetes helm gateway-api service-monitor-crd coredns traefik)
+components=("${environment[@]}" hydra)
 component_fn() {
   case $1 in
     etcd) echo build_etcd ;;
@@ -174,6 +206,7 @@ component_fn() {
     service-monitor-crd) echo fetch_service_monitor_crd ;;
     coredns) echo build_coredns ;;
     traefik) echo build_traefik ;;
+    hydra) echo build_hydra ;;
     *) return 1 ;;
   esac
 }
@@ -181,10 +214,13 @@ component_fn() {
 # The braces make bash read all of this before running any of it: editing this file while a long
 # build runs cannot derail that build.
 {
-selected=("$@")
+selected=()
+for c in "$@"; do
+  if [ "$c" = environment ]; then selected+=("${environment[@]}"); else selected+=("$c"); fi
+done
 [ $# -gt 0 ] || selected=("${components[@]}")
 for c in "${selected[@]}"; do
-  component_fn "$c" >/dev/null || { log "unknown component '$c' (known: ${components[*]})"; exit 2; }
+  component_fn "$c" >/dev/null || { log "unknown component '$c' (known: ${components[*]} environment)"; exit 2; }
 done
 
 start=$(date +%s)

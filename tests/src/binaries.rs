@@ -92,6 +92,19 @@ pub fn helm() -> Result<PathBuf, Error> {
     }
 }
 
+/// The pinned Ory Hydra, the authorization server of the OAuth tests
+/// (`tests/controlplane/build.sh hydra`).
+pub fn hydra() -> Result<PathBuf, Error> {
+    let path = cache_dir()
+        .join(format!("hydra-v{}", version("HYDRA_VERSION")))
+        .join("hydra");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::MissingComponent(path, "hydra"))
+    }
+}
+
 /// A binary of this workspace (`mcp-server`, `mcp-operator`), from the target directory the
 /// running test was built in. `cargo test --workspace` builds every package's binaries.
 pub fn workspace_binary(name: &str) -> Result<PathBuf, Error> {

@@ -20,6 +20,7 @@ pub mod controlplane;
 pub mod dns;
 mod env;
 pub mod http;
+pub mod hydra;
 pub mod images;
 pub mod ingress;
 pub mod kube_proxy;
@@ -40,6 +41,8 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     #[error("{0} not found: run tests/controlplane/build.sh to build the control plane")]
     MissingBinary(PathBuf),
+    #[error("{0} not found: run `bash tests/controlplane/build.sh {1}` to build it")]
+    MissingComponent(PathBuf, &'static str),
     #[error(
         "binary {0} of this workspace is not built: run the tests with `cargo test --workspace`"
     )]
@@ -59,6 +62,8 @@ pub enum Error {
     },
     #[error("timed out waiting for {0}")]
     Timeout(String),
+    #[error("Hydra: {0}")]
+    Hydra(String),
     #[error("sandbox: {0}")]
     Sandbox(String),
     #[error("certificates: {0}")]

@@ -23,6 +23,7 @@ const TOOLS: &[&str] = &[
     "conntrack",
     "musl-gcc",
     "readelf",
+    "gcc",
 ];
 
 fn repo() -> PathBuf {
@@ -77,7 +78,7 @@ fn missing_tools_are_named_with_their_packages_at_once() {
 
 #[test]
 fn the_demo_does_not_need_the_test_suite_tools() {
-    let (out, _) = check("demo", &["musl-gcc", "node", "npm", "python3"]);
+    let (out, _) = check("demo", &["musl-gcc", "gcc", "node", "npm", "python3"]);
     assert!(
         out.status.success(),
         "{}",
