@@ -808,6 +808,56 @@ mod tests {
         assert_eq!(live.unwrap().path.as_deref(), Some("/healthz"));
     }
 
+    /// `spec` with OAuth from a CA behind a Secret.
+    fn with_oauth(mut spec: McpAppSpec) -> McpAppSpec {
+        spec.auth = Some(
+            serde_json::from_value(serde_json::json!({"oauth": {
+                "issuer": "https://id.example.com",
+                "caBundleSecretRef": {"name": "idp-ca", "key": "ca.crt"},
+            }}))
+            .expect("auth"),
+        );
+        spec
+    }
+
+    fn mounts_ca(container: &Container) -> bool {
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == "/etc/mcp-server/oauth-ca")
+    }
+
+    #[test]
+    fn tokens_are_checked_by_whichever_container_runs_the_companion() {
+        // An own image: its front door checks; the image itself gets nothing.
+        let own = build(with_oauth(own_http_image(true)));
+        let door = front_door_of(&own).expect("a front door");
+        assert_eq!(
+            env_value(door, "MCP_OAUTH_ISSUER"),
+            Some("https://id.example.com")
+        );
+        assert!(mounts_ca(door));
+        assert_eq!(env_value(container(&own), "MCP_OAUTH_ISSUER"), None);
+        assert!(!mounts_ca(container(&own)));
+        assert!(
+            pod(&own).volumes.iter().flatten().any(|v| v
+                .secret
+                .as_ref()
+                .and_then(|s| s.secret_name.as_deref())
+                == Some("idp-ca"))
+        );
+        // The companion image and the bridge check in the app's own container.
+        for spec in [McpAppSpec::default(), stdio_spec()] {
+            let d = build(with_oauth(spec));
+            assert_eq!(
+                env_value(container(&d), "MCP_OAUTH_RESOURCE"),
+                Some("http://weather.tools.svc/mcp")
+            );
+            assert!(mounts_ca(container(&d)));
+        }
+    }
+
     #[test]
     fn an_own_http_image_without_the_front_door_serves_the_service_itself() {
         let deployment = build(own_http_image(false));
