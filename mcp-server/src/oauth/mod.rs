@@ -6,6 +6,8 @@
 //! - [`keys`]: the issuer's signing keys (RFC 8414 or OIDC discovery, then its JWKS), cached and
 //!   fetched again for an unknown key id, at most once per refetch floor;
 //! - [`verify`]: one token checked against those keys and the settings, into a [`Caller`];
+//! - [`memo`]: tokens that passed, remembered for a minute at most so that each is verified
+//!   once, not on every request;
 //! - [`resource`]: the protected resource metadata of RFC 9728, which a client reads from the
 //!   401 to find the authorization server;
 //! - [`gate`]: the middleware that answers 401 and 403 with the `WWW-Authenticate` challenges
@@ -17,6 +19,7 @@
 pub mod gate;
 pub mod identity;
 pub mod keys;
+pub mod memo;
 pub mod resource;
 pub mod screen;
 pub mod verify;
@@ -29,7 +32,7 @@ use url::Url;
 
 pub use identity::Identity;
 pub use screen::ToolScreen;
-pub use verify::{Caller, Refusal, Verifier};
+pub use verify::{Caller, Refusal, Verified, Verifier};
 
 /// What the rest of the server learns of a request whose token passed, attached to it by
 /// [`gate::require_token`].

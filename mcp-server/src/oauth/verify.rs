@@ -15,7 +15,7 @@ use super::Settings;
 use super::keys::{KeyError, Keys};
 
 /// Tokens longer than this are refused unread (real ones are a few KiB at most).
-const MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Scopes kept from one token at most.
 const MAX_SCOPES: usize = 64;
 /// Longest scope kept; longer ones are dropped, never cut (a cut one could equal another).
@@ -32,6 +32,13 @@ pub struct Caller {
     pub subject: String,
     pub scopes: BTreeSet<String>,
     pub client_id: Option<String>,
+}
+
+/// A token that passed: its caller, and when it expires (`exp`, seconds since the epoch).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub caller: Caller,
+    pub exp: u64,
 }
 
 /// Why a request is refused.
@@ -52,6 +59,8 @@ pub enum Refusal {
 struct Claims {
     /// Required (the validation says so when it is missing), optional here so that it does.
     sub: Option<String>,
+    /// Required and checked by the library; kept for how long a pass may be remembered.
+    exp: u64,
     /// RFC 9068 and most servers: one space-separated string.
     scope: Option<String>,
     /// Okta and Entra ID: a list (Entra's `scp` is a space-separated string).
@@ -86,7 +95,7 @@ impl Verifier {
         }
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Caller, Refusal> {
+    pub async fn verify(&self, token: &str) -> Result<Verified, Refusal> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(invalid("the token is longer than 16 KiB"));
         }
@@ -119,6 +128,7 @@ impl Verifier {
             .map_err(|e| invalid(why(e.kind())))?
             .claims;
         let scopes = scopes(&claims);
+        let exp = claims.exp;
         let subject = claims.sub.unwrap_or_default();
         if subject.is_empty() {
             return Err(invalid("the token's sub is empty"));
@@ -146,7 +156,7 @@ impl Verifier {
         if !missing.is_empty() {
             return Err(Refusal::InsufficientScope(missing));
         }
-        Ok(caller)
+        Ok(Verified { caller, exp })
     }
 }
 
