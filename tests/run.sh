@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+step() { printf '\n==> [%s] %s\n' "$(date +%T)" "$*" >&2; }
 
 step "prerequisites (installed from Debian when missing, as root)"
 # shellcheck source=prerequisites.sh
@@ -32,3 +32,5 @@ bash tests/static-build.sh
 
 step "the one-command demo (tests/demo.sh --exit)"
 bash tests/demo.sh --exit
+
+step "done"
