@@ -89,9 +89,11 @@ async fn main() -> Result<(), Error> {
         .map(|i| sign(Algorithm::RS256, "rsa", &rsa_key, i))
         .collect::<Result<_, _>>()?;
     let mut forged = sign(Algorithm::RS256, "rsa", &rsa_key, u32::MAX)?;
-    // The last signature character changed: a signature that does not verify.
-    let last = if forged.ends_with('A') { "B" } else { "A" };
-    forged.replace_range(forged.len() - 1.., last);
+    // A character inside the signature changed (the last one carries padding bits, and a change
+    // there can make the base64 itself invalid): a signature that decodes but does not verify.
+    let at = forged.len() - 10;
+    let swap = if &forged[at..=at] == "A" { "B" } else { "A" };
+    forged.replace_range(at..=at, swap);
     let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
