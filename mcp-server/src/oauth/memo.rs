@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::verify::{Caller, MAX_TOKEN_BYTES, Verified};
 
 /// Longest a passed token is taken on trust without a new signature check.
-pub const MAX_AGE: Duration = Duration::from_secs(60);
+const MAX_AGE: Duration = Duration::from_secs(60);
 /// Bytes of callers remembered at most (their subjects, client ids and scopes).
 const CAPACITY_BYTES: u64 = 4 * 1024 * 1024;
 /// Entries expected, to size the table.

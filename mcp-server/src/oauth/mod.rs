@@ -32,7 +32,7 @@ use url::Url;
 
 pub use identity::Identity;
 pub use screen::ToolScreen;
-pub use verify::{Caller, Refusal, Verified, Verifier};
+pub use verify::{Caller, Refusal, Verifier};
 
 /// What the rest of the server learns of a request whose token passed, attached to it by
 /// [`gate::require_token`].

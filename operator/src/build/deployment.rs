@@ -432,6 +432,15 @@ mod tests {
         container
     }
 
+    /// Whether the pod has a volume of the Secret `name`.
+    fn has_secret_volume(deployment: &Deployment, name: &str) -> bool {
+        pod(deployment)
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(name))
+    }
+
     fn env_value<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
         container
             .env
@@ -722,13 +731,7 @@ mod tests {
                     .flatten()
                     .any(|v| v.name == "MCP_ADVERTISE_ADDRESS" && v.value_from.is_some())
             );
-            assert!(
-                pod(&deployment).volumes.iter().flatten().any(|v| v
-                    .secret
-                    .as_ref()
-                    .and_then(|s| s.secret_name.as_deref())
-                    == Some("weather-session-keys"))
-            );
+            assert!(has_secret_volume(&deployment, "weather-session-keys"));
             assert_eq!(
                 front_door_of(&deployment),
                 None,
@@ -840,13 +843,7 @@ mod tests {
         assert!(mounts_ca(door));
         assert_eq!(env_value(container(&own), "MCP_OAUTH_ISSUER"), None);
         assert!(!mounts_ca(container(&own)));
-        assert!(
-            pod(&own).volumes.iter().flatten().any(|v| v
-                .secret
-                .as_ref()
-                .and_then(|s| s.secret_name.as_deref())
-                == Some("idp-ca"))
-        );
+        assert!(has_secret_volume(&own, "idp-ca"));
         // The companion image and the bridge check in the app's own container.
         for spec in [McpAppSpec::default(), stdio_spec()] {
             let d = build(with_oauth(spec));
