@@ -350,21 +350,52 @@ def audit_events(path, user, since, until):
             e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
         if since <= t < until:
             seen.add(e.get("auditID"))
+            e["_t"] = t
             yield e
 
 
+def leaves(value, path="status"):
+    """A status body's leaf fields by path, condition lists by their types
+    (`status.conditions[Ready].status`)."""
+    if isinstance(value, dict):
+        for key, v in value.items():
+            yield from leaves(v, f"{path}.{key}")
+    elif isinstance(value, list) and all(isinstance(v, dict) and "type" in v for v in value):
+        for v in value:
+            yield from leaves({k: x for k, x in v.items() if k != "type"}, f"{path}[{v['type']}]")
+    else:
+        yield path, json.dumps(value, sort_keys=True)
+
+
 def cmd_audit(a):
-    """Requests of `user` received in [since, until): total, writes, and the commonest kinds."""
-    total, writes, kinds = 0, 0, {}
-    for e in audit_events(a.log, a.user, a.since, a.until):
-        total += 1
+    """Requests of `user` received in [since, until): total, writes, the commonest kinds, and
+    which fields its McpApp status writes changed from that app's previous status write (the
+    audit policy records their bodies)."""
+    total, writes, kinds, changed, last = 0, 0, {}, {}, {}
+    for e in audit_events(a.log, a.user, 0, a.until):
         ref = e.get("objectRef") or {}
+        status = (e.get("requestObject") or {}).get("status")
+        fields = None
+        if ref.get("resource") == "mcpapps" and isinstance(status, dict):
+            fields = dict(leaves(status))
+            key = (ref.get("namespace"), ref.get("name"))
+            before, last[key] = last.get(key), fields
+        if e["_t"] < a.since:
+            continue
+        total += 1
         kind = f"{e['verb']} {ref.get('resource', '')}" + (
             f"/{ref['subresource']}" if ref.get("subresource") else "")
         kinds[kind] = kinds.get(kind, 0) + 1
         writes += e["verb"] in WRITES
+        if fields is not None and before is not None:
+            for field in set(fields) | set(before):
+                if fields.get(field) != before.get(field):
+                    changed[field] = changed.get(field, 0) + 1
     top = sorted(kinds.items(), key=lambda kv: -kv[1])[:a.top]
-    json.dump({"requests": total, "writes": writes, "by_kind": dict(top)}, sys.stdout)
+    result = {"requests": total, "writes": writes, "by_kind": dict(top)}
+    if changed:
+        result["status_changes"] = dict(sorted(changed.items(), key=lambda kv: -kv[1])[:a.top])
+    json.dump(result, sys.stdout)
     print()
 
 

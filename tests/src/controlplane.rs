@@ -26,10 +26,14 @@ const DISABLED_CONTROLLERS: &[&str] = &["node-lifecycle-controller", "node-ipam-
 
 /// Audit policy: every write at Metadata level, and the reads of the users in `reads_of` (none
 /// by default), so tests can count API writes by user and verb and benchmarks every request of
-/// one client (`logs/audit.log`).
+/// one client (`logs/audit.log`). Writes of McpApp status carry their request body too (they are
+/// small), so a test or benchmark can tell what a status write changed.
 fn audit_policy_json(reads_of: &[String]) -> String {
-    let writes =
-        r#"{"level":"Metadata","verbs":["create","update","patch","delete","deletecollection"]}"#;
+    let writes = concat!(
+        r#"{"level":"Request","verbs":["update","patch"],"#,
+        r#""resources":[{"group":"mcp-operator.dev","resources":["mcpapps/status"]}]},"#,
+        r#"{"level":"Metadata","verbs":["create","update","patch","delete","deletecollection"]}"#
+    );
     let reads = if reads_of.is_empty() {
         String::new()
     } else {

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 
@@ -266,7 +265,7 @@ pub fn server_info(h: &Handshake) -> ServerInfo {
 
 fn last_probe(pod: &str, outcome: &Outcome, latency: Duration, at: Timestamp) -> LastProbe {
     LastProbe {
-        time: Time(at),
+        time: crate::status::api_time(at),
         pod: Some(pod.to_owned()),
         result: match outcome {
             Ok(_) => ProbeResult::Succeeded,
@@ -280,6 +279,7 @@ fn last_probe(pod: &str, outcome: &Outcome, latency: Duration, at: Timestamp) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn app() -> ObjectRef<McpApp> {
         ObjectRef::new("demo").within("default")
@@ -324,6 +324,28 @@ mod tests {
         assert_eq!(book.view(&app()).server.unwrap().tools, 4);
         // A different tool count is news.
         assert!(record(&book, "a", "r1", ok(5), 3).changed);
+    }
+
+    #[test]
+    fn the_last_probe_time_is_what_the_api_server_keeps() {
+        let book = Book::default();
+        let at = Timestamp::from_second(7).unwrap() + Duration::from_millis(900);
+        let handshake = Handshook {
+            revision: Some("r1".into()),
+            outcome: ok(4),
+            shown: false,
+            latency: Duration::from_millis(3),
+            at,
+        };
+        book.record(&app(), "a", handshake);
+        let shown = book.view(&app()).last_change.unwrap();
+        let read_back: LastProbe =
+            serde_json::from_value(serde_json::to_value(&shown).unwrap()).unwrap();
+        assert_eq!(
+            read_back, shown,
+            "else every resync writes the status again"
+        );
+        assert_eq!(shown.time, Time(Timestamp::from_second(7).unwrap()));
     }
 
     #[test]

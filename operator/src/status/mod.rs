@@ -139,7 +139,7 @@ pub fn compute(app: &McpApp, observed: &Observed<'_>, now: Timestamp) -> McpAppS
                 .iter()
                 .find(|p| p.type_ == c.type_ && p.status == c.status)
                 .map(|p| p.last_transition_time.clone())
-                .unwrap_or(Time(now));
+                .unwrap_or_else(|| api_time(now));
             c
         })
         .collect();
@@ -181,6 +181,13 @@ fn auth(app: &McpApp) -> Option<AuthStatus> {
         resource: oauth.map(|_| crate::build::oauth_resource(app)),
         handshake: handshake.map(str::to_owned),
     })
+}
+
+/// `at` as the API server keeps it: whole seconds (a `Time` is written without its fraction).
+/// Every time in the status is made with it, so that a status computed again compares equal to
+/// the one read back, and a reconcile that finds nothing new writes nothing.
+pub fn api_time(at: Timestamp) -> Time {
+    Time(Timestamp::from_second(at.as_second()).unwrap_or(at))
 }
 
 fn cond(type_: &str, ok: bool, reason: &str, message: String) -> Condition {
@@ -396,6 +403,36 @@ mod tests {
         };
         let second = compute(&app, &later, Timestamp::from_second(999).unwrap());
         assert_eq!(first, second, "nothing changed, so nothing is written");
+    }
+
+    #[test]
+    fn a_status_read_back_from_the_api_server_is_computed_again_unchanged() {
+        let d = deployment(1, 1, 1);
+        let mut app = app();
+        let at = Timestamp::from_second(1_000).unwrap() + std::time::Duration::from_millis(250);
+        let observed = Observed {
+            deployment: Some(&d),
+            url: Some("http://demo.default.svc:80/mcp".into()),
+            last_probe: Some(LastProbe {
+                time: api_time(at),
+                pod: Some("demo-1".into()),
+                result: crate::api::ProbeResult::Succeeded,
+                latency_milliseconds: Some(3),
+                message: None,
+            }),
+            ..Observed::default()
+        };
+        let written = compute(&app, &observed, at);
+        let read_back: McpAppStatus =
+            serde_json::from_value(serde_json::to_value(&written).unwrap()).unwrap();
+        assert_eq!(read_back, written, "the API server keeps what was written");
+        app.status = Some(read_back);
+        let again = compute(&app, &observed, at + std::time::Duration::from_secs(300));
+        assert_eq!(
+            app.status,
+            Some(again),
+            "a resync with nothing new writes nothing"
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn compute(
             );
             let mut external = ExternalStatus {
                 url: url.clone(),
-                probe_time: Some(Time(record.at)),
+                probe_time: Some(super::api_time(record.at)),
                 latency_milliseconds: Some(
                     i64::try_from(record.latency.as_millis()).unwrap_or(i64::MAX),
                 ),
