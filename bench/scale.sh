@@ -144,6 +144,8 @@ op_start=$(now)
 operator mcp-operator 18080 --watch-namespaces bench
 op=$started
 sleep 2
+rss_idle=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$op/status")
+say "  operator RSS before the apps: $rss_idle MiB"
 t=$(now)
 "${scale[@]}" ready mcpapps bench "$apps" "$t" >"$work/operator-ready.json" &
 watcher=$!
@@ -164,10 +166,14 @@ q1=$(now)
 read -r utime stime < <(awk '{print $14, $15}' "/proc/$op/stat")
 tck=$(getconf CLK_TCK)
 awk -v u="$utime" -v s="$stime" -v t="$tck" -v since="$op_start" -v now="$(now)" \
-  '/^VmHWM/ {hwm=$2} /^VmRSS/ {rss=$2} END {
-    printf "{\"peak_rss_mib\": %.1f, \"rss_mib\": %.1f, \"cpu_s\": %.1f, \"wall_s\": %.0f}\n",
-      hwm/1024, rss/1024, (u+s)/t, now-since }' "/proc/$op/status" >"$work/operator-resources.json"
+  '/^VmHWM/ {hwm=$2} /^VmRSS/ {rss=$2} /^RssAnon/ {anon=$2} /^RssFile/ {file=$2} END {
+    printf "{\"peak_rss_mib\": %.1f, \"rss_mib\": %.1f, \"rss_anon_mib\": %.1f, \"rss_file_mib\": %.1f, \"cpu_s\": %.1f, \"wall_s\": %.0f}\n",
+      hwm/1024, rss/1024, anon/1024, file/1024, (u+s)/t, now-since }' "/proc/$op/status" >"$work/operator-resources.json"
 "${scale[@]}" audit "$audit" mcp-operator "$op_start" "$q1" >"$work/operator-requests-total.json"
+# One app's objects as the API server serves them, to size the operator's caches by.
+kubectl get mcpapp/app-0000 -n bench -o json >"$work/app-0000.json"
+kubectl get deployments,services,secrets,controllerrevisions,pods -n bench \
+  -l app.kubernetes.io/instance=app-0000 -o json >"$work/app-0000-owned.json"
 say "  probes: $(jq -c 'del(.per_second)' "$work/steady-probes.json")"
 say "  quiet minute: $(cat "$work/quiet-requests.json")"
 say "  resources: $(cat "$work/operator-resources.json")"

@@ -8,6 +8,7 @@
 //! [`CONTRACT_BYTES`] (it is stored in an annotation of the revision's ControllerRevision).
 
 pub mod diff;
+mod shared;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use diff::{Change, Diff};
+pub use shared::Shared;
 
 /// Annotation of a kept revision's ControllerRevision holding the contract its pods listed
 /// (an annotation, because a ControllerRevision's data cannot change once written, and a

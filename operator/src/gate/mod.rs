@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
@@ -479,6 +479,19 @@ impl Gate {
         }
         self.credentials.retain(|app| self.apps.get(app).is_some());
     }
+}
+
+/// Keeps of a watched pod only what the gate reads: its metadata (less managedFields), its
+/// conditions and its IP. The spec and the container statuses are most of a pod, and the cache
+/// holds every pod of every app.
+pub fn lean_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.spec = None;
+    pod.status = pod.status.take().map(|status| PodStatus {
+        conditions: status.conditions,
+        pod_ip: status.pod_ip,
+        ..PodStatus::default()
+    });
 }
 
 fn containers_ready_since(pod: &Pod) -> Option<String> {

@@ -23,7 +23,7 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::api::ProtocolVersion;
-use crate::contract::Contract;
+use crate::contract::{self, Contract};
 
 /// Where and how to probe one pod.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +152,8 @@ pub struct Prober {
     client: reqwest::Client,
     /// Whether https URLs are allowed: only with a client that verifies TLS ([`Prober::over`]).
     https: bool,
+    /// Contracts of earlier handshakes: an equal one is shared, not held again.
+    contracts: contract::Shared,
 }
 
 /// The User-Agent of every handshake.
@@ -185,6 +187,7 @@ impl Prober {
         Prober {
             client,
             https: false,
+            contracts: contract::Shared::default(),
         }
     }
 
@@ -194,6 +197,7 @@ impl Prober {
         Prober {
             client,
             https: true,
+            contracts: contract::Shared::default(),
         }
     }
 
@@ -216,13 +220,16 @@ impl Prober {
                 missing.into_iter().map(str::to_owned).collect(),
             ));
         }
+        let contract_digest = reached.tools.contract.digest();
         Ok(Handshake {
             server_name: reached.greeting.identity.name,
             server_version: reached.greeting.identity.version,
             protocol_version: reached.greeting.revision.to_string(),
             tools: reached.tools.names.len(),
-            contract_digest: reached.tools.contract.digest(),
-            contract: Arc::new(reached.tools.contract),
+            contract: self
+                .contracts
+                .share(&contract_digest, reached.tools.contract),
+            contract_digest,
             latency,
         })
     }

@@ -13,6 +13,7 @@
 
 mod apply;
 mod backoff;
+mod compact;
 mod drift;
 mod inputs;
 mod owned;
@@ -35,6 +36,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 
 pub use apply::{APPLIED_HASH_ANNOTATION, Applied};
+pub use compact::Compact;
 pub use inputs::ClusterApis;
 pub use watches::{Settings, run};
 

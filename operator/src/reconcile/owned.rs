@@ -4,7 +4,7 @@
 //! cluster does not serve.
 //!
 //! Every kind is handled as a [`DynamicObject`] with its [`ApiResource`], so a new kind needs no
-//! code here.
+//! code here; the caches keep them [`Compact`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,13 +18,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::apply::{self, Applied};
+use super::compact::Compact;
 use super::drift;
 use super::inputs::ClusterApis;
 use crate::build::{OwnedKind, OwnedObjects};
 use crate::status::Problem;
 
 /// A kind's events, for the controller to map back to the owning app.
-pub type OwnedEvents = BoxStream<'static, Result<DynamicObject, watcher::Error>>;
+pub type OwnedEvents = BoxStream<'static, Result<Compact, watcher::Error>>;
 
 /// Caches of every owned kind the cluster serves.
 #[derive(Clone)]
@@ -36,7 +37,7 @@ pub struct OwnedCaches {
 #[derive(Clone)]
 struct Cache {
     resource: ApiResource,
-    store: Store<DynamicObject>,
+    store: Store<Compact>,
 }
 
 impl OwnedCaches {
@@ -52,7 +53,7 @@ impl OwnedCaches {
         let mut events = Vec::new();
         for kind in OwnedKind::ALL.into_iter().filter(|k| apis.serves(*k)) {
             let resource = kind.api_resource();
-            let api: Api<DynamicObject> = match ns {
+            let api: Api<Compact> = match ns {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
                 None => Api::all_with(client.clone(), &resource),
             };
@@ -84,17 +85,17 @@ impl OwnedCaches {
     }
 
     /// The cached object of `kind` named `ns/name`.
-    pub fn live(&self, kind: OwnedKind, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
+    pub fn live(&self, kind: OwnedKind, ns: &str, name: &str) -> Option<DynamicObject> {
         let cache = self.caches.get(&kind)?;
-        cache
+        let live = cache
             .store
-            .get(&ObjectRef::new_with(name, cache.resource.clone()).within(ns))
+            .get(&ObjectRef::new_with(name, cache.resource.clone()).within(ns))?;
+        Some(live.expand())
     }
 
     /// The app's live Deployment, typed.
     pub fn deployment(&self, ns: &str, name: &str) -> Option<Deployment> {
-        let live = self.live(OwnedKind::Deployment, ns, name)?;
-        live.as_ref().clone().try_parse().ok()
+        self.live(OwnedKind::Deployment, ns, name)?.try_parse().ok()
     }
 
     /// Brings every owned kind of the app `ns/name` to `objects`: what is wanted is applied,
@@ -120,11 +121,11 @@ impl OwnedCaches {
                 Some(desired) => {
                     let hand_over =
                         kind == OwnedKind::Deployment && objects.deployment.spec.replicas.is_none();
-                    self.apply(client, &cache.resource, live.as_deref(), desired, hand_over)
+                    self.apply(client, &cache.resource, live.as_ref(), desired, hand_over)
                         .await?;
                 }
                 None => {
-                    apply::delete(client, &cache.resource, live.as_deref()).await?;
+                    apply::delete(client, &cache.resource, live.as_ref()).await?;
                 }
             }
         }

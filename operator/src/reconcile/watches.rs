@@ -75,10 +75,10 @@ pub async fn run(
     let (owned, owned_events) =
         OwnedCaches::watch(&client, ns.as_deref(), &settings.apis, &owned_config);
     let (revisions, revision_events) =
-        cached::<ControllerRevision>(&client, &ns, owned_config.clone());
+        cached::<ControllerRevision>(&client, &ns, owned_config.clone(), lean);
     // The gate reads pods from this cache; the controller learns of pod changes through the
     // Deployment's status and the gate's own requests.
-    let (pods, pod_events) = cached::<Pod>(&client, &ns, owned_config);
+    let (pods, pod_events) = cached::<Pod>(&client, &ns, owned_config, crate::gate::lean_pod);
     tokio::spawn(
         pod_events
             .take_until(stop.clone().cancelled_owned())
@@ -202,11 +202,12 @@ where
     matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
 }
 
-/// A reflector-backed watch of `K` objects.
+/// A reflector-backed watch of `K` objects, each cut down by `lean` before it is cached.
 fn cached<K>(
     client: &Client,
     ns: &Option<String>,
     config: watcher::Config,
+    lean: fn(&mut K),
 ) -> (
     Store<K>,
     impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
