@@ -24,8 +24,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # mcp-server as released: test builds turn on its `conformance` feature, this build does not.
 cargo clippy -p mcp-server --locked -- -D warnings
 
-step "tests"
-cargo test --workspace --locked
+step "tests (two test binaries at a time: tests/suites.sh)"
+bash tests/suites.sh
 
 step "the static (musl) build of mcp-server that the stdio bridge copies into any image"
 bash tests/static-build.sh
